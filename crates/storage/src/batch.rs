@@ -1,0 +1,353 @@
+//! The Kafka record batch (magic 2) header: parsing, validation, and the two
+//! fields a broker rewrites in place (base offset and partition leader epoch).
+//!
+//! Layout (big-endian), from the Kafka protocol specification:
+//!
+//! ```text
+//! 0  baseOffset           i64   not covered by the CRC
+//! 8  batchLength          i32   bytes after this field; not covered
+//! 12 partitionLeaderEpoch i32   not covered
+//! 16 magic                i8    not covered
+//! 17 crc                  u32   CRC-32C of everything from offset 21 on
+//! 21 attributes           i16
+//! 23 lastOffsetDelta      i32
+//! 27 baseTimestamp        i64
+//! 35 maxTimestamp         i64
+//! 43 producerId           i64
+//! 51 producerEpoch        i16
+//! 53 baseSequence         i32
+//! 57 recordsCount         i32
+//! 61 records...
+//! ```
+//!
+//! Because the CRC starts at the attributes, the broker can assign offsets and
+//! stamp the leader epoch without recomputing it, and store the client's bytes
+//! exactly as they arrived.
+
+use thiserror::Error;
+
+/// Bytes before `batchLength`'s coverage starts: baseOffset + batchLength.
+pub const LOG_OVERHEAD: usize = 12;
+/// Size of the fixed batch header, up to and including recordsCount.
+pub const HEADER_SIZE: usize = 61;
+/// The only record format Sluice stores (Kafka 0.11+).
+pub const MAGIC_V2: i8 = 2;
+
+const BASE_OFFSET_AT: usize = 0;
+const BATCH_LENGTH_AT: usize = 8;
+const LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const CRC_COVERS_FROM: usize = 21;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORDS_COUNT_AT: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+
+/// Why a byte range is not a valid record batch.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    #[error("batch is truncated: need {needed} bytes, have {available}")]
+    Truncated { needed: usize, available: usize },
+    #[error("batch length {0} is impossible")]
+    BadLength(i32),
+    #[error("record format (magic) {0} is not supported; only v2 batches are stored")]
+    UnsupportedMagic(i8),
+    #[error("CRC-32C mismatch: batch says {expected:#010x}, bytes give {actual:#010x}")]
+    CrcMismatch { expected: u32, actual: u32 },
+    #[error("record count {count} does not match last offset delta {last_offset_delta}")]
+    BadRecordCount { count: i32, last_offset_delta: i32 },
+}
+
+/// The fixed header of one record batch, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// Bytes after the batchLength field.
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Decodes the header at the start of `buf`. Checks only what is needed to
+    /// know the batch's extent: the length and the magic byte.
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < HEADER_SIZE {
+            return Err(BatchError::Truncated {
+                needed: HEADER_SIZE,
+                available: buf.len(),
+            });
+        }
+        let batch_length = read_i32(buf, BATCH_LENGTH_AT);
+        if batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32 {
+            return Err(BatchError::BadLength(batch_length));
+        }
+        let magic = buf[MAGIC_AT] as i8;
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        Ok(BatchHeader {
+            base_offset: read_i64(buf, BASE_OFFSET_AT),
+            batch_length,
+            partition_leader_epoch: read_i32(buf, LEADER_EPOCH_AT),
+            magic,
+            crc: u32::from_be_bytes(fixed(buf, CRC_AT)),
+            attributes: i16::from_be_bytes(fixed(buf, ATTRIBUTES_AT)),
+            last_offset_delta: read_i32(buf, LAST_OFFSET_DELTA_AT),
+            base_timestamp: read_i64(buf, BASE_TIMESTAMP_AT),
+            max_timestamp: read_i64(buf, MAX_TIMESTAMP_AT),
+            producer_id: read_i64(buf, PRODUCER_ID_AT),
+            producer_epoch: i16::from_be_bytes(fixed(buf, PRODUCER_EPOCH_AT)),
+            base_sequence: read_i32(buf, BASE_SEQUENCE_AT),
+            records_count: read_i32(buf, RECORDS_COUNT_AT),
+        })
+    }
+
+    /// Total size of the batch on the wire and on disk.
+    pub fn total_size(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length as usize
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    /// Offset following this batch.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+
+    /// Compression codec id: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn compression(&self) -> i16 {
+        self.attributes & COMPRESSION_MASK
+    }
+
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+}
+
+/// Validates one complete batch occupying exactly `buf`: length, magic, CRC
+/// and record count. This is the check every batch passes before it is stored,
+/// and again when recovery re-reads the log after a crash.
+pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    if header.total_size() != buf.len() {
+        return Err(if header.total_size() > buf.len() {
+            BatchError::Truncated {
+                needed: header.total_size(),
+                available: buf.len(),
+            }
+        } else {
+            BatchError::BadLength(header.batch_length)
+        });
+    }
+    let actual = crc32c::crc32c(&buf[CRC_COVERS_FROM..]);
+    if actual != header.crc {
+        return Err(BatchError::CrcMismatch {
+            expected: header.crc,
+            actual,
+        });
+    }
+    if header.records_count < 0
+        || header.last_offset_delta < 0
+        || (!header.is_control() && header.records_count == 0)
+    {
+        return Err(BatchError::BadRecordCount {
+            count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(header)
+}
+
+/// Validates a batch as a producer sent it: on top of [`validate`], its
+/// records must be numbered densely from zero (last offset delta equals the
+/// record count minus one), since the broker assigns offsets by shifting the
+/// base offset only.
+pub fn validate_produced(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = validate(buf)?;
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::BadRecordCount {
+            count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    Ok(header)
+}
+
+/// Rewrites the base offset in place; the CRC does not cover it.
+pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
+    buf[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Rewrites the partition leader epoch in place; the CRC does not cover it.
+pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
+    buf[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// Marks the batch as carrying log-append time `now_ms` as its max timestamp
+/// (topic config `message.timestamp.type=LogAppendTime`). This changes bytes
+/// the CRC covers, so the CRC is recomputed.
+pub fn set_log_append_time(buf: &mut [u8], now_ms: i64) {
+    let attributes = i16::from_be_bytes(fixed(buf, ATTRIBUTES_AT)) | TIMESTAMP_TYPE_BIT;
+    buf[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[CRC_COVERS_FROM..]);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn fixed<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&buf[at..at + N]);
+    out
+}
+
+fn read_i32(buf: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(fixed(buf, at))
+}
+
+fn read_i64(buf: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(fixed(buf, at))
+}
+
+/// Builds valid batches for tests of this crate and of the crates above it.
+pub mod testing {
+    use super::*;
+
+    /// A batch of `count` records with the given timestamp, uncompressed,
+    /// whose record bodies are opaque filler of `payload` bytes each. The
+    /// records are not real Kafka records; only the header matters here.
+    pub fn batch(count: i32, timestamp: i64, payload: usize) -> Vec<u8> {
+        let body_len = payload * count as usize;
+        let mut buf = vec![0u8; HEADER_SIZE + body_len];
+        let batch_length = (HEADER_SIZE - LOG_OVERHEAD + body_len) as i32;
+        buf[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+        buf[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+        buf[MAGIC_AT] = MAGIC_V2 as u8;
+        buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+            .copy_from_slice(&(count - 1).to_be_bytes());
+        buf[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+        buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+        buf[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+        buf[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
+        buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+        buf[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+        for (i, byte) in buf[HEADER_SIZE..].iter_mut().enumerate() {
+            *byte = (i % 251) as u8;
+        }
+        let crc = crc32c::crc32c(&buf[CRC_COVERS_FROM..]);
+        buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::batch;
+    use super::*;
+
+    #[test]
+    fn valid_batch_round_trips_its_header() {
+        let buf = batch(3, 1_000, 10);
+        let header = validate_produced(&buf).expect("valid");
+        assert_eq!(header.records_count, 3);
+        assert_eq!(header.last_offset_delta, 2);
+        assert_eq!(header.max_timestamp, 1_000);
+        assert_eq!(header.total_size(), buf.len());
+    }
+
+    #[test]
+    fn offset_and_epoch_rewrites_keep_the_crc_valid() {
+        let mut buf = batch(2, 5, 4);
+        set_base_offset(&mut buf, 42);
+        set_partition_leader_epoch(&mut buf, 7);
+        let header = validate(&buf).expect("still valid");
+        assert_eq!(header.base_offset, 42);
+        assert_eq!(header.partition_leader_epoch, 7);
+        assert_eq!(header.last_offset(), 43);
+    }
+
+    #[test]
+    fn log_append_time_recomputes_the_crc() {
+        let mut buf = batch(1, 5, 4);
+        set_log_append_time(&mut buf, 99);
+        let header = validate(&buf).expect("still valid");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, 99);
+    }
+
+    #[test]
+    fn flipped_byte_is_a_crc_mismatch() {
+        let mut buf = batch(1, 5, 16);
+        let last = buf.len() - 1;
+        buf[last] ^= 0xff;
+        assert!(matches!(validate(&buf), Err(BatchError::CrcMismatch { .. })));
+    }
+
+    #[test]
+    fn short_and_overlong_buffers_are_rejected() {
+        let buf = batch(1, 5, 16);
+        assert!(matches!(
+            validate(&buf[..buf.len() - 1]),
+            Err(BatchError::Truncated { .. })
+        ));
+        let mut longer = buf.clone();
+        longer.push(0);
+        assert!(matches!(validate(&longer), Err(BatchError::BadLength(_))));
+        assert!(matches!(
+            validate(&buf[..20]),
+            Err(BatchError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn impossible_length_and_old_magic_are_rejected() {
+        let mut buf = batch(1, 5, 16);
+        buf[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(validate(&buf), Err(BatchError::BadLength(-5)));
+        let mut buf = batch(1, 5, 16);
+        buf[MAGIC_AT] = 1;
+        assert_eq!(validate(&buf), Err(BatchError::UnsupportedMagic(1)));
+    }
+
+    #[test]
+    fn produced_batches_must_number_records_densely() {
+        let mut buf = batch(3, 5, 4);
+        buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&5i32.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[CRC_COVERS_FROM..]);
+        buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(validate(&buf).is_ok());
+        assert!(matches!(
+            validate_produced(&buf),
+            Err(BatchError::BadRecordCount { .. })
+        ));
+    }
+}

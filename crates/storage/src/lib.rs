@@ -1,0 +1,16 @@
+//! Sluice's storage layer: the log of a partition as segments of Kafka record
+//! batches stored exactly as received, with sparse offset and time indexes,
+//! crash recovery that cuts a torn tail, segment rolling and retention.
+//!
+//! Nothing here knows about networking or the Kafka request types; the
+//! broker calls [`PartitionLog`] under its own lock.
+
+pub mod batch;
+pub mod error;
+pub mod index;
+pub mod log;
+pub mod segment;
+
+pub use batch::{BatchError, BatchHeader};
+pub use error::StorageError;
+pub use log::{AppendInfo, LogConfig, PartitionLog, RecoveryReport, SyncPoint};

@@ -1,0 +1,429 @@
+//! The log of one partition: an ordered set of segments, the offsets that
+//! bound it, appends, reads, rolling, retention and crash recovery.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::batch::{self, BatchHeader};
+use crate::error::StorageError;
+use crate::segment::{Segment, LOG_SUFFIX};
+
+/// Per-partition settings (Kafka's topic configs of the same meaning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: a segment is rolled before it would exceed this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: a segment is rolled once its first batch is this old.
+    pub segment_ms: i64,
+    /// `retention.ms`: segments whose newest batch is older are deleted; -1 keeps forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: oldest segments are deleted while the partition is larger; -1 is no limit.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`: bytes of log between two offset-index entries.
+    pub index_interval_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The batch's max timestamp as stored (log-append time if stamped).
+    pub max_timestamp: i64,
+}
+
+/// What opening a log found and repaired.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub truncated_bytes: u64,
+    pub indexes_rebuilt: bool,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// A file to fsync and the offset that will be durable once it is.
+#[derive(Debug)]
+pub struct SyncPoint {
+    file: Arc<File>,
+    pub up_to: i64,
+}
+
+impl SyncPoint {
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// The log of one partition. Not internally synchronized: the caller holds
+/// it behind a lock, and may fsync through a [`SyncPoint`] without the lock.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_end_offset: i64,
+    /// Offsets below this are known to be on stable storage.
+    durable_offset: i64,
+    /// Set when a failed write could not be undone; all later appends fail.
+    failed: bool,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir`, creating it if absent. Sealed segments are
+    /// trusted after a check of their indexes; the last segment, the only one
+    /// that can be torn by a crash, is validated batch by batch and cut at
+    /// the first bad byte.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
+        fs::create_dir_all(dir)?;
+        let bases = segment_bases(dir)?;
+        let mut segments = BTreeMap::new();
+        let mut report = RecoveryReport::default();
+        let interval = config.index_interval_bytes;
+        for (i, &base) in bases.iter().enumerate() {
+            let segment = match bases.get(i + 1) {
+                Some(&next) => Segment::open_sealed(dir, base, next, interval)?,
+                None => {
+                    let (segment, outcome) = Segment::open_and_recover(dir, base, interval)?;
+                    if outcome.truncated_bytes > 0 {
+                        warn!(
+                            dir = %dir.display(),
+                            segment = base,
+                            bytes = outcome.truncated_bytes,
+                            reason = outcome.stop_reason.as_deref().unwrap_or(""),
+                            "truncated torn tail of the log"
+                        );
+                    }
+                    report.truncated_bytes += outcome.truncated_bytes;
+                    report.indexes_rebuilt |= outcome.indexes_rebuilt;
+                    segment
+                }
+            };
+            segments.insert(base, segment);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, now_ms)?);
+        }
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .map_or(0, |s| s.next_offset());
+        report.segments = segments.len();
+        report.log_end_offset = log_end_offset;
+        let log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_end_offset,
+            durable_offset: log_end_offset,
+            failed: false,
+        };
+        report.log_start_offset = log.log_start_offset();
+        if report.truncated_bytes > 0 || report.indexes_rebuilt {
+            info!(dir = %dir.display(), ?report, "recovered partition log");
+        }
+        Ok((log, report))
+    }
+
+    /// Validates a batch as a producer sent it, assigns it the next offsets,
+    /// stamps the leader epoch (and log-append time if asked) and writes it.
+    /// The batch is visible to readers only once the caller advances the
+    /// high watermark past it.
+    pub fn append(
+        &mut self,
+        bytes: &mut [u8],
+        leader_epoch: i32,
+        log_append_time_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        if self.failed {
+            return Err(StorageError::LogFailed);
+        }
+        batch::validate_produced(bytes)?;
+        batch::set_base_offset(bytes, self.log_end_offset);
+        batch::set_partition_leader_epoch(bytes, leader_epoch);
+        if let Some(time) = log_append_time_ms {
+            batch::set_log_append_time(bytes, time);
+        }
+        let header = BatchHeader::parse(bytes)?;
+        self.append_validated(bytes, &header, now_ms)?;
+        Ok(AppendInfo {
+            base_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+        })
+    }
+
+    fn append_validated(
+        &mut self,
+        bytes: &[u8],
+        header: &BatchHeader,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        if self.should_roll(bytes.len() as u64, header, now_ms) {
+            self.roll(now_ms)?;
+        }
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        match active.append(bytes, header, interval) {
+            Ok(()) => {
+                self.log_end_offset = header.next_offset();
+                Ok(())
+            }
+            Err(e) => {
+                // Segment::append cuts a partial write back; if even that
+                // failed the file's tail is unknown, so stop accepting writes.
+                if active.is_torn() {
+                    self.failed = true;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn should_roll(&self, incoming: u64, header: &BatchHeader, now_ms: i64) -> bool {
+        let Some(active) = self.segments.values().next_back() else {
+            return true;
+        };
+        if active.is_empty() {
+            return false;
+        }
+        let too_big = active.size() + incoming > self.config.segment_bytes;
+        let too_old = active.rolling_timestamp() >= 0
+            && now_ms - active.rolling_timestamp() >= self.config.segment_ms;
+        let offsets_overflow = header.last_offset() - active.base_offset() >= i64::from(i32::MAX);
+        too_big || too_old || offsets_overflow
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let base = self.log_end_offset;
+        if self.segments.contains_key(&base) {
+            return Ok(());
+        }
+        if let Some(active) = self.segments.values_mut().next_back() {
+            active.seal()?;
+        }
+        let segment = Segment::create(&self.dir, base, now_ms)?;
+        sync_dir(&self.dir)?;
+        self.segments.insert(base, segment);
+        self.durable_offset = self.durable_offset.max(base);
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` on, up to `max_bytes` (but at least
+    /// one batch if `min_one`), never at or past `max_offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Result<Vec<u8>, StorageError> {
+        let start = self.log_start_offset();
+        if offset < start || offset > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: start,
+                log_end: self.log_end_offset,
+            });
+        }
+        // The segment holding `offset`, then later ones if it has a gap
+        // there (a sealed segment cut short by recovery).
+        let first_base = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(start, |(&b, _)| b);
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            if segment.base_offset() >= max_offset {
+                break;
+            }
+            let from = offset.max(segment.base_offset());
+            let bytes = segment.read(from, max_bytes, max_offset, min_one)?;
+            if !bytes.is_empty() {
+                return Ok(bytes);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The first batch at or after the first record with a timestamp of at
+    /// least `timestamp`, below `max_offset`.
+    pub fn find_by_timestamp(
+        &self,
+        timestamp: i64,
+        max_offset: i64,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        for segment in self.segments.values() {
+            if let Some(bytes) = segment.find_by_timestamp(timestamp)? {
+                let header = BatchHeader::parse(&bytes)?;
+                if header.base_offset >= max_offset {
+                    return Ok(None);
+                }
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log, for ListOffsets' MAX_TIMESTAMP
+    /// query (KIP-734); `find_by_timestamp` then finds its batch.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.segments
+            .values()
+            .map(|s| s.max_timestamp())
+            .max()
+            .filter(|&t| t >= 0)
+    }
+
+    /// What to fsync to make everything appended so far durable, or `None`
+    /// if it already is.
+    pub fn sync_point(&self) -> Option<SyncPoint> {
+        if self.durable_offset >= self.log_end_offset {
+            return None;
+        }
+        self.segments.values().next_back().map(|s| SyncPoint {
+            file: s.log_file(),
+            up_to: self.log_end_offset,
+        })
+    }
+
+    /// Records that a [`SyncPoint`] was fsynced.
+    pub fn mark_durable(&mut self, up_to: i64) {
+        self.durable_offset = self.durable_offset.max(up_to);
+    }
+
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset
+    }
+
+    /// fsyncs everything now, while holding the log (shutdown, tests).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        if let Some(point) = self.sync_point() {
+            point.sync()?;
+            self.mark_durable(point.up_to);
+        }
+        Ok(())
+    }
+
+    /// Deletes whole sealed segments that retention no longer covers.
+    /// Returns how many were deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        let mut deleted = 0;
+        let mut total: u64 = self.size_bytes();
+        let retention_ms = self.config.retention_ms;
+        let retention_bytes = self.config.retention_bytes;
+        while self.segments.len() > 1 {
+            let Some((&base, oldest)) = self.segments.iter().next() else {
+                break;
+            };
+            let expired = retention_ms >= 0
+                && oldest.max_timestamp() >= 0
+                && now_ms - oldest.max_timestamp() > retention_ms;
+            let oversized =
+                retention_bytes >= 0 && total - oldest.size() >= retention_bytes as u64;
+            if !expired && !oversized {
+                break;
+            }
+            let Some(segment) = self.segments.remove(&base) else {
+                break;
+            };
+            total -= segment.size();
+            segment.delete()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.segments.keys().next().copied().unwrap_or(0)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Deletes the whole log directory.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        // `open` and `roll` guarantee at least one segment.
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+}
+
+/// Base offsets of the segments in `dir`, ascending.
+fn segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some(LOG_SUFFIX) {
+            continue;
+        }
+        let Some(base) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<i64>().ok())
+        else {
+            warn!(path = %path.display(), "ignoring a file that is not a segment");
+            continue;
+        };
+        bases.push(base);
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// fsyncs a directory so that files created or removed in it stay so.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}

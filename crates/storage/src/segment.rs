@@ -1,0 +1,479 @@
+//! One segment of a partition log: a file of record batches starting at
+//! `base_offset`, with its offset and time indexes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+
+pub const LOG_SUFFIX: &str = "log";
+pub const INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// File name stem of the segment starting at `base_offset`, zero padded so
+/// that names sort like offsets (Kafka's convention).
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// What a scan of a segment's bytes found.
+#[derive(Debug, Default)]
+pub struct ScanOutcome {
+    /// Bytes at the end that do not form valid batches and were cut off.
+    pub truncated_bytes: u64,
+    /// Why the scan stopped early, if it did.
+    pub stop_reason: Option<String>,
+    /// Whether the indexes on disk disagreed with the log and were rewritten.
+    pub indexes_rebuilt: bool,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: Arc<File>,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Offset after the last batch in this segment (its base offset if empty).
+    next_offset: i64,
+    /// Largest batch max-timestamp stored here; -1 if none.
+    max_timestamp: i64,
+    /// Time the segment was started, for roll by age: the first batch's
+    /// timestamp, or the wall clock when the segment was created empty.
+    rolling_timestamp: i64,
+    bytes_since_index_entry: u64,
+    /// A failed append could not be cut back: the file's tail is unknown.
+    torn: bool,
+}
+
+impl Segment {
+    /// Creates a new, empty segment.
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+        let stem = file_stem(base_offset);
+        let log_path = dir.join(format!("{stem}.{LOG_SUFFIX}"));
+        let log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&log_path)?;
+        let offset_index = OffsetIndex::open(&dir.join(format!("{stem}.{INDEX_SUFFIX}")))?;
+        let time_index = TimeIndex::open(&dir.join(format!("{stem}.{TIME_INDEX_SUFFIX}")))?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size: 0,
+            offset_index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            rolling_timestamp: now_ms,
+            bytes_since_index_entry: 0,
+            torn: false,
+        })
+    }
+
+    /// Opens an existing segment without reading its batches: trusts the
+    /// indexes after checking that they are well formed and that the last
+    /// offset-index entry points at the batch it names. `next_offset` is the
+    /// base offset of the following segment. When the indexes fail those
+    /// checks the segment is scanned and its indexes rebuilt instead.
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: i64,
+        next_offset: i64,
+        index_interval: u64,
+    ) -> io::Result<Segment> {
+        let mut segment = Self::open_files(dir, base_offset)?;
+        segment.next_offset = next_offset;
+        if !segment.indexes_look_sound()? {
+            segment.scan_and_repair(index_interval)?;
+            return Ok(segment);
+        }
+        segment.max_timestamp = segment.time_index.last().map_or(-1, |e| e.timestamp);
+        segment.rolling_timestamp = segment
+            .time_index
+            .entries()
+            .first()
+            .map_or(segment.max_timestamp, |e| e.timestamp);
+        Ok(segment)
+    }
+
+    /// Opens the segment and validates every batch in it, truncating a torn
+    /// or corrupt tail and rebuilding the indexes. Used for the active segment
+    /// after a restart, and for any segment whose indexes look wrong.
+    pub fn open_and_recover(
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u64,
+    ) -> io::Result<(Segment, ScanOutcome)> {
+        let mut segment = Self::open_files(dir, base_offset)?;
+        let outcome = segment.scan_and_repair(index_interval)?;
+        Ok((segment, outcome))
+    }
+
+    fn open_files(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+        let stem = file_stem(base_offset);
+        let log_path = dir.join(format!("{stem}.{LOG_SUFFIX}"));
+        let log = OpenOptions::new().read(true).append(true).open(&log_path)?;
+        let size = log.metadata()?.len();
+        let offset_index = OffsetIndex::open(&dir.join(format!("{stem}.{INDEX_SUFFIX}")))?;
+        let time_index = TimeIndex::open(&dir.join(format!("{stem}.{TIME_INDEX_SUFFIX}")))?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size,
+            offset_index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            rolling_timestamp: -1,
+            bytes_since_index_entry: 0,
+            torn: false,
+        })
+    }
+
+    /// Cheap structural checks of a sealed segment's indexes.
+    fn indexes_look_sound(&self) -> io::Result<bool> {
+        let offsets = self.offset_index.entries();
+        let span = self.next_offset - self.base_offset;
+        let ordered = offsets.windows(2).all(|w| {
+            w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position
+        });
+        let in_bounds = offsets
+            .iter()
+            .all(|e| u64::from(e.position) < self.size && i64::from(e.relative_offset) < span);
+        if !ordered || !in_bounds {
+            return Ok(false);
+        }
+        if let Some(last) = self.offset_index.last() {
+            match self.header_at(u64::from(last.position))? {
+                Some(h) if h.base_offset == self.base_offset + i64::from(last.relative_offset) => {}
+                _ => return Ok(false),
+            }
+        }
+        let times = self.time_index.entries();
+        let times_ordered = times.windows(2).all(|w| {
+            w[0].timestamp <= w[1].timestamp && w[0].relative_offset <= w[1].relative_offset
+        });
+        let times_in_bounds = times.iter().all(|e| i64::from(e.relative_offset) < span);
+        Ok(times_ordered && times_in_bounds)
+    }
+
+    /// Reads every batch from the start, validating each one; cuts the file
+    /// at the first invalid byte and rebuilds both indexes from what remains.
+    fn scan_and_repair(&mut self, index_interval: u64) -> io::Result<ScanOutcome> {
+        let mut outcome = ScanOutcome::default();
+        let mut offsets = Vec::new();
+        let mut times: Vec<TimeEntry> = Vec::new();
+        let mut position = 0u64;
+        let mut expected_offset = self.base_offset;
+        let mut max_timestamp = -1i64;
+        let mut first_timestamp = None;
+        let mut since_entry = 0u64;
+        let mut buf = Vec::new();
+        while position < self.size {
+            let header = match self.header_at(position) {
+                Ok(Some(h)) => h,
+                Ok(None) => {
+                    outcome.stop_reason = Some("incomplete batch header".to_string());
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    outcome.stop_reason = Some(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let total = header.total_size() as u64;
+            if position + total > self.size {
+                outcome.stop_reason = Some(format!(
+                    "batch at position {position} claims {total} bytes, only {} remain",
+                    self.size - position
+                ));
+                break;
+            }
+            buf.resize(total as usize, 0);
+            self.log.read_exact_at(&mut buf, position)?;
+            if let Err(e) = batch::validate(&buf) {
+                outcome.stop_reason = Some(format!("batch at position {position}: {e}"));
+                break;
+            }
+            if header.base_offset < expected_offset {
+                outcome.stop_reason = Some(format!(
+                    "batch at position {position} has offset {} below the expected {expected_offset}",
+                    header.base_offset
+                ));
+                break;
+            }
+            let relative = (header.base_offset - self.base_offset) as u32;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            first_timestamp.get_or_insert(header.max_timestamp);
+            if offsets.is_empty() || since_entry >= index_interval {
+                offsets.push(OffsetEntry {
+                    relative_offset: relative,
+                    position: position as u32,
+                });
+                if times.last().is_none_or(|t| max_timestamp > t.timestamp) {
+                    times.push(TimeEntry {
+                        timestamp: max_timestamp,
+                        relative_offset: relative,
+                    });
+                }
+                since_entry = 0;
+            }
+            since_entry += total;
+            expected_offset = header.next_offset();
+            position += total;
+        }
+        if position < self.size {
+            outcome.truncated_bytes = self.size - position;
+            self.log.set_len(position)?;
+            self.log.sync_all()?;
+            self.size = position;
+        }
+        if times.last().is_some_and(|t| t.timestamp < max_timestamp) {
+            if let Some(last) = offsets.last() {
+                times.push(TimeEntry {
+                    timestamp: max_timestamp,
+                    relative_offset: last.relative_offset,
+                });
+            }
+        }
+        if self.offset_index.entries() != offsets.as_slice() {
+            self.offset_index.replace(offsets)?;
+            outcome.indexes_rebuilt = true;
+        }
+        if self.time_index.entries() != times.as_slice() {
+            self.time_index.replace(times)?;
+            outcome.indexes_rebuilt = true;
+        }
+        self.next_offset = expected_offset;
+        self.max_timestamp = max_timestamp;
+        self.rolling_timestamp = first_timestamp.unwrap_or(-1);
+        self.bytes_since_index_entry = since_entry;
+        Ok(outcome)
+    }
+
+    /// The batch header at `position`, `Ok(None)` if fewer than a header's
+    /// bytes remain, an `InvalidData` error if the bytes are not a header.
+    pub fn header_at(&self, position: u64) -> io::Result<Option<BatchHeader>> {
+        if position + HEADER_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; HEADER_SIZE];
+        self.log.read_exact_at(&mut buf, position)?;
+        BatchHeader::parse(&buf)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Appends a validated batch whose offsets have been assigned. On a write
+    /// error the file is cut back to its previous length so that no part of
+    /// the batch remains.
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        header: &BatchHeader,
+        index_interval: u64,
+    ) -> io::Result<()> {
+        let position = self.size;
+        if let Err(e) = (&*self.log).write_all(bytes) {
+            if self.log.set_len(position).is_err() {
+                self.torn = true;
+            }
+            return Err(e);
+        }
+        self.size += bytes.len() as u64;
+        let relative = (header.base_offset - self.base_offset) as u32;
+        if self.next_offset == self.base_offset {
+            self.rolling_timestamp = header.max_timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if self.offset_index.entries().is_empty() || self.bytes_since_index_entry >= index_interval
+        {
+            self.offset_index.append(OffsetEntry {
+                relative_offset: relative,
+                position: position as u32,
+            })?;
+            if self
+                .time_index
+                .last()
+                .is_none_or(|t| self.max_timestamp > t.timestamp)
+            {
+                self.time_index.append(TimeEntry {
+                    timestamp: self.max_timestamp,
+                    relative_offset: relative,
+                })?;
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += bytes.len() as u64;
+        self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    /// Seals the segment when a newer one takes over: records its final max
+    /// timestamp in the time index and makes everything durable.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if self
+            .time_index
+            .last()
+            .is_some_and(|t| t.timestamp < self.max_timestamp)
+        {
+            let relative = self.offset_index.last().map_or(0, |e| e.relative_offset);
+            self.time_index.append(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: relative,
+            })?;
+        }
+        self.log.sync_data()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Byte position of the first batch whose last offset is at least
+    /// `offset`, with its header; `None` if no such batch is here.
+    pub fn locate(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        let mut position = self
+            .offset_index
+            .floor(relative, |e| e.relative_offset)
+            .map_or(0, |e| u64::from(e.position));
+        while let Some(header) = self.header_at(position)? {
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+            position += header.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, stopping
+    /// before a batch at or beyond `max_offset` (the high watermark), and
+    /// before `max_bytes` would be exceeded, except that with `min_one` the
+    /// first batch is returned whatever its size (KIP-74).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> io::Result<Vec<u8>> {
+        let Some((start, first)) = self.locate(offset)? else {
+            return Ok(Vec::new());
+        };
+        if first.base_offset >= max_offset {
+            return Ok(Vec::new());
+        }
+        let mut end = start;
+        let mut header = Some(first);
+        while let Some(h) = header {
+            if h.base_offset >= max_offset {
+                break;
+            }
+            let size = h.total_size() as u64;
+            let taken = (end - start) as usize;
+            let fits = taken + size as usize <= max_bytes;
+            if !fits && !(taken == 0 && min_one) {
+                break;
+            }
+            end += size;
+            header = self.header_at(end)?;
+        }
+        let mut out = vec![0u8; (end - start) as usize];
+        self.log.read_exact_at(&mut out, start)?;
+        Ok(out)
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp`.
+    pub fn find_by_timestamp(&self, timestamp: i64) -> io::Result<Option<Vec<u8>>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        // The last time-index entry below the target bounds where to start:
+        // everything up to its offset is older than the target.
+        let below = self
+            .time_index
+            .entries()
+            .partition_point(|e| e.timestamp < timestamp);
+        let start_offset = below
+            .checked_sub(1)
+            .map_or(self.base_offset, |i| {
+                self.base_offset + i64::from(self.time_index.entries()[i].relative_offset)
+            });
+        let Some((mut position, mut header)) = self.locate(start_offset)? else {
+            return Ok(None);
+        };
+        loop {
+            if header.max_timestamp >= timestamp {
+                let mut out = vec![0u8; header.total_size()];
+                self.log.read_exact_at(&mut out, position)?;
+                return Ok(Some(out));
+            }
+            position += header.total_size() as u64;
+            match self.header_at(position)? {
+                Some(h) => header = h,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// A handle to the log file, so that it can be fsynced without holding
+    /// the partition's lock.
+    pub fn log_file(&self) -> Arc<File> {
+        Arc::clone(&self.log)
+    }
+
+    /// Removes the segment's files.
+    pub fn delete(self) -> io::Result<()> {
+        let offset_path = self.offset_index.path().to_path_buf();
+        let time_path = self.time_index.path().to_path_buf();
+        drop(self.offset_index);
+        drop(self.time_index);
+        fs::remove_file(&self.log_path)?;
+        remove_if_present(&offset_path)?;
+        remove_if_present(&time_path)
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_torn(&self) -> bool {
+        self.torn
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub fn rolling_timestamp(&self) -> i64 {
+        self.rolling_timestamp
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

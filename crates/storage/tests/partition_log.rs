@@ -1,0 +1,328 @@
+//! The partition log on its own: appends, reads, rolls, retention, and the
+//! crash cases recovery must handle (torn tail, garbage tail, bad indexes).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use sluice_storage::batch::{self, testing::batch};
+use sluice_storage::{BatchHeader, LogConfig, PartitionLog, StorageError};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    }
+}
+
+fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+    PartitionLog::open(dir, config, NOW).expect("open log").0
+}
+
+/// Appends `n` batches of `records` records each, timestamps NOW + i.
+fn fill(log: &mut PartitionLog, n: usize, records: i32) {
+    for i in 0..n {
+        let mut bytes = batch(records, NOW + i as i64, 20);
+        log.append(&mut bytes, 3, None, NOW).expect("append");
+    }
+}
+
+/// Every batch readable from offset 0, as headers.
+fn read_all(log: &PartitionLog) -> Vec<BatchHeader> {
+    let mut headers = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let bytes = log
+            .read(offset, 64 * 1024, log.log_end_offset(), true)
+            .expect("read");
+        assert!(!bytes.is_empty(), "no data at offset {offset}");
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let header = BatchHeader::parse(rest).expect("header");
+            batch::validate(&rest[..header.total_size()]).expect("valid stored batch");
+            offset = header.next_offset();
+            headers.push(header);
+            rest = &rest[header.total_size()..];
+        }
+    }
+    headers
+}
+
+fn active_segment_file(dir: &Path) -> std::path::PathBuf {
+    let mut logs: Vec<_> = fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().expect("a segment")
+}
+
+#[test]
+fn appends_get_dense_offsets_and_read_back_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    fill(&mut log, 10, 3);
+    assert_eq!(log.log_end_offset(), 30);
+    let headers = read_all(&log);
+    assert_eq!(headers.len(), 10);
+    for (i, h) in headers.iter().enumerate() {
+        assert_eq!(h.base_offset, i as i64 * 3);
+        assert_eq!(h.partition_leader_epoch, 3);
+    }
+}
+
+#[test]
+fn reading_from_the_middle_of_a_batch_returns_that_whole_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments());
+    fill(&mut log, 40, 5);
+    let bytes = log.read(101, 1, log.log_end_offset(), true).expect("read");
+    let header = BatchHeader::parse(&bytes).expect("header");
+    assert_eq!(header.base_offset, 100);
+    assert_eq!(bytes.len(), header.total_size(), "min_one returns exactly one batch");
+    let none = log.read(101, 1, log.log_end_offset(), false).expect("read");
+    assert!(none.is_empty(), "without min_one nothing fits in one byte");
+}
+
+#[test]
+fn reads_stop_at_the_high_watermark_and_the_byte_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    fill(&mut log, 10, 1);
+    let bytes = log.read(0, 1 << 20, 4, true).expect("read");
+    let mut count = 0;
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let h = BatchHeader::parse(rest).expect("header");
+        assert!(h.base_offset < 4);
+        rest = &rest[h.total_size()..];
+        count += 1;
+    }
+    assert_eq!(count, 4);
+    let one_size = batch(1, 0, 20).len();
+    let limited = log.read(0, one_size * 2 + 1, 10, true).expect("read");
+    assert_eq!(limited.len(), one_size * 2);
+}
+
+#[test]
+fn out_of_range_offsets_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    fill(&mut log, 2, 1);
+    assert!(matches!(
+        log.read(3, 100, 2, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(2, 100, 2, true).expect("at the end").is_empty());
+}
+
+#[test]
+fn segments_roll_by_size_and_survive_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut log = open(dir.path(), small_segments());
+        fill(&mut log, 50, 2);
+        assert!(log.segment_count() >= 5, "{} segments", log.segment_count());
+    }
+    let log = open(dir.path(), small_segments());
+    assert_eq!(log.log_end_offset(), 100);
+    let headers = read_all(&log);
+    assert_eq!(headers.len(), 50);
+    assert!(headers.windows(2).all(|w| w[1].base_offset == w[0].next_offset()));
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config);
+    let mut first = batch(1, NOW, 10);
+    log.append(&mut first, 0, None, NOW).expect("append");
+    let mut second = batch(1, NOW + 10, 10);
+    log.append(&mut second, 0, None, NOW + 10).expect("append");
+    assert_eq!(log.segment_count(), 1);
+    let mut late = batch(1, NOW + 2000, 10);
+    log.append(&mut late, 0, None, NOW + 2000).expect("append");
+    assert_eq!(log.segment_count(), 2);
+}
+
+#[test]
+fn torn_tail_is_truncated_on_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut log = open(dir.path(), LogConfig::default());
+        fill(&mut log, 5, 2);
+    }
+    // A crash in the middle of writing the sixth batch: half of it on disk.
+    let partial = batch(2, NOW, 20);
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(active_segment_file(dir.path()))
+        .expect("segment");
+    file.write_all(&partial[..partial.len() / 2]).expect("write");
+    drop(file);
+
+    let (log, report) = PartitionLog::open(dir.path(), LogConfig::default(), NOW).expect("open");
+    assert_eq!(report.truncated_bytes as usize, partial.len() / 2);
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(read_all(&log).len(), 5);
+}
+
+#[test]
+fn zeroed_and_corrupt_tails_are_truncated_on_reopen() {
+    for garbage in [vec![0u8; 300], {
+        // A whole batch whose payload was damaged: its CRC no longer holds.
+        let mut b = batch(1, NOW, 40);
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        b
+    }] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut log = open(dir.path(), LogConfig::default());
+            fill(&mut log, 3, 1);
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(active_segment_file(dir.path()))
+            .expect("segment");
+        file.write_all(&garbage).expect("write");
+        drop(file);
+        let (mut log, report) =
+            PartitionLog::open(dir.path(), LogConfig::default(), NOW).expect("open");
+        assert_eq!(report.truncated_bytes as usize, garbage.len());
+        assert_eq!(log.log_end_offset(), 3);
+        // Appends continue at the right offset after recovery.
+        let mut next = batch(1, NOW, 5);
+        let info = log.append(&mut next, 0, None, NOW).expect("append");
+        assert_eq!(info.base_offset, 3);
+        assert_eq!(read_all(&log).len(), 4);
+    }
+}
+
+#[test]
+fn corrupt_indexes_are_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut log = open(dir.path(), small_segments());
+        fill(&mut log, 60, 1);
+    }
+    // Damage every index: garbage into each sealed one, the active one emptied.
+    let mut indexes: Vec<_> = fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+        .collect();
+    indexes.sort();
+    for path in &indexes {
+        fs::write(path, [0xffu8; 24]).expect("overwrite index");
+    }
+    let log = open(dir.path(), small_segments());
+    let headers = read_all(&log);
+    assert_eq!(headers.len(), 60);
+    for (i, h) in headers.iter().enumerate() {
+        assert_eq!(h.base_offset, i as i64);
+    }
+    // Lookups through the rebuilt index land on the right batch.
+    for target in [0i64, 17, 33, 59] {
+        let bytes = log.read(target, 1, 60, true).expect("read");
+        assert_eq!(BatchHeader::parse(&bytes).expect("header").base_offset, target);
+    }
+}
+
+#[test]
+fn rejected_batches_leave_nothing_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    fill(&mut log, 1, 1);
+    let mut bad = batch(2, NOW, 10);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    assert!(matches!(
+        log.append(&mut bad, 0, None, NOW),
+        Err(StorageError::InvalidBatch(_))
+    ));
+    let mut truncated = batch(2, NOW, 10);
+    let short = truncated.len() - 3;
+    assert!(log.append(&mut truncated[..short], 0, None, NOW).is_err());
+    assert_eq!(log.log_end_offset(), 1);
+    drop(log);
+    let log = open(dir.path(), LogConfig::default());
+    assert_eq!(log.log_end_offset(), 1);
+    assert_eq!(read_all(&log).len(), 1);
+}
+
+#[test]
+fn retention_by_size_and_time_deletes_whole_old_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        retention_bytes: 2048,
+        ..small_segments()
+    };
+    let mut log = open(dir.path(), config.clone());
+    fill(&mut log, 80, 1);
+    let before = log.segment_count();
+    let deleted = log.apply_retention(NOW).expect("retention");
+    assert!(deleted > 0);
+    assert_eq!(log.segment_count(), before - deleted);
+    assert!(log.size_bytes() <= 2048 + 1024);
+    assert!(log.log_start_offset() > 0);
+    let start = log.log_start_offset();
+    assert!(matches!(
+        log.read(0, 100, 80, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_all(&log).first().expect("data").base_offset, start);
+
+    let by_time = LogConfig {
+        retention_ms: 1000,
+        retention_bytes: -1,
+        ..small_segments()
+    };
+    log.set_config(by_time);
+    let deleted = log.apply_retention(NOW + 1_000_000).expect("retention");
+    assert!(deleted > 0);
+    assert_eq!(log.segment_count(), 1, "only the active segment stays");
+    drop(log);
+    let log = open(dir.path(), small_segments());
+    assert_eq!(log.log_end_offset(), 80);
+}
+
+#[test]
+fn timestamp_lookup_finds_the_first_batch_at_or_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments());
+    fill(&mut log, 50, 1);
+    for target in [NOW, NOW + 7, NOW + 31, NOW + 49] {
+        let bytes = log
+            .find_by_timestamp(target, 50)
+            .expect("lookup")
+            .expect("found");
+        let header = BatchHeader::parse(&bytes).expect("header");
+        assert_eq!(header.max_timestamp, target);
+        assert_eq!(header.base_offset, target - NOW);
+    }
+    assert!(log.find_by_timestamp(NOW + 50, 50).expect("lookup").is_none());
+    assert_eq!(log.max_timestamp(), Some(NOW + 49));
+}
+
+#[test]
+fn sync_points_track_what_is_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    assert!(log.sync_point().is_none());
+    fill(&mut log, 3, 1);
+    let point = log.sync_point().expect("something to sync");
+    assert_eq!(point.up_to, 3);
+    point.sync().expect("fsync");
+    log.mark_durable(point.up_to);
+    assert_eq!(log.durable_offset(), 3);
+    assert!(log.sync_point().is_none());
+}
