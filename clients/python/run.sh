@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run the kafka-python round-trip test: run.sh BOOTSTRAP TOPIC COUNT
+# Creates clients/python/.venv on first use and installs requirements.txt
+# into it (again whenever requirements.txt changes).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$HERE/.venv"
+PYTHON="${PYTHON:-python3}"
+
+if [[ $# -ne 3 ]]; then
+    echo "usage: $0 BOOTSTRAP TOPIC COUNT" >&2
+    exit 2
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.requirements.sha256"
+want="$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r "$HERE/requirements.txt"
+    echo "$want" >"$stamp"
+fi
+
+exec "$VENV/bin/python" "$HERE/roundtrip.py" "$@"
