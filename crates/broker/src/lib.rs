@@ -1,1 +1,18 @@
+//! Sluice's broker: the Kafka protocol server, one handler per API, the
+//! cluster metadata state machine, and the partitions this node leads.
+//!
+//! Data flows one way: `server` (socket, frame, header) → `handlers` (one
+//! module per API) → `broker` (topics and partitions) → `partition`
+//! (`sluice_storage::PartitionLog` under a lock) → response.
 
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod metadata;
+pub mod partition;
+pub mod server;
+pub mod topic_config;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, FsyncPolicy};

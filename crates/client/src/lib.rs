@@ -1,1 +1,13 @@
+//! A small Kafka protocol client for Sluice's command-line tools and tests:
+//! connections with version negotiation, cluster metadata, topic admin,
+//! produce, fetch and offsets, plus Kafka's key partitioner. It speaks to
+//! any Kafka-compatible broker.
 
+pub mod client;
+pub mod connection;
+pub mod murmur2;
+
+pub use client::{Client, ConsumedRecord, PartitionInfo, TopicInfo, EARLIEST, LATEST};
+pub use connection::Connection;
+pub use kafka_protocol::records::Compression;
+pub use murmur2::partition_for_key;

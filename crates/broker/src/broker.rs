@@ -1,0 +1,431 @@
+//! The broker's shared state: settings, cluster metadata, the partitions it
+//! leads, and the topic operations that change them together.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::config::{BrokerConfig, FsyncPolicy};
+use crate::error::{BrokerError, Result};
+use crate::metadata::{ClusterState, MetadataCommand, MetadataStore, PartitionMeta, TopicMeta};
+use crate::partition::{partition_dir, Partition, PartitionRef};
+use crate::topic_config;
+
+/// Longest topic name Kafka accepts (so that `<topic>-<partition>` fits a file name).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Suffix of a partition directory being deleted.
+const DELETING_SUFFIX: &str = ".deleting";
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: MetadataStore,
+    partitions: RwLock<HashMap<String, Vec<PartitionRef>>>,
+    /// Woken whenever a high watermark advances, for long-polling fetches.
+    pub data_arrived: Notify,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Broker {
+    /// Opens the data directory: metadata, then every partition's log.
+    pub fn open(config: BrokerConfig) -> Result<Broker> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            BrokerError::Storage(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        remove_deleting_dirs(&config.data_dir);
+        let metadata = MetadataStore::open(&config.data_dir)?;
+        let state = metadata.snapshot();
+        let mut partitions = HashMap::new();
+        let now = now_ms();
+        for topic in state.topics.values() {
+            let settings = topic_config::resolve(&topic.configs, &config);
+            let mut opened = Vec::with_capacity(topic.partitions.len());
+            for (index, meta) in topic.partitions.iter().enumerate() {
+                let partition = Partition::open(
+                    &config.data_dir,
+                    &topic.name,
+                    index as i32,
+                    meta.leader_epoch,
+                    settings.clone(),
+                    now,
+                )?;
+                opened.push(Arc::new(partition));
+            }
+            partitions.insert(topic.name.clone(), opened);
+        }
+        info!(
+            data_dir = %config.data_dir.display(),
+            topics = state.topics.len(),
+            partitions = partitions.values().map(Vec::len).sum::<usize>(),
+            cluster_id = %state.cluster_id,
+            "opened data directory"
+        );
+        Ok(Broker {
+            config,
+            metadata,
+            partitions: RwLock::new(partitions),
+            data_arrived: Notify::new(),
+        })
+    }
+
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.metadata.snapshot()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<PartitionRef> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        let index = usize::try_from(index).ok()?;
+        map.get(topic)?.get(index).cloned()
+    }
+
+    pub fn topic_partitions(&self, topic: &str) -> Vec<PartitionRef> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(topic).cloned().unwrap_or_default()
+    }
+
+    fn all_partitions(&self) -> Vec<PartitionRef> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        map.values().flatten().cloned().collect()
+    }
+
+    /// Replicas for `count` new partitions: this node leads them all.
+    fn new_partitions(&self, count: usize) -> Vec<PartitionMeta> {
+        let node = self.config.node_id;
+        (0..count)
+            .map(|_| PartitionMeta {
+                leader: node,
+                leader_epoch: 0,
+                replicas: vec![node],
+                isr: vec![node],
+            })
+            .collect()
+    }
+
+    /// Checks a requested replica assignment: every replica must be this node.
+    pub fn check_assignment(&self, broker_ids: &[i32]) -> Result<()> {
+        if broker_ids.is_empty() {
+            return Err(BrokerError::InvalidReplicaAssignment(
+                "a partition needs at least one replica".to_string(),
+            ));
+        }
+        if let Some(other) = broker_ids.iter().find(|&&b| b != self.config.node_id) {
+            return Err(BrokerError::InvalidReplicaAssignment(format!(
+                "broker {other} does not exist; this cluster has only broker {}",
+                self.config.node_id
+            )));
+        }
+        if broker_ids.len() > 1 {
+            return Err(BrokerError::InvalidReplicationFactor(format!(
+                "replication factor {} is larger than the 1 available broker",
+                broker_ids.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validates everything about a topic creation without doing it.
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        validate_topic_name(name)?;
+        if self.state().topic(name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(name.to_string()));
+        }
+        if partitions < 1 {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {partitions}"
+            )));
+        }
+        if replication_factor != 1 {
+            return Err(BrokerError::InvalidReplicationFactor(format!(
+                "replication factor {replication_factor} is not possible: this cluster has 1 broker"
+            )));
+        }
+        topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// Creates a topic: opens its logs, then records it in the metadata.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta> {
+        self.validate_new_topic(name, partitions, replication_factor, &configs)?;
+        let settings = topic_config::resolve(&configs, &self.config);
+        let now = now_ms();
+        let mut opened = Vec::with_capacity(partitions as usize);
+        for index in 0..partitions {
+            // A directory left by a crash during an earlier delete must not
+            // leak old data into the new topic.
+            discard_dir(&partition_dir(&self.config.data_dir, name, index));
+            let partition =
+                Partition::open(&self.config.data_dir, name, index, 0, settings.clone(), now)?;
+            opened.push(Arc::new(partition));
+        }
+        let id = Uuid::new_v4();
+        let state = self.metadata.apply(MetadataCommand::CreateTopic {
+            name: name.to_string(),
+            id,
+            partitions: self.new_partitions(partitions as usize),
+            configs,
+        })?;
+        self.partitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), opened);
+        info!(topic = name, partitions, %id, "created topic");
+        state
+            .topic(name)
+            .cloned()
+            .ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// Creates a topic with default settings because a client asked for it,
+    /// if auto-creation is on. Another request creating it first is fine.
+    pub fn auto_create_topic(&self, name: &str) -> Result<TopicMeta> {
+        if !self.config.auto_create_topics {
+            return Err(BrokerError::UnknownTopicOrPartition);
+        }
+        match self.create_topic(name, self.config.default_partitions, 1, BTreeMap::new()) {
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .state()
+                .topic(name)
+                .cloned()
+                .ok_or(BrokerError::UnknownTopicOrPartition),
+            other => other,
+        }
+    }
+
+    /// Deletes a topic: removes it from the metadata, then its data.
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta> {
+        let topic = self
+            .state()
+            .topic(name)
+            .cloned()
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        self.metadata.apply(MetadataCommand::DeleteTopic {
+            name: name.to_string(),
+        })?;
+        let removed = self
+            .partitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .unwrap_or_default();
+        for partition in removed {
+            discard_dir(&partition_dir(&self.config.data_dir, name, partition.index));
+        }
+        info!(topic = name, id = %topic.id, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+        let topic = self
+            .state()
+            .topic(name)
+            .cloned()
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let current = topic.partitions.len() as i32;
+        if count == current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "topic already has {current} partitions"
+            )));
+        }
+        if count < current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than the requested {count}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let settings = topic_config::resolve(&topic.configs, &self.config);
+        let now = now_ms();
+        let mut opened = Vec::new();
+        for index in current..count {
+            discard_dir(&partition_dir(&self.config.data_dir, name, index));
+            opened.push(Arc::new(Partition::open(
+                &self.config.data_dir,
+                name,
+                index,
+                0,
+                settings.clone(),
+                now,
+            )?));
+        }
+        self.metadata.apply(MetadataCommand::AddPartitions {
+            name: name.to_string(),
+            partitions: self.new_partitions((count - current) as usize),
+        })?;
+        self.partitions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .extend(opened);
+        info!(topic = name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides and applies them to its logs.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
+        topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        self.metadata.apply(MetadataCommand::SetTopicConfigs {
+            name: name.to_string(),
+            configs: configs.clone(),
+        })?;
+        let settings = topic_config::resolve(&configs, &self.config);
+        for partition in self.topic_partitions(name) {
+            partition.update_settings(settings.clone());
+        }
+        Ok(())
+    }
+
+    /// Makes an append visible according to the fsync policy, and wakes
+    /// waiting fetches.
+    pub async fn commit_append(&self, partition: &Partition, up_to: i64) -> Result<()> {
+        if self.config.fsync == FsyncPolicy::Always {
+            partition.make_durable(up_to).await?;
+        }
+        partition.publish(up_to);
+        self.data_arrived.notify_waiters();
+        Ok(())
+    }
+
+    /// Applies retention to every partition.
+    pub fn apply_retention(&self) {
+        let now = now_ms();
+        for partition in self.all_partitions() {
+            let result = partition.log().apply_retention(now);
+            match result {
+                Ok(0) => {}
+                Ok(deleted) => info!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    segments = deleted,
+                    "retention deleted segments"
+                ),
+                Err(e) => warn!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    error = %e,
+                    "retention failed"
+                ),
+            }
+        }
+    }
+
+    /// fsyncs every partition with unsynced data.
+    pub async fn sync_all(&self) {
+        for partition in self.all_partitions() {
+            if let Err(e) = partition.sync_now().await {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
+            }
+        }
+    }
+
+    /// Runs retention, and the periodic fsync if the policy asks for it,
+    /// until the broker is dropped.
+    pub fn spawn_background_tasks(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let period = Duration::from_millis(self.config.retention_check_interval_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+            }
+        });
+        if self.config.fsync == FsyncPolicy::Interval {
+            let weak = Arc::downgrade(self);
+            let period = Duration::from_millis(self.config.fsync_interval_ms);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                loop {
+                    tick.tick().await;
+                    let Some(broker) = weak.upgrade() else { return };
+                    broker.sync_all().await;
+                }
+            });
+        }
+    }
+}
+
+/// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let invalid = |why: String| Err(BrokerError::InvalidTopic(why));
+    if name.is_empty() {
+        return invalid("topic name is empty".to_string());
+    }
+    if name == "." || name == ".." {
+        return invalid(format!("topic name cannot be '{name}'"));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return invalid(format!(
+            "topic name is {} characters long; the limit is {MAX_TOPIC_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return invalid(format!(
+            "topic name '{name}' contains '{c}'; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Moves a directory aside and removes it; the rename makes the removal
+/// effectively atomic, and a crash mid-removal is finished at next start.
+fn discard_dir(dir: &Path) {
+    if !dir.exists() {
+        return;
+    }
+    let mut aside = dir.as_os_str().to_owned();
+    aside.push(format!(".{}{DELETING_SUFFIX}", Uuid::new_v4().simple()));
+    let aside = std::path::PathBuf::from(aside);
+    if let Err(e) = std::fs::rename(dir, &aside) {
+        warn!(dir = %dir.display(), error = %e, "could not move a partition directory aside");
+        return;
+    }
+    if let Err(e) = std::fs::remove_dir_all(&aside) {
+        warn!(dir = %aside.display(), error = %e, "could not remove a deleted partition directory");
+    }
+}
+
+fn remove_deleting_dirs(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with(DELETING_SUFFIX) {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                warn!(dir = %path.display(), error = %e, "could not remove a deleted partition directory");
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! Broker settings: defaults, a TOML file, `SLUICE_*` environment variables
+//! and command-line flags, in increasing order of precedence. Every limit the
+//! broker enforces is one of these fields.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// When appended data is forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fsync before acknowledging a produce request (concurrent requests
+    /// share one fsync). A power failure loses nothing acknowledged.
+    Always,
+    /// fsync every `fsync_interval_ms`. A power failure can lose up to that
+    /// interval of acknowledged data; a broker crash loses nothing.
+    Interval,
+    /// Never fsync; the OS writes back when it wants (Kafka's default). A
+    /// power failure can lose whatever the page cache held; a broker crash
+    /// loses nothing.
+    Never,
+}
+
+/// All broker settings. Field names are the TOML keys; the environment
+/// variable for a field is `SLUICE_` followed by its name in capitals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Address the Kafka listener binds.
+    pub listen: String,
+    /// host:port that clients are told to connect to (Metadata). Defaults to
+    /// `listen`; set it when clients reach the broker by another address.
+    pub advertised_listener: Option<String>,
+    /// Directory holding topic metadata and partition logs.
+    pub data_dir: PathBuf,
+    /// This broker's node id in Metadata responses.
+    pub node_id: i32,
+    /// Connections accepted at once; further ones are closed on accept.
+    pub max_connections: usize,
+    /// Largest request frame accepted (Kafka's socket.request.max.bytes);
+    /// a larger length prefix closes the connection.
+    pub max_request_bytes: usize,
+    /// Default largest record batch a topic accepts (topic config
+    /// max.message.bytes); larger batches get MESSAGE_TOO_LARGE.
+    pub max_message_bytes: usize,
+    /// Create a topic when a client asks Metadata for it or produces to it.
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic, and of CreateTopics asking for -1.
+    pub default_partitions: i32,
+    /// When appended data is fsynced: "always", "interval" or "never".
+    pub fsync: FsyncPolicy,
+    /// Period of the fsync under the "interval" policy.
+    pub fsync_interval_ms: u64,
+    /// Default segment.bytes: a segment file is rolled before this size.
+    pub segment_bytes: u64,
+    /// Default segment.ms: a segment is rolled when its first batch is this old.
+    pub segment_ms: i64,
+    /// Default retention.ms: segments older than this are deleted; -1 keeps forever.
+    pub retention_ms: i64,
+    /// Default retention.bytes: per-partition size above which old segments
+    /// are deleted; -1 is no limit.
+    pub retention_bytes: i64,
+    /// How often retention is applied.
+    pub retention_check_interval_ms: u64,
+    /// Default index.interval.bytes: log bytes between two index entries.
+    pub index_interval_bytes: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: "127.0.0.1:9092".to_string(),
+            advertised_listener: None,
+            data_dir: PathBuf::from("./data"),
+            node_id: 1,
+            max_connections: 4096,
+            max_request_bytes: 100 * 1024 * 1024,
+            max_message_bytes: 1_048_588,
+            auto_create_topics: true,
+            default_partitions: 1,
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 1000,
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 5 * 60 * 1000,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid setting {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+impl BrokerConfig {
+    /// Defaults, overlaid by the TOML file if given, then by `SLUICE_*`
+    /// environment variables.
+    pub fn load(file: Option<&Path>) -> Result<BrokerConfig, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for key in Self::keys() {
+            let name = format!("SLUICE_{}", key.to_uppercase());
+            if let Ok(raw) = std::env::var(&name) {
+                table.insert(key, env_value(&raw));
+            }
+        }
+        let config: BrokerConfig =
+            table
+                .try_into()
+                .map_err(|e: toml::de::Error| match file {
+                    Some(path) => ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        message: e.message().to_string(),
+                    },
+                    None => ConfigError::Env {
+                        name: "SLUICE_*".to_string(),
+                        message: e.message().to_string(),
+                    },
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every setting's name.
+    pub fn keys() -> Vec<String> {
+        let mut keys: Vec<String> = toml::Table::try_from(BrokerConfig::default())
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        // Optional settings are absent from a serialized default.
+        keys.push("advertised_listener".to_string());
+        keys
+    }
+
+    /// Checks values that the types alone do not constrain.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name, message: &str| {
+            Err(ConfigError::Invalid {
+                name,
+                message: message.to_string(),
+            })
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return invalid("listen", "expected HOST:PORT with a numeric IP address");
+        }
+        if let Some(adv) = &self.advertised_listener {
+            if split_host_port(adv).is_none() {
+                return invalid("advertised_listener", "expected HOST:PORT");
+            }
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.max_request_bytes < 1024 || self.max_request_bytes > i32::MAX as usize {
+            return invalid("max_request_bytes", "must be between 1024 and 2147483647");
+        }
+        if self.max_message_bytes == 0 || self.max_message_bytes > self.max_request_bytes {
+            return invalid("max_message_bytes", "must be between 1 and max_request_bytes");
+        }
+        if self.default_partitions < 1 {
+            return invalid("default_partitions", "must be at least 1");
+        }
+        if self.fsync_interval_ms == 0 {
+            return invalid("fsync_interval_ms", "must be at least 1");
+        }
+        if self.segment_bytes < 1024 || self.segment_bytes > i32::MAX as u64 {
+            return invalid("segment_bytes", "must be between 1024 and 2147483647");
+        }
+        if self.retention_check_interval_ms == 0 {
+            return invalid("retention_check_interval_ms", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The host and port clients are told to use.
+    pub fn advertised(&self) -> (String, i32) {
+        let addr = self.advertised_listener.as_deref().unwrap_or(&self.listen);
+        split_host_port(addr).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092))
+    }
+
+    /// The whole configuration as TOML, every setting with its value.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A broker setting under the name Kafka tools know it by, for
+/// DescribeConfigs on the BROKER resource.
+pub struct NamedSetting {
+    pub name: &'static str,
+    pub value: String,
+    /// Differs from Sluice's default.
+    pub is_set: bool,
+}
+
+impl BrokerConfig {
+    pub fn kafka_named_settings(&self) -> Vec<NamedSetting> {
+        let d = BrokerConfig::default();
+        let (host, port) = self.advertised();
+        let fsync = |p: FsyncPolicy| format!("{p:?}").to_lowercase();
+        let setting = |name, value: String, default: String| NamedSetting {
+            name,
+            is_set: value != default,
+            value,
+        };
+        vec![
+            setting("node.id", self.node_id.to_string(), d.node_id.to_string()),
+            setting(
+                "advertised.listeners",
+                format!("PLAINTEXT://{host}:{port}"),
+                format!("PLAINTEXT://{}", d.listen),
+            ),
+            setting("listeners", format!("PLAINTEXT://{}", self.listen), format!("PLAINTEXT://{}", d.listen)),
+            setting(
+                "log.dirs",
+                self.data_dir.display().to_string(),
+                d.data_dir.display().to_string(),
+            ),
+            setting(
+                "auto.create.topics.enable",
+                self.auto_create_topics.to_string(),
+                d.auto_create_topics.to_string(),
+            ),
+            setting(
+                "num.partitions",
+                self.default_partitions.to_string(),
+                d.default_partitions.to_string(),
+            ),
+            setting("default.replication.factor", "1".into(), "1".into()),
+            setting(
+                "max.connections",
+                self.max_connections.to_string(),
+                d.max_connections.to_string(),
+            ),
+            setting(
+                "socket.request.max.bytes",
+                self.max_request_bytes.to_string(),
+                d.max_request_bytes.to_string(),
+            ),
+            setting(
+                "message.max.bytes",
+                self.max_message_bytes.to_string(),
+                d.max_message_bytes.to_string(),
+            ),
+            setting("sluice.fsync", fsync(self.fsync), fsync(d.fsync)),
+            setting(
+                "log.flush.interval.ms",
+                self.fsync_interval_ms.to_string(),
+                d.fsync_interval_ms.to_string(),
+            ),
+            setting(
+                "log.segment.bytes",
+                self.segment_bytes.to_string(),
+                d.segment_bytes.to_string(),
+            ),
+            setting("log.roll.ms", self.segment_ms.to_string(), d.segment_ms.to_string()),
+            setting(
+                "log.retention.ms",
+                self.retention_ms.to_string(),
+                d.retention_ms.to_string(),
+            ),
+            setting(
+                "log.retention.bytes",
+                self.retention_bytes.to_string(),
+                d.retention_bytes.to_string(),
+            ),
+            setting(
+                "log.retention.check.interval.ms",
+                self.retention_check_interval_ms.to_string(),
+                d.retention_check_interval_ms.to_string(),
+            ),
+            setting(
+                "log.index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+                d.index_interval_bytes.to_string(),
+            ),
+        ]
+    }
+}
+
+/// An environment variable's text as a TOML value: a number or boolean if it
+/// reads as one, a string otherwise.
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = raw.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn split_host_port(addr: &str) -> Option<(String, i32)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok()?;
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_listed() {
+        let config = BrokerConfig::default();
+        config.validate().expect("defaults valid");
+        let keys = BrokerConfig::keys();
+        assert!(keys.contains(&"fsync".to_string()));
+        assert!(keys.contains(&"advertised_listener".to_string()));
+        assert_eq!(config.advertised(), ("127.0.0.1".to_string(), 9092));
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_typos_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "fsync = \"interval\"\ndefault_partitions = 6\n").expect("write");
+        let config = BrokerConfig::load(Some(&path)).expect("load");
+        assert_eq!(config.fsync, FsyncPolicy::Interval);
+        assert_eq!(config.default_partitions, 6);
+        std::fs::write(&path, "fsnyc = \"interval\"\n").expect("write");
+        assert!(BrokerConfig::load(Some(&path)).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! The broker's errors and the one place where each becomes a Kafka error
+//! code. Handlers return these; they never pick codes themselves.
+
+use kafka_protocol::ResponseError;
+use sluice_storage::{BatchError, StorageError};
+use thiserror::Error;
+
+#[derive(Debug, Clone, Error)]
+pub enum BrokerError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("unknown topic id")]
+    UnknownTopicId,
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("acks must be -1, 0 or 1, not {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("corrupt record batch: {0}")]
+    CorruptBatch(BatchError),
+    #[error("{0}")]
+    UnsupportedMessageFormat(String),
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        requested: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("the client's leader epoch is older than the partition's")]
+    FencedLeaderEpoch,
+    #[error("the client's leader epoch is newer than the partition's")]
+    UnknownLeaderEpoch,
+    #[error("this broker cannot serve the request: {0}")]
+    UnsupportedVersion(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("metadata store error: {0}")]
+    Metadata(String),
+}
+
+impl BrokerError {
+    /// The Kafka error code a client receives for this error.
+    pub fn code(&self) -> i16 {
+        self.kind().code()
+    }
+
+    fn kind(&self) -> ResponseError {
+        use BrokerError::*;
+        match self {
+            UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            UnknownTopicId => ResponseError::UnknownTopicId,
+            InvalidTopic(_) => ResponseError::InvalidTopicException,
+            TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            InvalidConfig(_) => ResponseError::InvalidConfig,
+            InvalidRequest(_) => ResponseError::InvalidRequest,
+            InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
+            MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            InvalidRecord(_) => ResponseError::InvalidRecord,
+            CorruptBatch(_) => ResponseError::CorruptMessage,
+            UnsupportedMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
+            OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+            UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+            UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
+            Storage(_) => ResponseError::KafkaStorageError,
+            Metadata(_) => ResponseError::UnknownServerError,
+        }
+    }
+
+    /// The message sent beside the code where the response has room for one.
+    pub fn message(&self) -> Option<kafka_protocol::protocol::StrBytes> {
+        Some(kafka_protocol::protocol::StrBytes::from_string(self.to_string()))
+    }
+}
+
+impl From<StorageError> for BrokerError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::InvalidBatch(BatchError::UnsupportedMagic(m)) => {
+                BrokerError::UnsupportedMessageFormat(format!(
+                    "record batch magic {m} is not supported; producers must use magic 2"
+                ))
+            }
+            StorageError::InvalidBatch(e @ BatchError::BadRecordCount { .. }) => {
+                BrokerError::InvalidRecord(e.to_string())
+            }
+            StorageError::InvalidBatch(e) => BrokerError::CorruptBatch(e),
+            StorageError::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            } => BrokerError::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            },
+            StorageError::LogFailed | StorageError::Io(_) => BrokerError::Storage(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// The code of a result with no payload of interest: 0 for success.
+pub fn code_of<T>(result: &Result<T>) -> i16 {
+    match result {
+        Ok(_) => 0,
+        Err(e) => e.code(),
+    }
+}

@@ -1,0 +1,152 @@
+//! Fetch: whole record batches from each requested partition, up to the
+//! per-partition and total byte limits (the first batch is returned even if
+//! larger, KIP-74), waiting up to `max_wait_ms` for `min_bytes` to arrive.
+//!
+//! Fetch sessions (KIP-227) are not created: every response carries session
+//! id 0, which tells clients to keep sending full fetch requests.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+
+use crate::broker::Broker;
+use crate::error::{BrokerError, Result};
+use crate::server::RequestContext;
+
+/// Fetch v13 names topics by id (KIP-516).
+const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
+/// Kafka's isolation level for read_committed.
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(broker: &Broker, request: &RequestContext, body: FetchRequest) -> FetchResponse {
+    if body.session_id != 0 {
+        let mut response = FetchResponse::default();
+        response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return response;
+    }
+    let wait = Duration::from_millis(body.max_wait_ms.max(0) as u64);
+    let deadline = Instant::now() + wait;
+    loop {
+        // Register for wake-ups before reading, so that an append landing
+        // between the read and the wait is not missed.
+        let notified = broker.data_arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+
+        let (response, bytes, any_error) = read_once(broker, request.version, &body);
+        let now = Instant::now();
+        if bytes >= body.min_bytes.max(0) as usize || any_error || now >= deadline {
+            return response;
+        }
+        let _ = tokio::time::timeout(deadline - now, notified).await;
+    }
+}
+
+/// One pass over the requested partitions: the response, how many record
+/// bytes it holds, and whether any partition had an error.
+fn read_once(broker: &Broker, version: i16, body: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let mut response = FetchResponse::default();
+    let mut total = 0usize;
+    let mut any_error = false;
+    let total_limit = body.max_bytes.max(0) as usize;
+    for topic in &body.topics {
+        let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+            broker
+                .state()
+                .topic_by_id(topic.topic_id)
+                .map(|t| t.name.clone())
+                .ok_or(BrokerError::UnknownTopicId)
+        } else {
+            Ok(topic.topic.0.to_string())
+        };
+        let mut topic_response = FetchableTopicResponse::default();
+        topic_response.topic = topic.topic.clone();
+        topic_response.topic_id = topic.topic_id;
+        for fetch in &topic.partitions {
+            let remaining = total_limit.saturating_sub(total);
+            let limit = remaining.min(fetch.partition_max_bytes.max(0) as usize);
+            let min_one = total == 0;
+            let result = name.clone().and_then(|name| {
+                read_partition(broker, &name, fetch, limit, min_one, body.isolation_level)
+            });
+            let data = match result {
+                Ok(data) => {
+                    total += data.records.as_ref().map_or(0, |r| r.len());
+                    data
+                }
+                Err(e) => {
+                    any_error = true;
+                    error_partition(fetch.partition, &e)
+                }
+            };
+            topic_response.partitions.push(data);
+        }
+        response.responses.push(topic_response);
+    }
+    (response, total, any_error)
+}
+
+fn read_partition(
+    broker: &Broker,
+    topic: &str,
+    fetch: &kafka_protocol::messages::fetch_request::FetchPartition,
+    max_bytes: usize,
+    min_one: bool,
+    isolation_level: i8,
+) -> Result<PartitionData> {
+    let partition = broker
+        .partition(topic, fetch.partition)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    check_leader_epoch(fetch.current_leader_epoch, partition.leader_epoch())?;
+    let high_watermark = partition.high_watermark();
+    let records = if fetch.fetch_offset >= high_watermark {
+        // At or past what consumers may see: nothing yet, unless the offset
+        // is beyond the log altogether.
+        let log_end = partition.log().log_end_offset();
+        if fetch.fetch_offset > log_end {
+            return Err(BrokerError::OffsetOutOfRange {
+                requested: fetch.fetch_offset,
+                log_start: partition.log_start_offset(),
+                log_end,
+            });
+        }
+        Vec::new()
+    } else {
+        partition.read(fetch.fetch_offset, max_bytes, min_one)?
+    };
+    let mut data = PartitionData::default();
+    data.partition_index = fetch.partition;
+    data.high_watermark = high_watermark;
+    data.last_stable_offset = high_watermark;
+    data.log_start_offset = partition.log_start_offset();
+    data.aborted_transactions = (isolation_level == READ_COMMITTED).then(Vec::new);
+    data.preferred_read_replica = BrokerId(-1);
+    data.records = Some(records.into());
+    Ok(data)
+}
+
+/// A client that knows a newer epoch than ours talks to a stale leader; one
+/// that knows an older one has stale metadata (KIP-320).
+pub fn check_leader_epoch(client_epoch: i32, leader_epoch: i32) -> Result<()> {
+    if client_epoch < 0 || client_epoch == leader_epoch {
+        Ok(())
+    } else if client_epoch < leader_epoch {
+        Err(BrokerError::FencedLeaderEpoch)
+    } else {
+        Err(BrokerError::UnknownLeaderEpoch)
+    }
+}
+
+fn error_partition(index: i32, error: &BrokerError) -> PartitionData {
+    let mut data = PartitionData::default();
+    data.partition_index = index;
+    data.error_code = error.code();
+    data.high_watermark = -1;
+    data.last_stable_offset = -1;
+    data.log_start_offset = -1;
+    data.preferred_read_replica = BrokerId(-1);
+    data.records = Some(Default::default());
+    data
+}

@@ -1,0 +1,102 @@
+//! One module per Kafka API, each readable on its own: it takes the decoded
+//! request and returns the response message. This file holds the table of
+//! supported versions (the single source of what ApiVersions advertises)
+//! and the dispatch from API key to handler.
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Encodable;
+
+use crate::broker::Broker;
+use crate::server::{decode_body, encode_body, EncodedBody, RequestContext};
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_configs;
+pub mod describe_topic_partitions;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+/// Every API this broker implements, with the versions it implements.
+/// Minimums follow what Kafka 4.x still accepts (KIP-896).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+];
+
+pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+type Reply = Result<Option<EncodedBody>, String>;
+
+fn reply<M: Encodable>(message: M, version: i16) -> Reply {
+    encode_body(&message, version).map(Some)
+}
+
+/// Decodes the body for the request's API and runs its handler.
+pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) -> Reply {
+    let v = request.version;
+    match request.api_key {
+        ApiKey::ApiVersions => reply(api_versions::handle(decode_body(request, body)?), v),
+        ApiKey::Metadata => reply(
+            metadata::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::Produce => match produce::handle(broker, request, decode_body(request, body)?).await
+        {
+            Some(response) => reply(response, v),
+            None => Ok(None),
+        },
+        ApiKey::Fetch => reply(
+            fetch::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::ListOffsets => reply(
+            list_offsets::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::CreateTopics => reply(
+            create_topics::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::DeleteTopics => reply(
+            delete_topics::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::CreatePartitions => reply(
+            create_partitions::handle(broker, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::DescribeConfigs => reply(
+            describe_configs::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::IncrementalAlterConfigs => reply(
+            incremental_alter_configs::handle(broker, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::DescribeTopicPartitions => reply(
+            describe_topic_partitions::handle(broker, decode_body(request, body)?),
+            v,
+        ),
+        other => Err(format!("no handler for {other:?}")),
+    }
+}

@@ -1,0 +1,149 @@
+//! Produce: validate each partition's record batch, append it, make it
+//! durable per the fsync policy, and answer with its base offset (or, with
+//! acks=0, answer nothing).
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use sluice_storage::{AppendInfo, BatchHeader};
+use tracing::warn;
+
+use crate::broker::{now_ms, Broker};
+use crate::error::{BrokerError, Result};
+use crate::partition::PartitionRef;
+use crate::server::RequestContext;
+
+/// Produce v13 names topics by id (KIP-516) instead of by name.
+const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
+
+pub async fn handle(
+    broker: &Broker,
+    request: &RequestContext,
+    body: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = body.acks;
+    let now = now_ms();
+    let mut response = ProduceResponse::default();
+    // First append every partition, then wait for durability of all of them
+    // together, so one request to many partitions costs one round of fsyncs.
+    let mut pending = Vec::new();
+    for topic in body.topic_data {
+        let resolved = resolve_topic(broker, request.version, &topic.name.0, topic.topic_id);
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic.name.clone();
+        topic_response.topic_id = topic.topic_id;
+        for data in topic.partition_data {
+            let outcome = if !matches!(acks, -1..=1) {
+                Err(BrokerError::InvalidRequiredAcks(acks))
+            } else {
+                resolved
+                    .clone()
+                    .and_then(|name| append(broker, &name, data.index, data.records, now))
+            };
+            if let Err(e) = &outcome {
+                warn!(
+                    peer = %request.peer,
+                    topic = %topic.name.0,
+                    partition = data.index,
+                    error = %e,
+                    "produce rejected"
+                );
+            }
+            pending.push((data.index, outcome));
+            topic_response
+                .partition_responses
+                .push(PartitionProduceResponse::default());
+        }
+        response.responses.push(topic_response);
+    }
+
+    let commits = pending.iter().map(|(_, outcome)| async move {
+        match outcome {
+            Ok((partition, info)) => broker.commit_append(partition, info.last_offset + 1).await,
+            Err(_) => Ok(()),
+        }
+    });
+    let committed = join_all(commits).await;
+
+    let mut slots = response
+        .responses
+        .iter_mut()
+        .flat_map(|t| t.partition_responses.iter_mut());
+    for ((index, outcome), commit) in pending.into_iter().zip(committed) {
+        let Some(slot) = slots.next() else { break };
+        slot.index = index;
+        slot.log_append_time_ms = -1;
+        let result = outcome.and_then(|(partition, info)| commit.map(|()| (partition, info)));
+        match result {
+            Ok((partition, info)) => {
+                slot.base_offset = info.base_offset;
+                slot.log_start_offset = partition.log_start_offset();
+                if partition.settings().log_append_time {
+                    slot.log_append_time_ms = info.max_timestamp;
+                }
+            }
+            Err(e) => {
+                slot.error_code = e.code();
+                slot.error_message = e.message();
+                slot.base_offset = -1;
+                slot.log_start_offset = -1;
+            }
+        }
+    }
+    (acks != 0).then_some(response)
+}
+
+/// The topic's name, from its id on versions that send ids. A missing topic
+/// named by the producer is auto-created if the broker allows it.
+fn resolve_topic(broker: &Broker, version: i16, name: &str, id: uuid::Uuid) -> Result<String> {
+    if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+        return broker
+            .state()
+            .topic_by_id(id)
+            .map(|t| t.name.clone())
+            .ok_or(BrokerError::UnknownTopicId);
+    }
+    if broker.state().topic(name).is_some() {
+        return Ok(name.to_string());
+    }
+    crate::broker::validate_topic_name(name)?;
+    broker.auto_create_topic(name).map(|t| t.name)
+}
+
+/// Checks that `records` hold exactly one batch (Kafka requires this from
+/// produce v3 on) and appends it.
+fn append(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    now: i64,
+) -> Result<(PartitionRef, AppendInfo)> {
+    let partition = broker
+        .partition(topic, index)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let records = records.unwrap_or_default();
+    if records.is_empty() {
+        return Err(BrokerError::InvalidRecord(
+            "produce request has no record batch for the partition".to_string(),
+        ));
+    }
+    let header = BatchHeader::parse(&records).map_err(|e| {
+        BrokerError::from(sluice_storage::StorageError::InvalidBatch(e))
+    })?;
+    if header.total_size() < records.len() {
+        return Err(BrokerError::InvalidRecord(
+            "produce requests must carry exactly one record batch per partition".to_string(),
+        ));
+    }
+    if header.is_control() {
+        return Err(BrokerError::InvalidRecord(
+            "clients may not produce control batches".to_string(),
+        ));
+    }
+    // The batch is copied once so that its offset and epoch can be set.
+    let mut batch = records.to_vec();
+    let info = partition.append(&mut batch, now)?;
+    Ok((partition, info))
+}

@@ -1,0 +1,147 @@
+//! A partition this broker leads: its log behind a lock, the high watermark
+//! readers may see up to, and group commit of fsyncs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use sluice_storage::{AppendInfo, PartitionLog};
+use tracing::error;
+
+use crate::error::{BrokerError, Result};
+use crate::topic_config::TopicSettings;
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    leader_epoch: i32,
+    log: Mutex<PartitionLog>,
+    /// Offsets below this are complete (and durable, under fsync=always) and
+    /// visible to consumers.
+    high_watermark: AtomicI64,
+    settings: RwLock<TopicSettings>,
+    /// Held while an fsync is in flight, so that concurrent producers wait
+    /// for one fsync instead of issuing one each.
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+/// Directory of a partition's log: `<data_dir>/<topic>-<partition>`.
+pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{index}"))
+}
+
+impl Partition {
+    pub fn open(
+        data_dir: &Path,
+        topic: &str,
+        index: i32,
+        leader_epoch: i32,
+        settings: TopicSettings,
+        now_ms: i64,
+    ) -> Result<Partition> {
+        let dir = partition_dir(data_dir, topic, index);
+        let (log, _report) = PartitionLog::open(&dir, settings.log.clone(), now_ms)?;
+        let end = log.log_end_offset();
+        Ok(Partition {
+            topic: topic.to_string(),
+            index,
+            leader_epoch,
+            log: Mutex::new(log),
+            high_watermark: AtomicI64::new(end),
+            settings: RwLock::new(settings),
+            sync_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The log, locked. A panic while holding the lock cannot leave a
+    /// half-appended batch visible (the high watermark is separate), so a
+    /// poisoned lock is taken over rather than propagated.
+    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn settings(&self) -> TopicSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn update_settings(&self, settings: TopicSettings) {
+        self.log().set_config(settings.log.clone());
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Appends one producer batch. Not yet visible: see
+    /// [`Partition::publish`].
+    pub fn append(&self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+        let settings = self.settings();
+        if batch.len() > settings.max_message_bytes {
+            return Err(BrokerError::MessageTooLarge {
+                size: batch.len(),
+                max: settings.max_message_bytes,
+            });
+        }
+        let append_time = settings.log_append_time.then_some(now_ms);
+        let info = self
+            .log()
+            .append(batch, self.leader_epoch, append_time, now_ms)?;
+        Ok(info)
+    }
+
+    /// Makes offsets below `up_to` durable. Concurrent callers share fsyncs:
+    /// whoever holds the sync lock fsyncs everything appended so far, and
+    /// the others usually find their data already covered.
+    pub async fn make_durable(&self, up_to: i64) -> Result<()> {
+        if self.log().durable_offset() >= up_to {
+            return Ok(());
+        }
+        let _syncing = self.sync_lock.lock().await;
+        let Some(point) = self.log().sync_point() else {
+            return Ok(());
+        };
+        if point.up_to < up_to {
+            // Cannot happen: everything appended is below the sync point.
+            error!(topic = %self.topic, partition = self.index, "sync point behind append");
+        }
+        let point = tokio::task::spawn_blocking(move || point.sync().map(|()| point))
+            .await
+            .map_err(|e| BrokerError::Storage(format!("fsync task failed: {e}")))?
+            .map_err(|e| BrokerError::Storage(format!("fsync failed: {e}")))?;
+        self.log().mark_durable(point.up_to);
+        Ok(())
+    }
+
+    /// Makes offsets below `up_to` visible to readers.
+    pub fn publish(&self, up_to: i64) {
+        self.high_watermark.fetch_max(up_to, Ordering::AcqRel);
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log().log_start_offset()
+    }
+
+    /// Reads whole batches from `offset`, never past the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Vec<u8>> {
+        let hw = self.high_watermark();
+        Ok(self.log().read(offset, max_bytes, hw, min_one)?)
+    }
+
+    /// fsyncs the active segment if it has unsynced data (interval policy,
+    /// shutdown).
+    pub async fn sync_now(&self) -> Result<()> {
+        let end = self.log().log_end_offset();
+        self.make_durable(end).await
+    }
+}
+
+/// Shared handle.
+pub type PartitionRef = Arc<Partition>;

@@ -1,0 +1,236 @@
+//! The Kafka listener: accepts connections (up to the configured limit),
+//! reads size-prefixed frames, decodes each request and hands it to its
+//! handler, and writes responses in request order.
+//!
+//! Like Kafka, a connection is served one request at a time; anything that
+//! cannot be parsed closes the connection with a log line naming the peer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// Bytes of a request before its client id: api key, version, correlation id.
+const MIN_REQUEST_BYTES: usize = 8;
+
+/// Serves the Kafka protocol on `listener` until the task is dropped.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Typically EMFILE: back off briefly rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            warn!(
+                %peer,
+                limit = broker.config.max_connections,
+                "connection refused: max_connections reached"
+            );
+            drop(socket);
+            continue;
+        };
+        let broker = Arc::clone(&broker);
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(reason) = serve_connection(&broker, socket, peer).await {
+                warn!(%peer, "closing connection: {reason}");
+            }
+        });
+    }
+}
+
+/// Why a connection was closed by the broker.
+type CloseReason = String;
+
+async fn serve_connection(
+    broker: &Broker,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), CloseReason> {
+    let _ = socket.set_nodelay(true);
+    debug!(%peer, "connection opened");
+    loop {
+        let Some(frame) = read_frame(broker, &mut socket).await? else {
+            debug!(%peer, "connection closed by peer");
+            return Ok(());
+        };
+        if let Some(response) = handle_frame(broker, frame, peer).await? {
+            socket
+                .write_all(&response)
+                .await
+                .map_err(|e| format!("write failed: {e}"))?;
+        }
+    }
+}
+
+/// Reads one size-prefixed frame; `None` on a clean end of stream.
+async fn read_frame(broker: &Broker, socket: &mut TcpStream) -> Result<Option<Bytes>, CloseReason> {
+    let mut size = [0u8; 4];
+    match socket.read_exact(&mut size).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(format!("read failed: {e}")),
+    }
+    let size = i32::from_be_bytes(size);
+    if size < MIN_REQUEST_BYTES as i32 {
+        return Err(format!("invalid frame size {size}"));
+    }
+    let size = size as usize;
+    if size > broker.config.max_request_bytes {
+        return Err(format!(
+            "frame of {size} bytes exceeds max_request_bytes ({})",
+            broker.config.max_request_bytes
+        ));
+    }
+    let mut frame = BytesMut::zeroed(size);
+    socket
+        .read_exact(&mut frame)
+        .await
+        .map_err(|e| format!("truncated frame of {size} bytes: {e}"))?;
+    Ok(Some(frame.freeze()))
+}
+
+/// Decodes the header and dispatches. Returns the encoded response frame,
+/// `None` when the request wants none (acks=0 produce), or a reason to close.
+async fn handle_frame(
+    broker: &Broker,
+    mut frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Bytes>, CloseReason> {
+    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(api_key_raw)
+        .ok()
+        .filter(|k| handlers::supported_versions(*k).is_some())
+        .ok_or_else(|| format!("unsupported API key {api_key_raw}"))?;
+    let Some((min, max)) = handlers::supported_versions(api_key) else {
+        return Err(format!("unsupported API key {api_key_raw}"));
+    };
+    if version < min || version > max {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with our ranges so the client can retry.
+            let body = handlers::api_versions::unsupported_version_response();
+            return encode_response(api_key, 0, correlation_id, &body).map(Some);
+        }
+        return Err(format!(
+            "unsupported version {version} of {api_key:?} (supported {min}..={max})"
+        ));
+    }
+    let header = decode_request_header_from_buffer(&mut frame)
+        .map_err(|e| format!("malformed {api_key:?} v{version} request header: {e}"))?;
+    let request = RequestContext {
+        header,
+        api_key,
+        version,
+        peer,
+    };
+    let response = handlers::dispatch(broker, &request, frame).await?;
+    match response {
+        Some(body) => encode_framed(api_key, version, correlation_id, body).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What a handler knows about the request besides its body.
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub peer: SocketAddr,
+}
+
+/// A response body already encoded at the request's version.
+pub struct EncodedBody(pub BytesMut);
+
+/// Encodes a response message at `version` into an [`EncodedBody`].
+pub fn encode_body<M: Encodable>(message: &M, version: i16) -> Result<EncodedBody, CloseReason> {
+    let mut buf = BytesMut::new();
+    message
+        .encode(&mut buf, version)
+        .map_err(|e| format!("cannot encode response: {e}"))?;
+    Ok(EncodedBody(buf))
+}
+
+fn encode_response<M: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    message: &M,
+) -> Result<Bytes, CloseReason> {
+    let body = encode_body(message, version)?;
+    encode_framed(api_key, version, correlation_id, body)
+}
+
+fn encode_framed(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: EncodedBody,
+) -> Result<Bytes, CloseReason> {
+    // ApiVersions responses always use header v0 (KIP-511), even when flexible.
+    let header_version = if api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
+    };
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    let mut out = BytesMut::with_capacity(4 + 8 + body.0.len());
+    out.put_i32(0);
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| format!("cannot encode response header: {e}"))?;
+    out.extend_from_slice(&body.0);
+    let size = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(out.freeze())
+}
+
+/// Binds the listener, logging where it listens.
+pub async fn bind(broker: &Broker) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(&broker.config.listen).await?;
+    let (host, port) = broker.config.advertised();
+    info!(
+        listen = %listener.local_addr()?,
+        advertised = %format!("{host}:{port}"),
+        "Kafka listener ready"
+    );
+    Ok(listener)
+}
+
+/// Reads a request body, mapping decode failures to a close reason.
+pub fn decode_body<M: kafka_protocol::protocol::Decodable>(
+    request: &RequestContext,
+    mut body: Bytes,
+) -> Result<M, CloseReason> {
+    let message = M::decode(&mut body, request.version).map_err(|e| {
+        format!(
+            "malformed {:?} v{} request: {e}",
+            request.api_key, request.version
+        )
+    })?;
+    if body.has_remaining() {
+        debug!(
+            peer = %request.peer,
+            trailing = body.remaining(),
+            "request has trailing bytes"
+        );
+    }
+    Ok(message)
+}

@@ -1,0 +1,347 @@
+//! Command-line tools that work against any Kafka-compatible broker:
+//! `sluice topic …`, `sluice produce`, `sluice consume`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Args, Subcommand, ValueEnum};
+use sluice_client::{partition_for_key, Client, Compression, EARLIEST, LATEST};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+#[derive(Args, Clone)]
+pub struct Connect {
+    /// Broker to bootstrap from, HOST:PORT
+    #[arg(short = 'b', long, env = "SLUICE_BOOTSTRAP", default_value = DEFAULT_BOOTSTRAP)]
+    bootstrap_server: String,
+}
+
+#[derive(Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Number of partitions
+        #[arg(short, long, default_value_t = 1)]
+        partitions: i32,
+        /// Replication factor
+        #[arg(short, long, default_value_t = 1)]
+        replication_factor: i16,
+        /// Topic config, NAME=VALUE (repeatable), e.g. retention.ms=60000
+        #[arg(short, long = "config")]
+        configs: Vec<String>,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// List topics.
+    List {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Show a topic's partitions, leaders and offsets.
+    Describe {
+        name: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Acks {
+    /// Wait for the leader and every in-sync replica
+    All,
+    /// Wait for the leader
+    #[value(name = "1")]
+    Leader,
+    /// Do not wait
+    #[value(name = "0")]
+    None,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Codec {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+#[derive(Args)]
+pub struct ProduceArgs {
+    topic: String,
+    /// Send every record to this partition (default: by key, or round robin)
+    #[arg(short, long)]
+    partition: Option<i32>,
+    #[arg(long, value_enum, default_value = "all")]
+    acks: Acks,
+    #[arg(long, value_enum, default_value = "none")]
+    compression: Codec,
+    /// Most records per batch
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    #[command(flatten)]
+    connect: Connect,
+}
+
+#[derive(Args)]
+pub struct ConsumeArgs {
+    topic: String,
+    /// Start at the earliest offset instead of the end
+    #[arg(long)]
+    from_beginning: bool,
+    /// Read only this partition
+    #[arg(short, long)]
+    partition: Option<i32>,
+    /// Start at this offset (needs --partition)
+    #[arg(short, long, requires = "partition")]
+    offset: Option<i64>,
+    /// Exit after this many records
+    #[arg(short = 'n', long)]
+    max_messages: Option<u64>,
+    /// Exit when no record arrives for this long
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Print `key<TAB>value`
+    #[arg(long)]
+    print_key: bool,
+    /// Print `partition<TAB>offset<TAB>` before each record
+    #[arg(long)]
+    print_offset: bool,
+    #[command(flatten)]
+    connect: Connect,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn run_topic(command: TopicCommand) -> Result<()> {
+    runtime()?.block_on(topic(command))
+}
+
+async fn topic(command: TopicCommand) -> Result<()> {
+    match command {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            connect,
+        } => {
+            let mut parsed = BTreeMap::new();
+            for config in configs {
+                let Some((k, v)) = config.split_once('=') else {
+                    bail!("config '{config}' is not NAME=VALUE");
+                };
+                parsed.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            let mut client = Client::connect(&connect.bootstrap_server).await?;
+            client
+                .create_topic(&name, partitions, replication_factor, &parsed)
+                .await?;
+            println!("created topic {name} with {partitions} partition(s)");
+        }
+        TopicCommand::List { connect } => {
+            let mut client = Client::connect(&connect.bootstrap_server).await?;
+            for topic in client.list_topics().await? {
+                println!("{}", topic.name);
+            }
+        }
+        TopicCommand::Describe { name, connect } => {
+            let mut client = Client::connect(&connect.bootstrap_server).await?;
+            let topic = client.describe_topic(&name).await?;
+            println!(
+                "topic {}  id {}  partitions {}",
+                topic.name,
+                topic.id,
+                topic.partitions.len()
+            );
+            println!("partition\tleader\tepoch\treplicas\tisr\tstart\tend");
+            for p in &topic.partitions {
+                let start = client.list_offset(&name, p.index, EARLIEST).await?;
+                let end = client.list_offset(&name, p.index, LATEST).await?;
+                println!(
+                    "{}\t{}\t{}\t{:?}\t{:?}\t{start}\t{end}",
+                    p.index, p.leader, p.leader_epoch, p.replicas, p.isr
+                );
+            }
+        }
+        TopicCommand::Delete { name, connect } => {
+            let mut client = Client::connect(&connect.bootstrap_server).await?;
+            client.delete_topic(&name).await?;
+            println!("deleted topic {name}");
+        }
+    }
+    Ok(())
+}
+
+pub fn run_produce(args: ProduceArgs) -> Result<()> {
+    runtime()?.block_on(produce(args))
+}
+
+/// Reads lines, groups them by partition into batches, and sends a batch
+/// when it is full or when input pauses.
+async fn produce(args: ProduceArgs) -> Result<()> {
+    let mut client = Client::connect(&args.connect.bootstrap_server).await?;
+    let partitions = client.describe_topic(&args.topic).await?.partitions.len() as i32;
+    if let Some(p) = args.partition {
+        if p < 0 || p >= partitions {
+            bail!("topic '{}' has no partition {p}", args.topic);
+        }
+    }
+    let acks = match args.acks {
+        Acks::All => -1,
+        Acks::Leader => 1,
+        Acks::None => 0,
+    };
+    let compression = match args.compression {
+        Codec::None => Compression::None,
+        Codec::Gzip => Compression::Gzip,
+        Codec::Snappy => Compression::Snappy,
+        Codec::Lz4 => Compression::Lz4,
+        Codec::Zstd => Compression::Zstd,
+    };
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut pending: BTreeMap<i32, Vec<(Option<Bytes>, Bytes)>> = BTreeMap::new();
+    let mut buffered = 0usize;
+    let mut round_robin = 0i32;
+    let mut sent = 0u64;
+    loop {
+        // Wait for input without limit while nothing is buffered; once
+        // something is, a short pause in the input sends it.
+        let next = if buffered == 0 {
+            Some(lines.next_line().await?)
+        } else {
+            match tokio::time::timeout(Duration::from_millis(20), lines.next_line()).await {
+                Ok(line) => Some(line?),
+                Err(_pause) => None,
+            }
+        };
+        let line = match next {
+            Some(Some(line)) => Some(line),
+            Some(None) => None,
+            None => {
+                sent += flush(&mut client, &args.topic, &mut pending, acks, compression).await?;
+                buffered = 0;
+                continue;
+            }
+        };
+        let Some(line) = line else { break };
+        let (key, value) = match line.split_once('\t') {
+            Some((k, v)) => (Some(Bytes::from(k.to_string())), Bytes::from(v.to_string())),
+            None => (None, Bytes::from(line)),
+        };
+        let partition = match (args.partition, &key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => partition_for_key(k, partitions),
+            (None, None) => {
+                round_robin = (round_robin + 1) % partitions;
+                round_robin
+            }
+        };
+        pending.entry(partition).or_default().push((key, value));
+        buffered += 1;
+        if buffered >= args.batch_size.max(1) {
+            sent += flush(&mut client, &args.topic, &mut pending, acks, compression).await?;
+            buffered = 0;
+        }
+    }
+    sent += flush(&mut client, &args.topic, &mut pending, acks, compression).await?;
+    eprintln!("sent {sent} record(s) to {}", args.topic);
+    Ok(())
+}
+
+async fn flush(
+    client: &mut Client,
+    topic: &str,
+    pending: &mut BTreeMap<i32, Vec<(Option<Bytes>, Bytes)>>,
+    acks: i16,
+    compression: Compression,
+) -> Result<u64> {
+    let mut sent = 0;
+    for (partition, records) in std::mem::take(pending) {
+        client
+            .produce(topic, partition, &records, acks, compression)
+            .await?;
+        sent += records.len() as u64;
+    }
+    Ok(sent)
+}
+
+pub fn run_consume(args: ConsumeArgs) -> Result<()> {
+    runtime()?.block_on(consume(args))
+}
+
+async fn consume(args: ConsumeArgs) -> Result<()> {
+    let mut client = Client::connect(&args.connect.bootstrap_server).await?;
+    let topic = client.describe_topic(&args.topic).await?;
+    let partitions: Vec<i32> = match args.partition {
+        Some(p) => {
+            if !topic.partitions.iter().any(|info| info.index == p) {
+                bail!("topic '{}' has no partition {p}", args.topic);
+            }
+            vec![p]
+        }
+        None => topic.partitions.iter().map(|p| p.index).collect(),
+    };
+    let mut positions = Vec::with_capacity(partitions.len());
+    for &p in &partitions {
+        let start = match (args.offset, args.from_beginning) {
+            (Some(offset), _) => offset,
+            (None, true) => client.list_offset(&args.topic, p, EARLIEST).await?,
+            (None, false) => client.list_offset(&args.topic, p, LATEST).await?,
+        };
+        positions.push((p, start));
+    }
+    let mut printed = 0u64;
+    let mut last_record = Instant::now();
+    let wait = if positions.len() == 1 { 500 } else { 100 };
+    let stdout = std::io::stdout();
+    loop {
+        for (partition, position) in positions.iter_mut() {
+            let (records, _hw) = client
+                .fetch(&args.topic, *partition, *position, wait)
+                .await?;
+            let mut out = stdout.lock();
+            for record in records {
+                if args.print_offset {
+                    write!(out, "{}\t{}\t", record.partition, record.offset)?;
+                }
+                if args.print_key {
+                    let key = record.key.as_deref().unwrap_or_default();
+                    out.write_all(key)?;
+                    out.write_all(b"\t")?;
+                }
+                out.write_all(record.value.as_deref().unwrap_or_default())?;
+                out.write_all(b"\n")?;
+                *position = record.offset + 1;
+                printed += 1;
+                last_record = Instant::now();
+                if args.max_messages.is_some_and(|max| printed >= max) {
+                    out.flush()?;
+                    return Ok(());
+                }
+            }
+            out.flush()?;
+        }
+        if let Some(timeout) = args.timeout_ms {
+            if last_record.elapsed() >= Duration::from_millis(timeout) {
+                return Ok(());
+            }
+        }
+    }
+}
