@@ -1,0 +1,251 @@
+//! librdkafka (through the `rdkafka` crate) against the real broker binary:
+//! topic admin, produce and consume with every codec, keyed partitioning,
+//! and offsets.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::Broker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_client::partition_for_key;
+
+fn admin(broker: &Broker) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .expect("admin client")
+}
+
+pub fn producer(broker: &Broker, compression: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("compression.type", compression)
+        // Kafka's Java partitioner, so keys land where Java clients put them.
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("producer")
+}
+
+/// A consumer with no group: partitions are assigned explicitly.
+pub fn consumer(broker: &Broker) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        // librdkafka needs a group id even for assign(); no group API is
+        // used since nothing is committed and start offsets are explicit.
+        .set("group.id", "sluice-tests")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer")
+}
+
+async fn create_topic(broker: &Broker, name: &str, partitions: i32) {
+    let results = admin(broker)
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    for result in results {
+        result.expect("topic created");
+    }
+}
+
+/// Reads every record of `topic` from the beginning until `expected` have
+/// arrived: (partition, offset, key, value).
+pub fn consume_all(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<(i32, i64, String, String)> {
+    let consumer = consumer(broker);
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while out.len() < expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumed only {} of {expected}",
+            out.len()
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("consume");
+            out.push((
+                message.partition(),
+                message.offset(),
+                String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_codec_round_trips_with_keys_on_kafkas_partitions() {
+    let broker = Broker::start();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        create_topic(&broker, &topic, 3).await;
+        let producer = producer(&broker, codec);
+        let count = 300;
+        let mut acked = HashMap::new();
+        for i in 0..count {
+            let key = format!("key-{}", i % 17);
+            let value = format!("{codec}-value-{i}-{}", "x".repeat(i % 50));
+            let delivery = producer
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("delivered");
+            let (partition, offset) = (delivery.partition, delivery.offset);
+            assert_eq!(
+                partition,
+                partition_for_key(key.as_bytes(), 3),
+                "key {key} went to the partition Kafka's partitioner picks"
+            );
+            acked.insert(value, (partition, offset));
+        }
+        let records = consume_all(&broker, &topic, 3, count);
+        assert_eq!(records.len(), count);
+        for (partition, offset, _key, value) in &records {
+            assert_eq!(acked.get(value), Some(&(*partition, *offset)), "{value}");
+        }
+        // Per-partition order is the order of sending.
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        for (partition, offset, _, _) in &records {
+            let previous = last.insert(*partition, *offset);
+            assert!(previous.is_none_or(|p| p < *offset));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_operations_and_watermarks() {
+    let broker = Broker::start();
+    create_topic(&broker, "admin-topic", 2).await;
+
+    // Creating it again is TOPIC_ALREADY_EXISTS.
+    let again = admin(&broker)
+        .create_topics(
+            &[NewTopic::new("admin-topic", 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    assert!(matches!(
+        again[0],
+        Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
+    ));
+
+    // Replication factor 3 on a one-broker cluster is refused.
+    let replicated = admin(&broker)
+        .create_topics(
+            &[NewTopic::new("replicated", 1, TopicReplication::Fixed(3))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    assert!(matches!(
+        replicated[0],
+        Err((_, rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor))
+    ));
+
+    // Grow to 4 partitions, then produce to the new one.
+    let grown = admin(&broker)
+        .create_partitions(&[NewPartitions::new("admin-topic", 4)], &AdminOptions::new())
+        .await
+        .expect("create_partitions");
+    grown[0].as_ref().expect("grown");
+    let producer = producer(&broker, "none");
+    for _ in 0..5 {
+        producer
+            .send(
+                FutureRecord::<(), _>::to("admin-topic")
+                    .partition(3)
+                    .payload("p3"),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+    }
+    let consumer = consumer(&broker);
+    let (low, high) = consumer
+        .fetch_watermarks("admin-topic", 3, Duration::from_secs(10))
+        .expect("watermarks");
+    assert_eq!((low, high), (0, 5));
+
+    // Offsets by timestamp: everything was produced after t0.
+    let mut query = TopicPartitionList::new();
+    query
+        .add_partition_offset("admin-topic", 3, Offset::Offset(0))
+        .expect("tpl");
+    let found = consumer
+        .offsets_for_times(query, Duration::from_secs(10))
+        .expect("offsets_for_times");
+    let element = found.elements_for_topic("admin-topic");
+    assert_eq!(element[0].offset(), Offset::Offset(0));
+
+    // Delete it: metadata no longer lists it.
+    let deleted = admin(&broker)
+        .delete_topics(&["admin-topic"], &AdminOptions::new())
+        .await
+        .expect("delete_topics");
+    deleted[0].as_ref().expect("deleted");
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    assert!(metadata.topics().iter().all(|t| t.name() != "admin-topic"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_configs_describe_and_alter() {
+    use rdkafka::admin::ResourceSpecifier;
+    let broker = Broker::start();
+    let topic = NewTopic::new("configured", 1, TopicReplication::Fixed(1))
+        .set("retention.ms", "3600000");
+    admin(&broker)
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .expect("create")[0]
+        .as_ref()
+        .expect("created");
+    let describe = |admin: AdminClient<DefaultClientContext>| async move {
+        let result = admin
+            .describe_configs(&[ResourceSpecifier::Topic("configured")], &AdminOptions::new())
+            .await
+            .expect("describe_configs");
+        let resource = result.into_iter().next().expect("one").expect("described");
+        resource
+            .entries
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect::<HashMap<_, _>>()
+    };
+    let configs = describe(admin(&broker)).await;
+    assert_eq!(configs["retention.ms"], "3600000");
+    assert_eq!(configs["cleanup.policy"], "delete");
+}
