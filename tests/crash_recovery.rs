@@ -4,7 +4,7 @@
 //! acknowledged message must be readable, at the offset its acknowledgement
 //! gave, in per-key order. A retry may repeat a message; none may be missing.
 //!
-//! `SLUICE_CRASH_TEST_MESSAGES` sets the message count (default 20,000).
+//! `SLUICE_CRASH_TEST_MESSAGES` sets the message count (default 100,000).
 
 mod common;
 
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{wait_until, Broker};
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -62,11 +63,12 @@ fn message_count() -> usize {
     std::env::var("SLUICE_CRASH_TEST_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
+        .unwrap_or(100_000)
 }
 
 fn run_crash_test(extra_args: &[&str]) {
     let total = message_count();
+    let started = std::time::Instant::now();
     let mut broker = Broker::start_with(extra_args);
     let topic = "crash";
     common::sluice(
@@ -120,11 +122,13 @@ fn run_crash_test(extra_args: &[&str]) {
             deliveries.acked.lock().expect("lock").len() >= target
         });
         broker.kill9();
+        eprintln!("crash test: killed at {target} acks after {:?}", started.elapsed());
         broker.restart();
     }
     let producer = sender.join().expect("sender thread");
     drop(producer);
 
+    eprintln!("crash test: producer done after {:?}", started.elapsed());
     let acked = deliveries.acked.lock().expect("lock").clone();
     let failed = deliveries.failed.lock().expect("lock").clone();
     eprintln!(
@@ -163,18 +167,24 @@ fn run_crash_test(extra_args: &[&str]) {
     consumer.assign(&assignment).expect("assign");
     let expected: i64 = ends.values().sum();
     let mut log: BTreeMap<(i32, i64), (String, usize)> = BTreeMap::new();
-    wait_until("the whole log", Duration::from_secs(120), || {
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.expect("consume");
-            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-            let number: usize = std::str::from_utf8(message.payload().unwrap_or_default())
-                .expect("utf-8")
-                .parse()
-                .expect("number");
-            log.insert((message.partition(), message.offset()), (key, number));
-        }
-        log.len() as i64 >= expected
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while (log.len() as i64) < expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} of {expected} records; ends {ends:?}",
+            log.len()
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = message.expect("consume");
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let number: usize = std::str::from_utf8(message.payload().unwrap_or_default())
+            .expect("utf-8")
+            .parse()
+            .expect("number");
+        log.insert((message.partition(), message.offset()), (key, number));
+    }
 
     // Every acknowledged message is where its acknowledgement said.
     for (number, position) in &acked {
