@@ -40,7 +40,7 @@ pub struct ServeArgs {
     /// HOST:PORT that clients are told to connect to [default: the listen address]
     #[arg(long)]
     advertised_listener: Option<String>,
-    /// TOML config file; flags override it, and it overrides SLUICE_* variables' defaults
+    /// TOML config file. Precedence: defaults < this file < SLUICE_* variables < flags
     #[arg(long)]
     config: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit

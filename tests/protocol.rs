@@ -1,0 +1,246 @@
+//! Protocol edges checked with typed requests: long-poll fetch, byte limits
+//! (KIP-74), incremental config changes, and the command-line tools.
+
+mod common;
+
+use bytes::Bytes;
+use common::{sluice, Broker};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use sluice_client::{Client, Compression, Connection};
+
+fn fetch_request(topic: &str, offset: i64, partition_max: i32, max_bytes: i32, min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
+    let mut partition = FetchPartition::default();
+    partition.partition = 0;
+    partition.fetch_offset = offset;
+    partition.partition_max_bytes = partition_max;
+    let mut fetch_topic = FetchTopic::default();
+    fetch_topic.topic = TopicName(StrBytes::from_string(topic.to_string()));
+    fetch_topic.partitions = vec![partition];
+    let mut request = FetchRequest::default();
+    request.replica_id = BrokerId(-1);
+    request.max_wait_ms = max_wait_ms;
+    request.min_bytes = min_bytes;
+    request.max_bytes = max_bytes;
+    request.topics = vec![fetch_topic];
+    request
+}
+
+/// Batch sizes in a fetched record set, in order.
+fn batch_sizes(records: &Bytes) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut rest = &records[..];
+    while rest.len() >= 12 {
+        let size = 12 + i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]) as usize;
+        sizes.push(size);
+        rest = &rest[size.min(rest.len())..];
+    }
+    sizes
+}
+
+fn records_of(response: &FetchResponse) -> Bytes {
+    let data = &response.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0);
+    data.records.clone().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_waits_for_data_and_respects_byte_limits() {
+    let broker = Broker::start();
+    let mut client = Client::connect(&broker.bootstrap()).await.expect("client");
+    client
+        .create_topic("polled", 1, 1, &Default::default())
+        .await
+        .expect("create");
+    let mut connection = Connection::connect(&broker.bootstrap(), "test")
+        .await
+        .expect("connect");
+
+    // Nothing there: the fetch waits out max_wait and answers empty, no error.
+    let empty = connection
+        .send(&fetch_request("polled", 0, 1 << 20, 1 << 20, 1, 200), 12)
+        .await
+        .expect("fetch");
+    assert!(records_of(&empty).is_empty());
+
+    // A fetch waiting for data returns the record produced while it waits.
+    let bootstrap = broker.bootstrap();
+    let waiting = tokio::spawn(async move {
+        let mut connection = Connection::connect(&bootstrap, "waiter").await.expect("connect");
+        connection
+            .send(&fetch_request("polled", 0, 1 << 20, 1 << 20, 1, 30_000), 12)
+            .await
+            .expect("fetch")
+    });
+    client
+        .produce("polled", 0, &[(None, Bytes::from_static(b"wake up"))], -1, Compression::None)
+        .await
+        .expect("produce");
+    let woken = waiting.await.expect("join");
+    assert_eq!(batch_sizes(&records_of(&woken)).len(), 1);
+
+    // Nine more batches of the same size.
+    for _ in 0..9 {
+        client
+            .produce("polled", 0, &[(None, Bytes::from(vec![b'x'; 1000]))], -1, Compression::None)
+            .await
+            .expect("produce");
+    }
+    let all = records_of(
+        &connection
+            .send(&fetch_request("polled", 1, 1 << 20, 1 << 20, 1, 0), 12)
+            .await
+            .expect("fetch"),
+    );
+    let sizes = batch_sizes(&all);
+    assert_eq!(sizes.len(), 9);
+    let one = sizes[0];
+
+    // The partition limit cuts at whole batches.
+    let limited = records_of(
+        &connection
+            .send(&fetch_request("polled", 1, (one * 2 + one / 2) as i32, 1 << 20, 1, 0), 12)
+            .await
+            .expect("fetch"),
+    );
+    assert_eq!(batch_sizes(&limited), vec![one, one]);
+
+    // A first batch larger than both limits still comes whole (KIP-74).
+    let tiny = records_of(
+        &connection
+            .send(&fetch_request("polled", 1, 10, 10, 1, 0), 12)
+            .await
+            .expect("fetch"),
+    );
+    assert_eq!(batch_sizes(&tiny), vec![one]);
+
+    // min_bytes larger than what exists: answered after max_wait with what there is.
+    let partial = records_of(
+        &connection
+            .send(&fetch_request("polled", 1, 1 << 20, 1 << 20, 10 << 20, 100), 12)
+            .await
+            .expect("fetch"),
+    );
+    assert_eq!(batch_sizes(&partial).len(), 9);
+
+    // Beyond the log end: OFFSET_OUT_OF_RANGE.
+    let beyond = connection
+        .send(&fetch_request("polled", 1000, 1 << 20, 1 << 20, 1, 0), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(beyond.responses[0].partitions[0].error_code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_alter_configs_changes_topic_settings() {
+    let broker = Broker::start();
+    sluice(&["topic", "create", "tuned", "-b", &broker.bootstrap()], None);
+    let mut connection = Connection::connect(&broker.bootstrap(), "test")
+        .await
+        .expect("connect");
+    let alter = |name: &str, op: i8, value: Option<&str>| {
+        let mut config = AlterableConfig::default();
+        config.name = StrBytes::from_string(name.to_string());
+        config.config_operation = op;
+        config.value = value.map(|v| StrBytes::from_string(v.to_string()));
+        let mut resource = AlterConfigsResource::default();
+        resource.resource_type = 2;
+        resource.resource_name = StrBytes::from_static_str("tuned");
+        resource.configs = vec![config];
+        let mut request = IncrementalAlterConfigsRequest::default();
+        request.resources = vec![resource];
+        request
+    };
+    let ok = connection
+        .send(&alter("retention.ms", 0, Some("60000")), 1)
+        .await
+        .expect("alter");
+    assert_eq!(ok.responses[0].error_code, 0);
+    let unknown = connection
+        .send(&alter("no.such.config", 0, Some("1")), 1)
+        .await
+        .expect("alter");
+    assert_eq!(unknown.responses[0].error_code, 40, "INVALID_CONFIG");
+    let bad = connection
+        .send(&alter("retention.ms", 0, Some("soon")), 1)
+        .await
+        .expect("alter");
+    assert_eq!(bad.responses[0].error_code, 40, "INVALID_CONFIG");
+
+    // The change is durable: it survives a restart.
+    drop(connection);
+    let mut broker = broker;
+    broker.restart();
+    let state = std::fs::read_to_string(broker.data_dir().join("meta/cluster.json")).expect("metadata");
+    assert!(state.contains("\"retention.ms\": \"60000\""), "{state}");
+}
+
+#[test]
+fn command_line_tools_manage_topics_and_move_records() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let created = sluice(&["topic", "create", "cli", "-p", "3", "-c", "retention.ms=86400000", "-b", &b], None);
+    assert!(created.contains("created topic cli"));
+    assert!(sluice(&["topic", "list", "-b", &b], None).lines().any(|l| l == "cli"));
+
+    let input: String = (0..30).map(|i| format!("key-{}\tvalue-{i}\n", i % 5)).collect();
+    sluice(&["produce", "cli", "-b", &b], Some(&input));
+    sluice(&["produce", "cli", "--partition", "2", "--compression", "zstd", "-b", &b], Some("unkeyed\n"));
+
+    let out = sluice(&["consume", "cli", "--from-beginning", "-n", "31", "--print-key", "--print-offset", "-b", &b], None);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 31);
+    for line in &lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let partition: i32 = fields[0].parse().expect("partition");
+        if fields[2].starts_with("key-") {
+            assert_eq!(partition, sluice_client::partition_for_key(fields[2].as_bytes(), 3));
+        }
+    }
+    assert!(lines.iter().any(|l| l.ends_with("\t\tunkeyed")));
+
+    let one = sluice(&["consume", "cli", "--partition", "2", "--offset", "0", "-n", "1", "-b", &b], None);
+    assert_eq!(one.lines().count(), 1);
+
+    let described = sluice(&["topic", "describe", "cli", "-b", &b], None);
+    assert!(described.contains("partitions 3"), "{described}");
+
+    assert!(sluice(&["topic", "delete", "cli", "-b", &b], None).contains("deleted topic cli"));
+    assert!(!sluice(&["topic", "list", "-b", &b], None).lines().any(|l| l == "cli"));
+}
+
+#[test]
+fn settings_layer_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sluice.toml");
+    std::fs::write(&file, "default_partitions = 4\nfsync = \"interval\"\nlisten = \"127.0.0.1:1111\"\n").expect("config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:2222"])
+        .env("SLUICE_FSYNC", "never")
+        .env("SLUICE_MAX_CONNECTIONS", "7")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(text.contains("default_partitions = 4"), "{text}");
+    assert!(text.contains("fsync = \"never\""), "{text}");
+    assert!(text.contains("max_connections = 7"), "{text}");
+    assert!(text.contains("listen = \"127.0.0.1:2222\""), "{text}");
+
+    std::fs::write(&file, "defualt_partitions = 4\n").expect("config");
+    let typo = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("defualt_partitions"));
+}
