@@ -10,7 +10,11 @@ mod serve;
 mod tools;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A message broker that speaks the Apache Kafka protocol")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A message broker that speaks the Apache Kafka protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -17,9 +17,7 @@ use common::{wait_until, Broker};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 6;
@@ -72,7 +70,15 @@ fn run_crash_test(extra_args: &[&str]) {
     let mut broker = Broker::start_with(extra_args);
     let topic = "crash";
     common::sluice(
-        &["topic", "create", topic, "-p", "6", "-b", &broker.bootstrap()],
+        &[
+            "topic",
+            "create",
+            topic,
+            "-p",
+            "6",
+            "-b",
+            &broker.bootstrap(),
+        ],
         None,
     );
 
@@ -122,7 +128,10 @@ fn run_crash_test(extra_args: &[&str]) {
             deliveries.acked.lock().expect("lock").len() >= target
         });
         broker.kill9();
-        eprintln!("crash test: killed at {target} acks after {:?}", started.elapsed());
+        eprintln!(
+            "crash test: killed at {target} acks after {:?}",
+            started.elapsed()
+        );
         broker.restart();
     }
     let producer = sender.join().expect("sender thread");
@@ -211,8 +220,16 @@ fn run_crash_test(extra_args: &[&str]) {
             numbers.windows(2).find(|w| w[0] >= w[1])
         );
     }
-    let duplicates = log.len() - log.values().map(|(_, n)| n).collect::<std::collections::HashSet<_>>().len();
-    eprintln!("crash test: {} records in the log, {duplicates} duplicates from retries", log.len());
+    let duplicates = log.len()
+        - log
+            .values()
+            .map(|(_, n)| n)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+    eprintln!(
+        "crash test: {} records in the log, {duplicates} duplicates from retries",
+        log.len()
+    );
 }
 
 #[test]

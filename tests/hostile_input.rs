@@ -50,7 +50,12 @@ fn is_closed(stream: &mut TcpStream) -> bool {
     }
 }
 
-fn request_bytes<M: Encodable>(api_key: i16, version: i16, header_version: i16, body: &M) -> Vec<u8> {
+fn request_bytes<M: Encodable>(
+    api_key: i16,
+    version: i16,
+    header_version: i16,
+    body: &M,
+) -> Vec<u8> {
     let mut header = RequestHeader::default();
     header.request_api_key = api_key;
     header.request_api_version = version;
@@ -88,7 +93,12 @@ fn produce_raw(broker: &Broker, topic: &str, records: Bytes, acks: i16) -> i16 {
     let version = 9;
     let api = ApiKey::Produce;
     stream
-        .write_all(&request_bytes(api as i16, version, api.request_header_version(version), &request))
+        .write_all(&request_bytes(
+            api as i16,
+            version,
+            api.request_header_version(version),
+            &request,
+        ))
         .expect("send");
     let mut frame = read_frame(&mut stream);
     ResponseHeader::decode(&mut frame, api.response_header_version(version)).expect("header");
@@ -115,14 +125,22 @@ fn fetch_raw(broker: &Broker, topic: &str) -> (Bytes, i64) {
     let version = 12;
     let api = ApiKey::Fetch;
     stream
-        .write_all(&request_bytes(api as i16, version, api.request_header_version(version), &request))
+        .write_all(&request_bytes(
+            api as i16,
+            version,
+            api.request_header_version(version),
+            &request,
+        ))
         .expect("send");
     let mut frame = read_frame(&mut stream);
     ResponseHeader::decode(&mut frame, api.response_header_version(version)).expect("header");
     let response = FetchResponse::decode(&mut frame, version).expect("fetch response");
     let data = &response.responses[0].partitions[0];
     assert_eq!(data.error_code, 0);
-    (data.records.clone().unwrap_or_default(), data.high_watermark)
+    (
+        data.records.clone().unwrap_or_default(),
+        data.high_watermark,
+    )
 }
 
 fn valid_batch(value_len: usize) -> Vec<u8> {
@@ -159,7 +177,12 @@ fn assert_still_serving(broker: &mut Broker) {
     let mut stream = connect(broker);
     let api = ApiKey::Metadata;
     stream
-        .write_all(&request_bytes(api as i16, 12, api.request_header_version(12), &MetadataRequest::default()))
+        .write_all(&request_bytes(
+            api as i16,
+            12,
+            api.request_header_version(12),
+            &MetadataRequest::default(),
+        ))
         .expect("send metadata");
     assert!(!read_frame(&mut stream).is_empty());
 }
@@ -168,7 +191,10 @@ fn assert_still_serving(broker: &mut Broker) {
 fn malformed_frames_close_the_connection_and_nothing_else() {
     let mut broker = Broker::start();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("http garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        (
+            "http garbage",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ),
         ("2 GiB length", 0x7fff_ffffi32.to_be_bytes().to_vec()),
         ("negative length", (-5i32).to_be_bytes().to_vec()),
         ("length below a header", {
@@ -185,15 +211,25 @@ fn malformed_frames_close_the_connection_and_nothing_else() {
         }),
         ("unsupported Metadata version", {
             let api = ApiKey::Metadata;
-            request_bytes(api as i16, 12, api.request_header_version(12), &MetadataRequest::default())
-                .into_iter()
-                .enumerate()
-                .map(|(i, b)| if i == 7 { 99 } else { b })
-                .collect()
+            request_bytes(
+                api as i16,
+                12,
+                api.request_header_version(12),
+                &MetadataRequest::default(),
+            )
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| if i == 7 { 99 } else { b })
+            .collect()
         }),
         ("truncated body", {
             let api = ApiKey::Metadata;
-            let mut frame = request_bytes(api as i16, 12, api.request_header_version(12), &MetadataRequest::default());
+            let mut frame = request_bytes(
+                api as i16,
+                12,
+                api.request_header_version(12),
+                &MetadataRequest::default(),
+            );
             frame.truncate(frame.len() - 2);
             let size = (frame.len() - 4) as i32;
             frame[..4].copy_from_slice(&size.to_be_bytes());
@@ -230,7 +266,12 @@ fn api_versions_newer_than_known_gets_v0_unsupported_version() {
     let mut stream = connect(&broker);
     let api = ApiKey::ApiVersions;
     // Version 99 with a flexible (v2) request header, as a future client would send.
-    let mut frame = request_bytes(api as i16, 3, 2, &kafka_protocol::messages::ApiVersionsRequest::default());
+    let mut frame = request_bytes(
+        api as i16,
+        3,
+        2,
+        &kafka_protocol::messages::ApiVersionsRequest::default(),
+    );
     frame[6..8].copy_from_slice(&99i16.to_be_bytes());
     stream.write_all(&frame).expect("send");
     let mut response = read_frame(&mut stream);
@@ -238,21 +279,35 @@ fn api_versions_newer_than_known_gets_v0_unsupported_version() {
     assert_eq!(header.correlation_id, 42);
     let body = ApiVersionsResponse::decode(&mut response, 0).expect("v0 body");
     assert_eq!(body.error_code, UNSUPPORTED_VERSION);
-    assert!(body.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+    assert!(body
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Produce as i16));
 }
 
 #[test]
 fn rejected_batches_get_kafka_errors_and_are_never_readable() {
     let mut broker = Broker::start();
     common::sluice(
-        &["topic", "create", "guarded", "-c", "max.message.bytes=2000", "-b", &broker.bootstrap()],
+        &[
+            "topic",
+            "create",
+            "guarded",
+            "-c",
+            "max.message.bytes=2000",
+            "-b",
+            &broker.bootstrap(),
+        ],
         None,
     );
 
     let mut wrong_crc = valid_batch(50);
     let last = wrong_crc.len() - 1;
     wrong_crc[last] ^= 0xff;
-    assert_eq!(produce_raw(&broker, "guarded", wrong_crc.into(), -1), CORRUPT_MESSAGE);
+    assert_eq!(
+        produce_raw(&broker, "guarded", wrong_crc.into(), -1),
+        CORRUPT_MESSAGE
+    );
 
     let mut impossible_length = valid_batch(50);
     impossible_length[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
@@ -270,7 +325,10 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
 
     let truncated = valid_batch(50);
     let truncated = Bytes::copy_from_slice(&truncated[..truncated.len() - 10]);
-    assert_eq!(produce_raw(&broker, "guarded", truncated, -1), CORRUPT_MESSAGE);
+    assert_eq!(
+        produce_raw(&broker, "guarded", truncated, -1),
+        CORRUPT_MESSAGE
+    );
 
     let mut old_magic = valid_batch(50);
     old_magic[16] = 1;
@@ -281,9 +339,15 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
 
     let mut two_batches = valid_batch(10);
     two_batches.extend_from_slice(&valid_batch(10));
-    assert_eq!(produce_raw(&broker, "guarded", two_batches.into(), -1), INVALID_RECORD);
+    assert_eq!(
+        produce_raw(&broker, "guarded", two_batches.into(), -1),
+        INVALID_RECORD
+    );
 
-    assert_eq!(produce_raw(&broker, "guarded", Bytes::new(), -1), INVALID_RECORD);
+    assert_eq!(
+        produce_raw(&broker, "guarded", Bytes::new(), -1),
+        INVALID_RECORD
+    );
 
     assert_eq!(
         produce_raw(&broker, "guarded", valid_batch(5000).into(), -1),
@@ -326,8 +390,13 @@ fn connections_beyond_the_limit_are_refused() {
     wait_until("two served connections", Duration::from_secs(10), || {
         held.retain_mut(|s: &mut TcpStream| {
             let api = ApiKey::Metadata;
-            s.write_all(&request_bytes(api as i16, 12, api.request_header_version(12), &MetadataRequest::default()))
-                .is_ok()
+            s.write_all(&request_bytes(
+                api as i16,
+                12,
+                api.request_header_version(12),
+                &MetadataRequest::default(),
+            ))
+            .is_ok()
                 && {
                     let mut size = [0u8; 4];
                     s.read_exact(&mut size).is_ok() && {
@@ -348,7 +417,12 @@ fn connections_beyond_the_limit_are_refused() {
         let mut stream = connect(&broker);
         let api = ApiKey::Metadata;
         stream
-            .write_all(&request_bytes(api as i16, 12, api.request_header_version(12), &MetadataRequest::default()))
+            .write_all(&request_bytes(
+                api as i16,
+                12,
+                api.request_header_version(12),
+                &MetadataRequest::default(),
+            ))
             .is_ok()
             && !is_closed(&mut stream)
     });

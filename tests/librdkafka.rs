@@ -171,12 +171,18 @@ async fn admin_operations_and_watermarks() {
         .expect("create_topics");
     assert!(matches!(
         replicated[0],
-        Err((_, rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor))
+        Err((
+            _,
+            rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor
+        ))
     ));
 
     // Grow to 4 partitions, then produce to the new one.
     let grown = admin(&broker)
-        .create_partitions(&[NewPartitions::new("admin-topic", 4)], &AdminOptions::new())
+        .create_partitions(
+            &[NewPartitions::new("admin-topic", 4)],
+            &AdminOptions::new(),
+        )
         .await
         .expect("create_partitions");
     grown[0].as_ref().expect("grown");
@@ -225,8 +231,8 @@ async fn admin_operations_and_watermarks() {
 async fn topic_configs_describe_and_alter() {
     use rdkafka::admin::ResourceSpecifier;
     let broker = Broker::start();
-    let topic = NewTopic::new("configured", 1, TopicReplication::Fixed(1))
-        .set("retention.ms", "3600000");
+    let topic =
+        NewTopic::new("configured", 1, TopicReplication::Fixed(1)).set("retention.ms", "3600000");
     admin(&broker)
         .create_topics(&[topic], &AdminOptions::new())
         .await
@@ -235,7 +241,10 @@ async fn topic_configs_describe_and_alter() {
         .expect("created");
     let describe = |admin: AdminClient<DefaultClientContext>| async move {
         let result = admin
-            .describe_configs(&[ResourceSpecifier::Topic("configured")], &AdminOptions::new())
+            .describe_configs(
+                &[ResourceSpecifier::Topic("configured")],
+                &AdminOptions::new(),
+            )
             .await
             .expect("describe_configs");
         let resource = result.into_iter().next().expect("one").expect("described");

@@ -15,7 +15,14 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use sluice_client::{Client, Compression, Connection};
 
-fn fetch_request(topic: &str, offset: i64, partition_max: i32, max_bytes: i32, min_bytes: i32, max_wait_ms: i32) -> FetchRequest {
+fn fetch_request(
+    topic: &str,
+    offset: i64,
+    partition_max: i32,
+    max_bytes: i32,
+    min_bytes: i32,
+    max_wait_ms: i32,
+) -> FetchRequest {
     let mut partition = FetchPartition::default();
     partition.partition = 0;
     partition.fetch_offset = offset;
@@ -72,14 +79,22 @@ async fn fetch_waits_for_data_and_respects_byte_limits() {
     // A fetch waiting for data returns the record produced while it waits.
     let bootstrap = broker.bootstrap();
     let waiting = tokio::spawn(async move {
-        let mut connection = Connection::connect(&bootstrap, "waiter").await.expect("connect");
+        let mut connection = Connection::connect(&bootstrap, "waiter")
+            .await
+            .expect("connect");
         connection
             .send(&fetch_request("polled", 0, 1 << 20, 1 << 20, 1, 30_000), 12)
             .await
             .expect("fetch")
     });
     client
-        .produce("polled", 0, &[(None, Bytes::from_static(b"wake up"))], -1, Compression::None)
+        .produce(
+            "polled",
+            0,
+            &[(None, Bytes::from_static(b"wake up"))],
+            -1,
+            Compression::None,
+        )
         .await
         .expect("produce");
     let woken = waiting.await.expect("join");
@@ -88,7 +103,13 @@ async fn fetch_waits_for_data_and_respects_byte_limits() {
     // Nine more batches of the same size.
     for _ in 0..9 {
         client
-            .produce("polled", 0, &[(None, Bytes::from(vec![b'x'; 1000]))], -1, Compression::None)
+            .produce(
+                "polled",
+                0,
+                &[(None, Bytes::from(vec![b'x'; 1000]))],
+                -1,
+                Compression::None,
+            )
             .await
             .expect("produce");
     }
@@ -105,7 +126,10 @@ async fn fetch_waits_for_data_and_respects_byte_limits() {
     // The partition limit cuts at whole batches.
     let limited = records_of(
         &connection
-            .send(&fetch_request("polled", 1, (one * 2 + one / 2) as i32, 1 << 20, 1, 0), 12)
+            .send(
+                &fetch_request("polled", 1, (one * 2 + one / 2) as i32, 1 << 20, 1, 0),
+                12,
+            )
             .await
             .expect("fetch"),
     );
@@ -123,7 +147,10 @@ async fn fetch_waits_for_data_and_respects_byte_limits() {
     // min_bytes larger than what exists: answered after max_wait with what there is.
     let partial = records_of(
         &connection
-            .send(&fetch_request("polled", 1, 1 << 20, 1 << 20, 10 << 20, 100), 12)
+            .send(
+                &fetch_request("polled", 1, 1 << 20, 1 << 20, 10 << 20, 100),
+                12,
+            )
             .await
             .expect("fetch"),
     );
@@ -140,7 +167,10 @@ async fn fetch_waits_for_data_and_respects_byte_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_alter_configs_changes_topic_settings() {
     let broker = Broker::start();
-    sluice(&["topic", "create", "tuned", "-b", &broker.bootstrap()], None);
+    sluice(
+        &["topic", "create", "tuned", "-b", &broker.bootstrap()],
+        None,
+    );
     let mut connection = Connection::connect(&broker.bootstrap(), "test")
         .await
         .expect("connect");
@@ -177,7 +207,8 @@ async fn incremental_alter_configs_changes_topic_settings() {
     drop(connection);
     let mut broker = broker;
     broker.restart();
-    let state = std::fs::read_to_string(broker.data_dir().join("meta/cluster.json")).expect("metadata");
+    let state =
+        std::fs::read_to_string(broker.data_dir().join("meta/cluster.json")).expect("metadata");
     assert!(state.contains("\"retention.ms\": \"60000\""), "{state}");
 }
 
@@ -185,41 +216,106 @@ async fn incremental_alter_configs_changes_topic_settings() {
 fn command_line_tools_manage_topics_and_move_records() {
     let broker = Broker::start();
     let b = broker.bootstrap();
-    let created = sluice(&["topic", "create", "cli", "-p", "3", "-c", "retention.ms=86400000", "-b", &b], None);
+    let created = sluice(
+        &[
+            "topic",
+            "create",
+            "cli",
+            "-p",
+            "3",
+            "-c",
+            "retention.ms=86400000",
+            "-b",
+            &b,
+        ],
+        None,
+    );
     assert!(created.contains("created topic cli"));
-    assert!(sluice(&["topic", "list", "-b", &b], None).lines().any(|l| l == "cli"));
+    assert!(sluice(&["topic", "list", "-b", &b], None)
+        .lines()
+        .any(|l| l == "cli"));
 
-    let input: String = (0..30).map(|i| format!("key-{}\tvalue-{i}\n", i % 5)).collect();
+    let input: String = (0..30)
+        .map(|i| format!("key-{}\tvalue-{i}\n", i % 5))
+        .collect();
     sluice(&["produce", "cli", "-b", &b], Some(&input));
-    sluice(&["produce", "cli", "--partition", "2", "--compression", "zstd", "-b", &b], Some("unkeyed\n"));
+    sluice(
+        &[
+            "produce",
+            "cli",
+            "--partition",
+            "2",
+            "--compression",
+            "zstd",
+            "-b",
+            &b,
+        ],
+        Some("unkeyed\n"),
+    );
 
-    let out = sluice(&["consume", "cli", "--from-beginning", "-n", "31", "--print-key", "--print-offset", "-b", &b], None);
+    let out = sluice(
+        &[
+            "consume",
+            "cli",
+            "--from-beginning",
+            "-n",
+            "31",
+            "--print-key",
+            "--print-offset",
+            "-b",
+            &b,
+        ],
+        None,
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 31);
     for line in &lines {
         let fields: Vec<&str> = line.split('\t').collect();
         let partition: i32 = fields[0].parse().expect("partition");
         if fields[2].starts_with("key-") {
-            assert_eq!(partition, sluice_client::partition_for_key(fields[2].as_bytes(), 3));
+            assert_eq!(
+                partition,
+                sluice_client::partition_for_key(fields[2].as_bytes(), 3)
+            );
         }
     }
     assert!(lines.iter().any(|l| l.ends_with("\t\tunkeyed")));
 
-    let one = sluice(&["consume", "cli", "--partition", "2", "--offset", "0", "-n", "1", "-b", &b], None);
+    let one = sluice(
+        &[
+            "consume",
+            "cli",
+            "--partition",
+            "2",
+            "--offset",
+            "0",
+            "-n",
+            "1",
+            "-b",
+            &b,
+        ],
+        None,
+    );
     assert_eq!(one.lines().count(), 1);
 
     let described = sluice(&["topic", "describe", "cli", "-b", &b], None);
     assert!(described.contains("partitions 3"), "{described}");
 
     assert!(sluice(&["topic", "delete", "cli", "-b", &b], None).contains("deleted topic cli"));
-    assert!(!sluice(&["topic", "list", "-b", &b], None).lines().any(|l| l == "cli"));
+    assert!(!sluice(&["topic", "list", "-b", &b], None)
+        .lines()
+        .any(|l| l == "cli"));
 }
 
 #[test]
 fn settings_layer_file_then_environment_then_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("sluice.toml");
-    std::fs::write(&file, "default_partitions = 4\nfsync = \"interval\"\nlisten = \"127.0.0.1:1111\"\n").expect("config");
+    std::fs::write(
+        &file,
+        "default_partitions = 4\nfsync = \"interval\"\nlisten = \"127.0.0.1:1111\"\n",
+    )
+    .expect("config");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["serve", "--print-config", "--config"])
         .arg(&file)
@@ -228,7 +324,11 @@ fn settings_layer_file_then_environment_then_flags() {
         .env("SLUICE_MAX_CONNECTIONS", "7")
         .output()
         .expect("run");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).expect("utf-8");
     assert!(text.contains("default_partitions = 4"), "{text}");
     assert!(text.contains("fsync = \"never\""), "{text}");

@@ -131,19 +131,16 @@ impl BrokerConfig {
                 table.insert(key, env_value(&raw));
             }
         }
-        let config: BrokerConfig =
-            table
-                .try_into()
-                .map_err(|e: toml::de::Error| match file {
-                    Some(path) => ConfigError::Parse {
-                        path: path.to_path_buf(),
-                        message: e.message().to_string(),
-                    },
-                    None => ConfigError::Env {
-                        name: "SLUICE_*".to_string(),
-                        message: e.message().to_string(),
-                    },
-                })?;
+        let config: BrokerConfig = table.try_into().map_err(|e: toml::de::Error| match file {
+            Some(path) => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            },
+            None => ConfigError::Env {
+                name: "SLUICE_*".to_string(),
+                message: e.message().to_string(),
+            },
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -181,7 +178,10 @@ impl BrokerConfig {
             return invalid("max_request_bytes", "must be between 1024 and 2147483647");
         }
         if self.max_message_bytes == 0 || self.max_message_bytes > self.max_request_bytes {
-            return invalid("max_message_bytes", "must be between 1 and max_request_bytes");
+            return invalid(
+                "max_message_bytes",
+                "must be between 1 and max_request_bytes",
+            );
         }
         if self.default_partitions < 1 {
             return invalid("default_partitions", "must be at least 1");
@@ -236,7 +236,11 @@ impl BrokerConfig {
                 format!("PLAINTEXT://{host}:{port}"),
                 format!("PLAINTEXT://{}", d.listen),
             ),
-            setting("listeners", format!("PLAINTEXT://{}", self.listen), format!("PLAINTEXT://{}", d.listen)),
+            setting(
+                "listeners",
+                format!("PLAINTEXT://{}", self.listen),
+                format!("PLAINTEXT://{}", d.listen),
+            ),
             setting(
                 "log.dirs",
                 self.data_dir.display().to_string(),
@@ -279,7 +283,11 @@ impl BrokerConfig {
                 self.segment_bytes.to_string(),
                 d.segment_bytes.to_string(),
             ),
-            setting("log.roll.ms", self.segment_ms.to_string(), d.segment_ms.to_string()),
+            setting(
+                "log.roll.ms",
+                self.segment_ms.to_string(),
+                d.segment_ms.to_string(),
+            ),
             setting(
                 "log.retention.ms",
                 self.retention_ms.to_string(),

@@ -87,7 +87,9 @@ impl BrokerError {
 
     /// The message sent beside the code where the response has room for one.
     pub fn message(&self) -> Option<kafka_protocol::protocol::StrBytes> {
-        Some(kafka_protocol::protocol::StrBytes::from_string(self.to_string()))
+        Some(kafka_protocol::protocol::StrBytes::from_string(
+            self.to_string(),
+        ))
     }
 }
 

@@ -183,7 +183,8 @@ impl MetadataStore {
 fn persist(path: &Path, state: &ClusterState) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| BrokerError::Metadata(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec_pretty(state).map_err(|e| BrokerError::Metadata(e.to_string()))?;
     let mut file = std::fs::File::create(&tmp).map_err(meta_err)?;
     file.write_all(&bytes).map_err(meta_err)?;
     file.sync_all().map_err(meta_err)?;
@@ -200,8 +201,7 @@ fn meta_err(e: std::io::Error) -> BrokerError {
 
 /// A cluster id in Kafka's form: 16 random bytes, URL-safe base64 unpadded.
 fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = Uuid::new_v4().into_bytes();
     let mut bits = 0u32;
     let mut nbits = 0;

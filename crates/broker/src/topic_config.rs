@@ -248,7 +248,10 @@ mod tests {
         let broker = BrokerConfig::default();
         let mut overrides = BTreeMap::new();
         overrides.insert(RETENTION_MS.to_string(), "1000".to_string());
-        overrides.insert(MESSAGE_TIMESTAMP_TYPE.to_string(), "LogAppendTime".to_string());
+        overrides.insert(
+            MESSAGE_TIMESTAMP_TYPE.to_string(),
+            "LogAppendTime".to_string(),
+        );
         let settings = resolve(&overrides, &broker);
         assert_eq!(settings.log.retention_ms, 1000);
         assert_eq!(settings.log.segment_bytes, broker.segment_bytes);

@@ -18,8 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use crate::connection::Connection;
@@ -124,10 +123,16 @@ impl Client {
                 .collect()
         });
         request.allow_auto_topic_creation = false;
-        let response = self.any_broker().await?.send(&request, METADATA_MAX).await?;
+        let response = self
+            .any_broker()
+            .await?
+            .send(&request, METADATA_MAX)
+            .await?;
         for broker in &response.brokers {
-            self.brokers
-                .insert(broker.node_id.0, format!("{}:{}", broker.host.as_str(), broker.port));
+            self.brokers.insert(
+                broker.node_id.0,
+                format!("{}:{}", broker.host.as_str(), broker.port),
+            );
         }
         Ok(response)
     }
@@ -177,7 +182,11 @@ impl Client {
         let mut request = CreateTopicsRequest::default();
         request.topics = vec![topic];
         request.timeout_ms = 30_000;
-        let response = self.any_broker().await?.send(&request, CREATE_TOPICS_MAX).await?;
+        let response = self
+            .any_broker()
+            .await?
+            .send(&request, CREATE_TOPICS_MAX)
+            .await?;
         let result = response
             .topics
             .first()
@@ -193,7 +202,11 @@ impl Client {
         let mut request = DeleteTopicsRequest::default();
         request.topic_names = vec![topic_name(name)];
         request.timeout_ms = 30_000;
-        let response = self.any_broker().await?.send(&request, DELETE_TOPICS_MAX).await?;
+        let response = self
+            .any_broker()
+            .await?
+            .send(&request, DELETE_TOPICS_MAX)
+            .await?;
         let result = response
             .responses
             .first()
@@ -218,7 +231,8 @@ impl Client {
         if p.leader < 0 {
             bail!("partition {partition} of '{topic}' has no leader right now");
         }
-        self.leaders.insert((topic.to_string(), partition), p.leader);
+        self.leaders
+            .insert((topic.to_string(), partition), p.leader);
         Ok(p.leader)
     }
 
@@ -299,7 +313,12 @@ impl Client {
 
     /// The earliest (`EARLIEST`), latest (`LATEST`) or first offset at a
     /// timestamp of a partition.
-    pub async fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+    pub async fn list_offset(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<i64> {
         let mut query = ListOffsetsPartition::default();
         query.partition_index = partition;
         query.timestamp = timestamp;
@@ -321,7 +340,10 @@ impl Client {
             .first()
             .and_then(|t| t.partitions.first())
             .ok_or_else(|| anyhow!("empty ListOffsets response"))?;
-        check(result.error_code, &format!("offsets of '{topic}' partition {partition}"))?;
+        check(
+            result.error_code,
+            &format!("offsets of '{topic}' partition {partition}"),
+        )?;
         Ok(result.offset)
     }
 
@@ -376,7 +398,10 @@ impl Client {
             .first()
             .and_then(|t| t.partitions.first())
             .ok_or_else(|| anyhow!("empty Fetch response"))?;
-        check(data.error_code, &format!("fetching '{topic}' partition {partition}"))?;
+        check(
+            data.error_code,
+            &format!("fetching '{topic}' partition {partition}"),
+        )?;
         let mut records = Vec::new();
         if let Some(mut bytes) = data.records.clone() {
             while bytes.len() >= 61 {
@@ -410,7 +435,9 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
-fn topic_info(topic: &kafka_protocol::messages::metadata_response::MetadataResponseTopic) -> TopicInfo {
+fn topic_info(
+    topic: &kafka_protocol::messages::metadata_response::MetadataResponseTopic,
+) -> TopicInfo {
     let mut partitions: Vec<PartitionInfo> = topic
         .partitions
         .iter()
@@ -424,7 +451,11 @@ fn topic_info(topic: &kafka_protocol::messages::metadata_response::MetadataRespo
         .collect();
     partitions.sort_by_key(|p| p.index);
     TopicInfo {
-        name: topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+        name: topic
+            .name
+            .as_ref()
+            .map(|n| n.0.to_string())
+            .unwrap_or_default(),
         id: topic.topic_id.to_string(),
         partitions,
     }

@@ -309,7 +309,10 @@ mod tests {
         let mut buf = batch(1, 5, 16);
         let last = buf.len() - 1;
         buf[last] ^= 0xff;
-        assert!(matches!(validate(&buf), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            validate(&buf),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]

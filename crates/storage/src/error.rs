@@ -15,7 +15,9 @@ pub enum StorageError {
         log_start: i64,
         log_end: i64,
     },
-    #[error("an earlier write failed and could not be undone; the log refuses writes until restart")]
+    #[error(
+        "an earlier write failed and could not be undone; the log refuses writes until restart"
+    )]
     LogFailed,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -86,7 +86,10 @@ impl<E: Entry> Index<E> {
             // A torn final entry: drop it.
             file.set_len(whole as u64)?;
         }
-        let entries = bytes[..whole].chunks_exact(E::SIZE).map(E::decode).collect();
+        let entries = bytes[..whole]
+            .chunks_exact(E::SIZE)
+            .map(E::decode)
+            .collect();
         Ok(Index {
             path: path.to_path_buf(),
             file,

@@ -124,10 +124,7 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
         }
-        let log_end_offset = segments
-            .values()
-            .next_back()
-            .map_or(0, |s| s.next_offset());
+        let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         report.segments = segments.len();
         report.log_end_offset = log_end_offset;
         let log = PartitionLog {
@@ -341,8 +338,7 @@ impl PartitionLog {
             let expired = retention_ms >= 0
                 && oldest.max_timestamp() >= 0
                 && now_ms - oldest.max_timestamp() > retention_ms;
-            let oversized =
-                retention_bytes >= 0 && total - oldest.size() >= retention_bytes as u64;
+            let oversized = retention_bytes >= 0 && total - oldest.size() >= retention_bytes as u64;
             if !expired && !oversized {
                 break;
             }

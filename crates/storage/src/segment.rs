@@ -143,9 +143,9 @@ impl Segment {
     fn indexes_look_sound(&self) -> io::Result<bool> {
         let offsets = self.offset_index.entries();
         let span = self.next_offset - self.base_offset;
-        let ordered = offsets.windows(2).all(|w| {
-            w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position
-        });
+        let ordered = offsets
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
         let in_bounds = offsets
             .iter()
             .all(|e| u64::from(e.position) < self.size && i64::from(e.relative_offset) < span);
@@ -381,7 +381,8 @@ impl Segment {
             let size = h.total_size() as u64;
             let taken = (end - start) as usize;
             let fits = taken + size as usize <= max_bytes;
-            if !fits && !(taken == 0 && min_one) {
+            let first_regardless = taken == 0 && min_one;
+            if !(fits || first_regardless) {
                 break;
             }
             end += size;
@@ -403,11 +404,9 @@ impl Segment {
             .time_index
             .entries()
             .partition_point(|e| e.timestamp < timestamp);
-        let start_offset = below
-            .checked_sub(1)
-            .map_or(self.base_offset, |i| {
-                self.base_offset + i64::from(self.time_index.entries()[i].relative_offset)
-            });
+        let start_offset = below.checked_sub(1).map_or(self.base_offset, |i| {
+            self.base_offset + i64::from(self.time_index.entries()[i].relative_offset)
+        });
         let Some((mut position, mut header)) = self.locate(start_offset)? else {
             return Ok(None);
         };

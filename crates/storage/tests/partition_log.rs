@@ -83,7 +83,11 @@ fn reading_from_the_middle_of_a_batch_returns_that_whole_batch() {
     let bytes = log.read(101, 1, log.log_end_offset(), true).expect("read");
     let header = BatchHeader::parse(&bytes).expect("header");
     assert_eq!(header.base_offset, 100);
-    assert_eq!(bytes.len(), header.total_size(), "min_one returns exactly one batch");
+    assert_eq!(
+        bytes.len(),
+        header.total_size(),
+        "min_one returns exactly one batch"
+    );
     let none = log.read(101, 1, log.log_end_offset(), false).expect("read");
     assert!(none.is_empty(), "without min_one nothing fits in one byte");
 }
@@ -132,7 +136,9 @@ fn segments_roll_by_size_and_survive_reopen() {
     assert_eq!(log.log_end_offset(), 100);
     let headers = read_all(&log);
     assert_eq!(headers.len(), 50);
-    assert!(headers.windows(2).all(|w| w[1].base_offset == w[0].next_offset()));
+    assert!(headers
+        .windows(2)
+        .all(|w| w[1].base_offset == w[0].next_offset()));
 }
 
 #[test]
@@ -166,7 +172,8 @@ fn torn_tail_is_truncated_on_reopen() {
         .append(true)
         .open(active_segment_file(dir.path()))
         .expect("segment");
-    file.write_all(&partial[..partial.len() / 2]).expect("write");
+    file.write_all(&partial[..partial.len() / 2])
+        .expect("write");
     drop(file);
 
     let (log, report) = PartitionLog::open(dir.path(), LogConfig::default(), NOW).expect("open");
@@ -218,7 +225,10 @@ fn corrupt_indexes_are_rebuilt_from_the_log() {
     let mut indexes: Vec<_> = fs::read_dir(dir.path())
         .expect("dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "index" || e == "timeindex")
+        })
         .collect();
     indexes.sort();
     for path in &indexes {
@@ -233,7 +243,10 @@ fn corrupt_indexes_are_rebuilt_from_the_log() {
     // Lookups through the rebuilt index land on the right batch.
     for target in [0i64, 17, 33, 59] {
         let bytes = log.read(target, 1, 60, true).expect("read");
-        assert_eq!(BatchHeader::parse(&bytes).expect("header").base_offset, target);
+        assert_eq!(
+            BatchHeader::parse(&bytes).expect("header").base_offset,
+            target
+        );
     }
 }
 
@@ -309,7 +322,10 @@ fn timestamp_lookup_finds_the_first_batch_at_or_after() {
         assert_eq!(header.max_timestamp, target);
         assert_eq!(header.base_offset, target - NOW);
     }
-    assert!(log.find_by_timestamp(NOW + 50, 50).expect("lookup").is_none());
+    assert!(log
+        .find_by_timestamp(NOW + 50, 50)
+        .expect("lookup")
+        .is_none());
     assert_eq!(log.max_timestamp(), Some(NOW + 49));
 }
 

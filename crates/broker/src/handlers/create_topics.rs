@@ -46,7 +46,11 @@ pub fn handle(
                 if !body.validate_only {
                     info!(peer = %request.peer, topic = %name, "CreateTopics");
                 }
-                result.topic_id = broker.state().topic(&name).map(|t| t.id).unwrap_or_default();
+                result.topic_id = broker
+                    .state()
+                    .topic(&name)
+                    .map(|t| t.id)
+                    .unwrap_or_default();
                 result.num_partitions = partitions;
                 result.replication_factor = 1;
                 result.configs = Some(describe(broker, &configs));
@@ -90,7 +94,11 @@ fn create(
                     .to_string(),
             ));
         }
-        let mut indexes: Vec<i32> = topic.assignments.iter().map(|a| a.partition_index).collect();
+        let mut indexes: Vec<i32> = topic
+            .assignments
+            .iter()
+            .map(|a| a.partition_index)
+            .collect();
         indexes.sort_unstable();
         if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
             return Err(BrokerError::InvalidReplicaAssignment(

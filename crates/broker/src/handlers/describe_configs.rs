@@ -62,7 +62,9 @@ fn topic_configs(
     body: &DescribeConfigsRequest,
 ) -> Result<Vec<DescribeConfigsResourceResult>> {
     let state = broker.state();
-    let topic = state.topic(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let topic = state
+        .topic(name)
+        .ok_or(BrokerError::UnknownTopicOrPartition)?;
     Ok(topic_config::effective(&topic.configs, &broker.config)
         .into_iter()
         .map(|c| {
@@ -114,7 +116,12 @@ fn broker_configs(
         .collect())
 }
 
-fn entry(name: &str, value: &str, source: i8, config_type: ConfigType) -> DescribeConfigsResourceResult {
+fn entry(
+    name: &str,
+    value: &str,
+    source: i8,
+    config_type: ConfigType,
+) -> DescribeConfigsResourceResult {
     let mut out = DescribeConfigsResourceResult::default();
     out.name = StrBytes::from_string(name.to_string());
     out.value = Some(StrBytes::from_string(value.to_string()));

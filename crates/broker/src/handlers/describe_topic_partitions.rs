@@ -29,10 +29,9 @@ pub fn handle(
     };
     names.sort();
     names.dedup();
-    let (cursor_topic, cursor_partition) = body
-        .cursor
-        .as_ref()
-        .map_or((String::new(), 0), |c| (c.topic_name.0.to_string(), c.partition_index));
+    let (cursor_topic, cursor_partition) = body.cursor.as_ref().map_or((String::new(), 0), |c| {
+        (c.topic_name.0.to_string(), c.partition_index)
+    });
     let mut budget = match body.response_partition_limit {
         n if n > 0 => n.min(MAX_PARTITIONS_PER_RESPONSE),
         _ => MAX_PARTITIONS_PER_RESPONSE,

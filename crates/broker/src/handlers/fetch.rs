@@ -20,7 +20,11 @@ const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 /// Kafka's isolation level for read_committed.
 const READ_COMMITTED: i8 = 1;
 
-pub async fn handle(broker: &Broker, request: &RequestContext, body: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    broker: &Broker,
+    request: &RequestContext,
+    body: FetchRequest,
+) -> FetchResponse {
     if body.session_id != 0 {
         let mut response = FetchResponse::default();
         response.error_code = ResponseError::FetchSessionIdNotFound.code();

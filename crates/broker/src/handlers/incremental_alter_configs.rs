@@ -46,7 +46,11 @@ pub fn handle(
     response
 }
 
-fn alter_topic(broker: &Broker, resource: &AlterConfigsResource, validate_only: bool) -> Result<()> {
+fn alter_topic(
+    broker: &Broker,
+    resource: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<()> {
     let name = resource.resource_name.as_str();
     let topic = broker
         .state()
@@ -54,7 +58,11 @@ fn alter_topic(broker: &Broker, resource: &AlterConfigsResource, validate_only: 
         .cloned()
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
     let mut seen = HashSet::new();
-    if let Some(dup) = resource.configs.iter().find(|c| !seen.insert(c.name.as_str())) {
+    if let Some(dup) = resource
+        .configs
+        .iter()
+        .find(|c| !seen.insert(c.name.as_str()))
+    {
         return Err(BrokerError::InvalidRequest(format!(
             "config '{}' is altered twice in one request",
             dup.name.as_str()

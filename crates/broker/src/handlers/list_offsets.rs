@@ -103,7 +103,10 @@ fn lookup(partition: &Partition, query: &ListOffsetsPartition) -> Result<Found> 
 /// The first record with a timestamp of at least `timestamp`: storage finds
 /// its batch, and the batch's records are read to find the record.
 fn first_at_or_after(partition: &Partition, timestamp: i64, high_watermark: i64) -> Result<Found> {
-    let Some(batch) = partition.log().find_by_timestamp(timestamp, high_watermark)? else {
+    let Some(batch) = partition
+        .log()
+        .find_by_timestamp(timestamp, high_watermark)?
+    else {
         return Ok(NOT_FOUND);
     };
     let header = BatchHeader::parse(&batch).map_err(sluice_storage::StorageError::from)?;

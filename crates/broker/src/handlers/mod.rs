@@ -60,11 +60,12 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
             metadata::handle(broker, request, decode_body(request, body)?),
             v,
         ),
-        ApiKey::Produce => match produce::handle(broker, request, decode_body(request, body)?).await
-        {
-            Some(response) => reply(response, v),
-            None => Ok(None),
-        },
+        ApiKey::Produce => {
+            match produce::handle(broker, request, decode_body(request, body)?).await {
+                Some(response) => reply(response, v),
+                None => Ok(None),
+            }
+        }
         ApiKey::Fetch => reply(
             fetch::handle(broker, request, decode_body(request, body)?).await,
             v,

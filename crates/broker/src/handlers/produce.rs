@@ -129,9 +129,8 @@ fn append(
             "produce request has no record batch for the partition".to_string(),
         ));
     }
-    let header = BatchHeader::parse(&records).map_err(|e| {
-        BrokerError::from(sluice_storage::StorageError::InvalidBatch(e))
-    })?;
+    let header = BatchHeader::parse(&records)
+        .map_err(|e| BrokerError::from(sluice_storage::StorageError::InvalidBatch(e)))?;
     if header.total_size() < records.len() {
         return Err(BrokerError::InvalidRecord(
             "produce requests must carry exactly one record batch per partition".to_string(),
