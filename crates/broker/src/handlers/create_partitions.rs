@@ -31,6 +31,8 @@ pub fn handle(broker: &Broker, body: CreatePartitionsRequest) -> CreatePartition
             broker.add_partitions(name, topic.count, body.validate_only)
         })();
         let mut result = CreatePartitionsTopicResult::default();
+        // Kafka sends a null message on success.
+        result.error_message = None;
         result.name = topic.name.clone();
         if let Err(e) = outcome {
             result.error_code = e.code();

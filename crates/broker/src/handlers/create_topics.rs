@@ -40,6 +40,8 @@ pub fn handle(
             create(broker, topic, body.validate_only)
         };
         let mut result = CreatableTopicResult::default();
+        // Kafka sends a null message on success.
+        result.error_message = None;
         result.name = topic.name.clone();
         match outcome {
             Ok((partitions, configs)) => {

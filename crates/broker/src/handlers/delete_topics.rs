@@ -30,6 +30,8 @@ pub fn handle(
     let mut response = DeleteTopicsResponse::default();
     for (name, id) in targets {
         let mut result = DeletableTopicResult::default();
+        // Kafka sends a null message on success.
+        result.error_message = None;
         let resolved = match &name {
             Some(name) => Ok(name.clone()),
             None => broker

@@ -24,6 +24,8 @@ pub fn handle(
     let mut response = DescribeConfigsResponse::default();
     for resource in &body.resources {
         let mut result = DescribeConfigsResult::default();
+        // Kafka sends a null message on success.
+        result.error_message = None;
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
         let wanted = |name: &str| {

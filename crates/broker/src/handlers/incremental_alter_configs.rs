@@ -35,6 +35,8 @@ pub fn handle(
             ))),
         };
         let mut result = AlterConfigsResourceResponse::default();
+        // Kafka sends a null message on success.
+        result.error_message = None;
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
         if let Err(e) = outcome {

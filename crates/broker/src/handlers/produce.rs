@@ -74,6 +74,7 @@ pub async fn handle(
         let Some(slot) = slots.next() else { break };
         slot.index = index;
         slot.log_append_time_ms = -1;
+        slot.error_message = None;
         let result = outcome.and_then(|(partition, info)| commit.map(|()| (partition, info)));
         match result {
             Ok((partition, info)) => {
