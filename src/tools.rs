@@ -197,6 +197,7 @@ pub fn run_produce(args: ProduceArgs) -> Result<()> {
 /// when it is full or when input pauses.
 async fn produce(args: ProduceArgs) -> Result<()> {
     let mut client = Client::connect(&args.connect.bootstrap_server).await?;
+    client.set_auto_create_topics(true);
     let partitions = client.describe_topic(&args.topic).await?.partitions.len() as i32;
     if let Some(p) = args.partition {
         if p < 0 || p >= partitions {

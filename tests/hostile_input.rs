@@ -77,8 +77,7 @@ fn read_frame(stream: &mut TcpStream) -> Bytes {
     Bytes::from(body)
 }
 
-/// Sends a Produce v9 (flexible) with `records` for partition 0 of `topic`.
-fn produce_raw(broker: &Broker, topic: &str, records: Bytes, acks: i16) -> i16 {
+fn produce_request(topic: &str, records: Bytes, acks: i16) -> Vec<u8> {
     let mut data = PartitionProduceData::default();
     data.index = 0;
     data.records = Some(records);
@@ -89,16 +88,17 @@ fn produce_raw(broker: &Broker, topic: &str, records: Bytes, acks: i16) -> i16 {
     request.acks = acks;
     request.timeout_ms = 10_000;
     request.topic_data = vec![topic_data];
+    let api = ApiKey::Produce;
+    request_bytes(api as i16, 9, api.request_header_version(9), &request)
+}
+
+/// Sends a Produce v9 (flexible) with `records` for partition 0 of `topic`.
+fn produce_raw(broker: &Broker, topic: &str, records: Bytes, acks: i16) -> i16 {
     let mut stream = connect(broker);
     let version = 9;
     let api = ApiKey::Produce;
     stream
-        .write_all(&request_bytes(
-            api as i16,
-            version,
-            api.request_header_version(version),
-            &request,
-        ))
+        .write_all(&produce_request(topic, records, acks))
         .expect("send");
     let mut frame = read_frame(&mut stream);
     ResponseHeader::decode(&mut frame, api.response_header_version(version)).expect("header");
@@ -357,6 +357,19 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
     assert_eq!(
         produce_raw(&broker, "guarded", valid_batch(10).into(), 5),
         INVALID_REQUIRED_ACKS
+    );
+
+    // acks=0: no response; a failure closes the connection (as Kafka does),
+    // a success leaves it open.
+    let mut bad_crc = valid_batch(10);
+    bad_crc[70] ^= 1;
+    let mut stream = connect(&broker);
+    stream
+        .write_all(&produce_request("guarded", bad_crc.into(), 0))
+        .expect("send");
+    assert!(
+        is_closed(&mut stream),
+        "failed acks=0 produce keeps the connection"
     );
 
     // Nothing of the above is readable, before or after a restart.

@@ -302,6 +302,15 @@ fn command_line_tools_manage_topics_and_move_records() {
     assert!(described.contains("partitions 3"), "{described}");
 
     assert!(sluice(&["topic", "delete", "cli", "-b", &b], None).contains("deleted topic cli"));
+    // Producing to a missing topic creates it, as with Kafka's console producer.
+    sluice(&["produce", "fresh", "-b", &b], Some("first\n"));
+    assert_eq!(
+        sluice(
+            &["consume", "fresh", "--from-beginning", "-n", "1", "-b", &b],
+            None
+        ),
+        "first\n"
+    );
     assert!(!sluice(&["topic", "list", "-b", &b], None)
         .lines()
         .any(|l| l == "cli"));

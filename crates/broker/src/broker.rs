@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
@@ -25,6 +25,9 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: MetadataStore,
     partitions: RwLock<HashMap<String, Vec<PartitionRef>>>,
+    /// Serializes topic creation, deletion and changes, so that two clients
+    /// auto-creating the same topic cannot interleave their directory work.
+    admin: Mutex<()>,
     /// Woken whenever a high watermark advances, for long-polling fetches.
     pub data_arrived: Notify,
 }
@@ -76,6 +79,7 @@ impl Broker {
             config,
             metadata,
             partitions: RwLock::new(partitions),
+            admin: Mutex::new(()),
             data_arrived: Notify::new(),
         })
     }
@@ -98,6 +102,10 @@ impl Broker {
     fn all_partitions(&self) -> Vec<PartitionRef> {
         let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         map.values().flatten().cloned().collect()
+    }
+
+    fn admin_lock(&self) -> MutexGuard<'_, ()> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Replicas for `count` new partitions: this node leads them all.
@@ -168,6 +176,7 @@ impl Broker {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta> {
+        let _admin = self.admin_lock();
         self.validate_new_topic(name, partitions, replication_factor, &configs)?;
         let settings = topic_config::resolve(&configs, &self.config);
         let now = now_ms();
@@ -216,6 +225,7 @@ impl Broker {
 
     /// Deletes a topic: removes it from the metadata, then its data.
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta> {
+        let _admin = self.admin_lock();
         let topic = self
             .state()
             .topic(name)
@@ -239,6 +249,7 @@ impl Broker {
 
     /// Grows a topic to `count` partitions.
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+        let _admin = self.admin_lock();
         let topic = self
             .state()
             .topic(name)
@@ -288,6 +299,7 @@ impl Broker {
 
     /// Replaces a topic's config overrides and applies them to its logs.
     pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
+        let _admin = self.admin_lock();
         topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         self.metadata.apply(MetadataCommand::SetTopicConfigs {
             name: name.to_string(),

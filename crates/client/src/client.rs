@@ -70,6 +70,8 @@ pub struct Client {
     connections: HashMap<String, Connection>,
     /// Partition leaders learned from metadata, until an error says otherwise.
     leaders: HashMap<(String, i32), i32>,
+    /// Ask brokers to create missing topics named in metadata requests.
+    auto_create_topics: bool,
 }
 
 impl Client {
@@ -80,9 +82,16 @@ impl Client {
             brokers: HashMap::new(),
             connections: HashMap::new(),
             leaders: HashMap::new(),
+            auto_create_topics: false,
         };
         client.connection(bootstrap).await?;
         Ok(client)
+    }
+
+    /// Lets metadata lookups create missing topics where the broker allows
+    /// it, as Kafka's console producer does.
+    pub fn set_auto_create_topics(&mut self, on: bool) {
+        self.auto_create_topics = on;
     }
 
     async fn connection(&mut self, address: &str) -> Result<&mut Connection> {
@@ -122,7 +131,7 @@ impl Client {
                 })
                 .collect()
         });
-        request.allow_auto_topic_creation = false;
+        request.allow_auto_topic_creation = self.auto_create_topics;
         let response = self
             .any_broker()
             .await?

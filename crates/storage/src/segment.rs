@@ -142,6 +142,10 @@ impl Segment {
     /// Cheap structural checks of a sealed segment's indexes.
     fn indexes_look_sound(&self) -> io::Result<bool> {
         let offsets = self.offset_index.entries();
+        if offsets.is_empty() && self.size > 0 {
+            // A lost index file: lookups and retention need it rebuilt.
+            return Ok(false);
+        }
         let span = self.next_offset - self.base_offset;
         let ordered = offsets
             .windows(2)

@@ -251,6 +251,37 @@ fn corrupt_indexes_are_rebuilt_from_the_log() {
 }
 
 #[test]
+fn lost_index_files_are_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut log = open(dir.path(), small_segments());
+        fill(&mut log, 60, 1);
+    }
+    for entry in fs::read_dir(dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path
+            .extension()
+            .is_some_and(|e| e == "index" || e == "timeindex")
+        {
+            fs::remove_file(path).expect("remove index");
+        }
+    }
+    let mut log = open(dir.path(), small_segments());
+    assert_eq!(read_all(&log).len(), 60);
+    let bytes = log
+        .find_by_timestamp(NOW + 42, 60)
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(BatchHeader::parse(&bytes).expect("header").base_offset, 42);
+    // Rebuilt time indexes let retention by time see the old segments.
+    log.set_config(LogConfig {
+        retention_ms: 1000,
+        ..small_segments()
+    });
+    assert!(log.apply_retention(NOW + 1_000_000).expect("retention") > 0);
+}
+
+#[test]
 fn rejected_batches_leave_nothing_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig::default());

@@ -61,7 +61,7 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
             v,
         ),
         ApiKey::Produce => {
-            match produce::handle(broker, request, decode_body(request, body)?).await {
+            match produce::handle(broker, request, decode_body(request, body)?).await? {
                 Some(response) => reply(response, v),
                 None => Ok(None),
             }

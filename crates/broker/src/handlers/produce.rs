@@ -1,6 +1,7 @@
 //! Produce: validate each partition's record batch, append it, make it
-//! durable per the fsync policy, and answer with its base offset (or, with
-//! acks=0, answer nothing).
+//! durable per the fsync policy, and answer with its base offset. With
+//! acks=0 nothing is answered; as in Kafka, a failed acks=0 produce closes
+//! the connection, the only way the client can learn of it.
 
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -21,7 +22,7 @@ pub async fn handle(
     broker: &Broker,
     request: &RequestContext,
     body: ProduceRequest,
-) -> Option<ProduceResponse> {
+) -> Result<Option<ProduceResponse>, String> {
     let acks = body.acks;
     let now = now_ms();
     let mut response = ProduceResponse::default();
@@ -92,7 +93,21 @@ pub async fn handle(
             }
         }
     }
-    (acks != 0).then_some(response)
+    if acks != 0 {
+        return Ok(Some(response));
+    }
+    let failed = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.error_code != 0);
+    match failed {
+        Some(p) => Err(format!(
+            "acks=0 produce failed with error {}; closing so that the client notices",
+            p.error_code
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The topic's name, from its id on versions that send ids. A missing topic
