@@ -353,3 +353,57 @@ fn settings_layer_file_then_environment_then_flags() {
     assert!(!typo.status.success());
     assert!(String::from_utf8_lossy(&typo.stderr).contains("defualt_partitions"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_segments_in_the_running_broker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "retention_check_interval_ms = 100\n").expect("config");
+    let broker = Broker::start_with(&["--config", config.to_str().expect("path")]);
+    let mut client = Client::connect(&broker.bootstrap()).await.expect("client");
+    let configs = [
+        ("segment.bytes".to_string(), "1024".to_string()),
+        ("retention.bytes".to_string(), "2048".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    client
+        .create_topic("short-lived", 1, 1, &configs)
+        .await
+        .expect("create");
+    for _ in 0..40 {
+        client
+            .produce(
+                "short-lived",
+                0,
+                &[(None, Bytes::from(vec![b'r'; 200]))],
+                -1,
+                Compression::None,
+            )
+            .await
+            .expect("produce");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut start = 0;
+    while start == 0 {
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+        start = client
+            .list_offset("short-lived", 0, sluice_client::EARLIEST)
+            .await
+            .expect("earliest");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(start > 0 && start < 40);
+    assert_eq!(
+        client
+            .list_offset("short-lived", 0, sluice_client::LATEST)
+            .await
+            .expect("latest"),
+        40
+    );
+    let (records, _) = client
+        .fetch("short-lived", 0, start, 0)
+        .await
+        .expect("fetch from the new start");
+    assert_eq!(records.first().map(|r| r.offset), Some(start));
+}
