@@ -88,6 +88,14 @@ impl Broker {
         self.metadata.snapshot()
     }
 
+    /// A topic's metadata, or UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn topic(&self, name: &str) -> Result<TopicMeta> {
+        self.state()
+            .topic(name)
+            .cloned()
+            .ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
     pub fn partition(&self, topic: &str, index: i32) -> Option<PartitionRef> {
         let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         let index = usize::try_from(index).ok()?;
@@ -214,11 +222,7 @@ impl Broker {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         match self.create_topic(name, self.config.default_partitions, 1, BTreeMap::new()) {
-            Err(BrokerError::TopicAlreadyExists(_)) => self
-                .state()
-                .topic(name)
-                .cloned()
-                .ok_or(BrokerError::UnknownTopicOrPartition),
+            Err(BrokerError::TopicAlreadyExists(_)) => self.topic(name),
             other => other,
         }
     }
@@ -226,11 +230,7 @@ impl Broker {
     /// Deletes a topic: removes it from the metadata, then its data.
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta> {
         let _admin = self.admin_lock();
-        let topic = self
-            .state()
-            .topic(name)
-            .cloned()
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self.topic(name)?;
         self.metadata.apply(MetadataCommand::DeleteTopic {
             name: name.to_string(),
         })?;
@@ -250,11 +250,7 @@ impl Broker {
     /// Grows a topic to `count` partitions.
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
         let _admin = self.admin_lock();
-        let topic = self
-            .state()
-            .topic(name)
-            .cloned()
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let topic = self.topic(name)?;
         let current = topic.partitions.len() as i32;
         if count == current {
             return Err(BrokerError::InvalidPartitions(format!(

@@ -54,28 +54,9 @@ pub struct Segment {
 impl Segment {
     /// Creates a new, empty segment.
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let stem = file_stem(base_offset);
-        let log_path = dir.join(format!("{stem}.{LOG_SUFFIX}"));
-        let log = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create_new(true)
-            .open(&log_path)?;
-        let offset_index = OffsetIndex::open(&dir.join(format!("{stem}.{INDEX_SUFFIX}")))?;
-        let time_index = TimeIndex::open(&dir.join(format!("{stem}.{TIME_INDEX_SUFFIX}")))?;
-        Ok(Segment {
-            base_offset,
-            log_path,
-            log: Arc::new(log),
-            size: 0,
-            offset_index,
-            time_index,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            rolling_timestamp: now_ms,
-            bytes_since_index_entry: 0,
-            torn: false,
-        })
+        let mut segment = Self::open_files(dir, base_offset, true)?;
+        segment.rolling_timestamp = now_ms;
+        Ok(segment)
     }
 
     /// Opens an existing segment without reading its batches: trusts the
@@ -89,7 +70,7 @@ impl Segment {
         next_offset: i64,
         index_interval: u64,
     ) -> io::Result<Segment> {
-        let mut segment = Self::open_files(dir, base_offset)?;
+        let mut segment = Self::open_files(dir, base_offset, false)?;
         segment.next_offset = next_offset;
         if !segment.indexes_look_sound()? {
             segment.scan_and_repair(index_interval)?;
@@ -112,15 +93,21 @@ impl Segment {
         base_offset: i64,
         index_interval: u64,
     ) -> io::Result<(Segment, ScanOutcome)> {
-        let mut segment = Self::open_files(dir, base_offset)?;
+        let mut segment = Self::open_files(dir, base_offset, false)?;
         let outcome = segment.scan_and_repair(index_interval)?;
         Ok((segment, outcome))
     }
 
-    fn open_files(dir: &Path, base_offset: i64) -> io::Result<Segment> {
+    /// Opens the segment's three files (creating them when `create`, which
+    /// fails if the log file already exists).
+    fn open_files(dir: &Path, base_offset: i64, create: bool) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         let log_path = dir.join(format!("{stem}.{LOG_SUFFIX}"));
-        let log = OpenOptions::new().read(true).append(true).open(&log_path)?;
+        let log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(create)
+            .open(&log_path)?;
         let size = log.metadata()?.len();
         let offset_index = OffsetIndex::open(&dir.join(format!("{stem}.{INDEX_SUFFIX}")))?;
         let time_index = TimeIndex::open(&dir.join(format!("{stem}.{TIME_INDEX_SUFFIX}")))?;

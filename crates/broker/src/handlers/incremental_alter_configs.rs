@@ -54,11 +54,7 @@ fn alter_topic(
     validate_only: bool,
 ) -> Result<()> {
     let name = resource.resource_name.as_str();
-    let topic = broker
-        .state()
-        .topic(name)
-        .cloned()
-        .ok_or(BrokerError::UnknownTopicOrPartition)?;
+    let topic = broker.topic(name)?;
     let mut seen = HashSet::new();
     if let Some(dup) = resource
         .configs
