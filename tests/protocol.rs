@@ -407,3 +407,21 @@ async fn retention_deletes_old_segments_in_the_running_broker() {
         .expect("fetch from the new start");
     assert_eq!(records.first().map(|r| r.offset), Some(start));
 }
+
+#[test]
+fn a_second_broker_cannot_open_a_data_directory_in_use() {
+    let broker = Broker::start();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(broker.data_dir())
+        .args(["--listen", &format!("127.0.0.1:{}", common::free_port())])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("in use by another sluice process"),
+        "{stderr}"
+    );
+}

@@ -30,6 +30,9 @@ pub struct Broker {
     admin: Mutex<()>,
     /// Woken whenever a high watermark advances, for long-polling fetches.
     pub data_arrived: Notify,
+    /// Held open with an exclusive lock so that a second broker cannot use
+    /// the same data directory.
+    _dir_lock: std::fs::File,
 }
 
 pub fn now_ms() -> i64 {
@@ -47,6 +50,7 @@ impl Broker {
                 config.data_dir.display()
             ))
         })?;
+        let dir_lock = lock_data_dir(&config.data_dir)?;
         remove_deleting_dirs(&config.data_dir);
         let metadata = MetadataStore::open(&config.data_dir)?;
         let state = metadata.snapshot();
@@ -81,6 +85,7 @@ impl Broker {
             partitions: RwLock::new(partitions),
             admin: Mutex::new(()),
             data_arrived: Notify::new(),
+            _dir_lock: dir_lock,
         })
     }
 
@@ -421,6 +426,29 @@ fn discard_dir(dir: &Path) {
     }
     if let Err(e) = std::fs::remove_dir_all(&aside) {
         warn!(dir = %aside.display(), error = %e, "could not remove a deleted partition directory");
+    }
+}
+
+/// Takes an exclusive lock on `<data_dir>/.lock`, released when the process
+/// exits however it exits.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    let path = data_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| BrokerError::Storage(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::Storage(format!(
+            "data directory {} is in use by another sluice process",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(BrokerError::Storage(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 
