@@ -34,11 +34,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     runtime.block_on(serve(config))
 }
 
-async fn serve(config: BrokerConfig) -> Result<()> {
-    let broker = Arc::new(Broker::open(config).context("cannot open the data directory")?);
-    let listener = server::bind(&broker)
+async fn serve(mut config: BrokerConfig) -> Result<()> {
+    let listener = server::bind(&mut config)
         .await
-        .with_context(|| format!("cannot listen on {}", broker.config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let broker = Arc::new(Broker::open(config).context("cannot open the data directory")?);
+    server::log_ready(&broker);
     broker.spawn_background_tasks();
     let serving = tokio::spawn(server::serve(Arc::clone(&broker), listener));
     shutdown_signal().await;

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +16,17 @@ pub struct Broker {
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     log_path: PathBuf,
+}
+
+const READY_LINE: &str = "Kafka listener ready";
+
+/// The port in the `n`th (0-based) "listener ready" log line, once present.
+fn ready_port(log: &str, n: usize) -> Option<u16> {
+    let line = log.lines().filter(|l| l.contains(READY_LINE)).nth(n)?;
+    let listen = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))?;
+    listen.rsplit_once(':')?.1.parse().ok()
 }
 
 /// A port nobody listens on right now.
@@ -46,7 +57,7 @@ impl Broker {
         let log_path = tmp.path().join("broker.log");
         let mut broker = Broker {
             child: None,
-            port: free_port(),
+            port: 0,
             data_dir,
             _tmp: Some(tmp),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -60,7 +71,11 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Starts the binary. The first start listens on port 0 and learns the
+    /// port the broker got from its log; restarts reuse that port, so that
+    /// clients reconnect to the same address.
     fn spawn(&mut self) {
+        let ready_before = self.log().matches(READY_LINE).count();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -79,15 +94,17 @@ impl Broker {
             .spawn()
             .expect("start sluice");
         self.child = Some(child);
-        let addr = self.bootstrap();
+        let mut port = None;
         wait_until("the broker to listen", Duration::from_secs(30), || {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!("broker exited with {status}; log:\n{}", self.log());
                 }
             }
-            TcpStream::connect(&addr).is_ok()
+            port = ready_port(&self.log(), ready_before);
+            port.is_some()
         });
+        self.port = port.expect("a port");
     }
 
     /// SIGKILL: no shutdown, no fsync, as in a crash.

@@ -202,16 +202,22 @@ fn encode_framed(
     Ok(out.freeze())
 }
 
-/// Binds the listener, logging where it listens.
-pub async fn bind(broker: &Broker) -> std::io::Result<TcpListener> {
-    let listener = TcpListener::bind(&broker.config.listen).await?;
+/// Binds the listener and records the address it got in `config.listen`,
+/// so that `--listen HOST:0` picks a free port and advertises it.
+pub async fn bind(config: &mut crate::BrokerConfig) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(&config.listen).await?;
+    config.listen = listener.local_addr()?.to_string();
+    Ok(listener)
+}
+
+/// Logs where the broker listens; tests and scripts read this line.
+pub fn log_ready(broker: &Broker) {
     let (host, port) = broker.config.advertised();
     info!(
-        listen = %listener.local_addr()?,
+        listen = %broker.config.listen,
         advertised = %format!("{host}:{port}"),
         "Kafka listener ready"
     );
-    Ok(listener)
 }
 
 /// Reads a request body, mapping decode failures to a close reason.
