@@ -442,3 +442,19 @@ fn connections_beyond_the_limit_are_refused() {
     assert!(broker.log().contains("max_connections reached"));
     assert!(broker.is_running());
 }
+
+#[test]
+fn idle_and_stalled_connections_are_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "connection_idle_timeout_ms = 200\n").expect("config");
+    let mut broker = Broker::start_with(&["--config", config.to_str().expect("path")]);
+    let mut idle = connect(&broker);
+    assert!(is_closed(&mut idle), "idle connection stays open");
+    // Half a frame, then silence.
+    let mut stalled = connect(&broker);
+    stalled.write_all(&100i32.to_be_bytes()).expect("send");
+    stalled.write_all(&[0, 3]).expect("send");
+    assert!(is_closed(&mut stalled), "stalled connection stays open");
+    assert_still_serving(&mut broker);
+}

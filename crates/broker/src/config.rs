@@ -40,6 +40,10 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Connections accepted at once; further ones are closed on accept.
     pub max_connections: usize,
+    /// A connection with no request for this long is closed (Kafka's
+    /// connections.max.idle.ms); so is one that takes this long to send a
+    /// frame it has started.
+    pub connection_idle_timeout_ms: u64,
     /// Largest request frame accepted (Kafka's socket.request.max.bytes);
     /// a larger length prefix closes the connection.
     pub max_request_bytes: usize,
@@ -77,6 +81,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./data"),
             node_id: 1,
             max_connections: 4096,
+            connection_idle_timeout_ms: 10 * 60 * 1000,
             max_request_bytes: 100 * 1024 * 1024,
             max_message_bytes: 1_048_588,
             auto_create_topics: true,
@@ -174,6 +179,9 @@ impl BrokerConfig {
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1");
         }
+        if self.connection_idle_timeout_ms == 0 {
+            return invalid("connection_idle_timeout_ms", "must be at least 1");
+        }
         if self.max_request_bytes < 1024 || self.max_request_bytes > i32::MAX as usize {
             return invalid("max_request_bytes", "must be between 1024 and 2147483647");
         }
@@ -261,6 +269,11 @@ impl BrokerConfig {
                 "max.connections",
                 self.max_connections.to_string(),
                 d.max_connections.to_string(),
+            ),
+            setting(
+                "connections.max.idle.ms",
+                self.connection_idle_timeout_ms.to_string(),
+                d.connection_idle_timeout_ms.to_string(),
             ),
             setting(
                 "socket.request.max.bytes",

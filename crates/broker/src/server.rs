@@ -80,11 +80,13 @@ async fn serve_connection(
 
 /// Reads one size-prefixed frame; `None` on a clean end of stream.
 async fn read_frame(broker: &Broker, socket: &mut TcpStream) -> Result<Option<Bytes>, CloseReason> {
+    let idle = std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms);
     let mut size = [0u8; 4];
-    match socket.read_exact(&mut size).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(format!("read failed: {e}")),
+    match tokio::time::timeout(idle, socket.read_exact(&mut size)).await {
+        Err(_) => return Err(format!("idle for {idle:?} (connection_idle_timeout_ms)")),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Ok(Err(e)) => return Err(format!("read failed: {e}")),
     }
     let size = i32::from_be_bytes(size);
     if size < MIN_REQUEST_BYTES as i32 {
@@ -98,9 +100,9 @@ async fn read_frame(broker: &Broker, socket: &mut TcpStream) -> Result<Option<By
         ));
     }
     let mut frame = BytesMut::zeroed(size);
-    socket
-        .read_exact(&mut frame)
+    tokio::time::timeout(idle, socket.read_exact(&mut frame))
         .await
+        .map_err(|_| format!("frame of {size} bytes not received within {idle:?}"))?
         .map_err(|e| format!("truncated frame of {size} bytes: {e}"))?;
     Ok(Some(frame.freeze()))
 }
