@@ -337,6 +337,17 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
         UNSUPPORTED_FOR_MESSAGE_FORMAT
     );
 
+    // Correct CRC over records that do not add up: two claimed, one framed.
+    let mut miscounted = valid_batch(50);
+    miscounted[57..61].copy_from_slice(&2i32.to_be_bytes());
+    miscounted[23..27].copy_from_slice(&1i32.to_be_bytes());
+    let crc = crc32c::crc32c(&miscounted[21..]);
+    miscounted[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        produce_raw(&broker, "guarded", miscounted.into(), -1),
+        INVALID_RECORD
+    );
+
     let mut two_batches = valid_batch(10);
     two_batches.extend_from_slice(&valid_batch(10));
     assert_eq!(

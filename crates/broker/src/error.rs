@@ -101,9 +101,9 @@ impl From<StorageError> for BrokerError {
                     "record batch magic {m} is not supported; producers must use magic 2"
                 ))
             }
-            StorageError::InvalidBatch(e @ BatchError::BadRecordCount { .. }) => {
-                BrokerError::InvalidRecord(e.to_string())
-            }
+            StorageError::InvalidBatch(
+                e @ (BatchError::BadRecordCount { .. } | BatchError::BadRecordFraming(_)),
+            ) => BrokerError::InvalidRecord(e.to_string()),
             StorageError::InvalidBatch(e) => BrokerError::CorruptBatch(e),
             StorageError::OffsetOutOfRange {
                 requested,

@@ -66,6 +66,8 @@ pub enum BatchError {
     CrcMismatch { expected: u32, actual: u32 },
     #[error("record count {count} does not match last offset delta {last_offset_delta}")]
     BadRecordCount { count: i32, last_offset_delta: i32 },
+    #[error("records do not fill the batch: {0}")]
+    BadRecordFraming(String),
 }
 
 /// The fixed header of one record batch, decoded.
@@ -200,7 +202,52 @@ pub fn validate_produced(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             last_offset_delta: header.last_offset_delta,
         });
     }
+    if header.compression() == 0 {
+        check_record_framing(&buf[HEADER_SIZE..], header.records_count)?;
+    }
     Ok(header)
+}
+
+/// Walks the length prefixes of uncompressed records: there must be exactly
+/// `count` of them and they must end exactly at the end of the batch. This
+/// is cheap (no decoding of record fields) and catches a client that framed
+/// its records wrongly but computed a CRC over them. Compressed batches are
+/// stored without this walk, since it would need decompression.
+fn check_record_framing(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+    for index in 0..count {
+        let (length, used) = read_varint(records).ok_or_else(|| {
+            BatchError::BadRecordFraming(format!("record {index} has no valid length"))
+        })?;
+        let length = usize::try_from(length).map_err(|_| {
+            BatchError::BadRecordFraming(format!("record {index} has negative length {length}"))
+        })?;
+        records = records.get(used + length..).ok_or_else(|| {
+            BatchError::BadRecordFraming(format!(
+                "record {index} of {length} bytes runs past the batch"
+            ))
+        })?;
+    }
+    if !records.is_empty() {
+        return Err(BatchError::BadRecordFraming(format!(
+            "{} bytes follow the last of {count} records",
+            records.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A zigzag varint of at most 5 bytes (Kafka's varint for i32), and how
+/// many bytes it took.
+fn read_varint(buf: &[u8]) -> Option<(i32, usize)> {
+    let mut raw: u32 = 0;
+    for (i, &byte) in buf.iter().take(5).enumerate() {
+        raw |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = ((raw >> 1) as i32) ^ -((raw & 1) as i32);
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 /// Rewrites the base offset in place; the CRC does not cover it.
@@ -243,10 +290,13 @@ pub mod testing {
     use super::*;
 
     /// A batch of `count` records with the given timestamp, uncompressed,
-    /// whose record bodies are opaque filler of `payload` bytes each. The
-    /// records are not real Kafka records; only the header matters here.
+    /// each a length prefix followed by `payload` bytes of opaque filler
+    /// (`payload` below 64 keeps the prefix one byte). The record bodies are
+    /// not real Kafka records; only the header and framing matter here.
     pub fn batch(count: i32, timestamp: i64, payload: usize) -> Vec<u8> {
-        let body_len = payload * count as usize;
+        assert!(payload < 64, "one-byte length prefixes only");
+        let record_len = 1 + payload;
+        let body_len = record_len * count as usize;
         let mut buf = vec![0u8; HEADER_SIZE + body_len];
         let batch_length = (HEADER_SIZE - LOG_OVERHEAD + body_len) as i32;
         buf[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
@@ -260,8 +310,11 @@ pub mod testing {
         buf[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
         buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
         buf[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
-        for (i, byte) in buf[HEADER_SIZE..].iter_mut().enumerate() {
-            *byte = (i % 251) as u8;
+        for (i, record) in buf[HEADER_SIZE..].chunks_mut(record_len).enumerate() {
+            record[0] = (payload as u8) << 1;
+            for (j, byte) in record[1..].iter_mut().enumerate() {
+                *byte = ((i + j) % 251) as u8;
+            }
         }
         let crc = crc32c::crc32c(&buf[CRC_COVERS_FROM..]);
         buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
@@ -339,6 +392,31 @@ mod tests {
         let mut buf = batch(1, 5, 16);
         buf[MAGIC_AT] = 1;
         assert_eq!(validate(&buf), Err(BatchError::UnsupportedMagic(1)));
+    }
+
+    #[test]
+    fn uncompressed_records_must_fill_the_batch_exactly() {
+        let good = batch(3, 5, 10);
+        assert!(validate_produced(&good).is_ok());
+        // Claim 4 records where 3 are framed: the CRC is right, the framing not.
+        let mut lying = good.clone();
+        lying[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&4i32.to_be_bytes());
+        lying[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[CRC_COVERS_FROM..]);
+        lying[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_produced(&lying),
+            Err(BatchError::BadRecordFraming(_))
+        ));
+        // A record length running past the end.
+        let mut overlong = good.clone();
+        overlong[HEADER_SIZE] = 60 << 1;
+        let crc = crc32c::crc32c(&overlong[CRC_COVERS_FROM..]);
+        overlong[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_produced(&overlong),
+            Err(BatchError::BadRecordFraming(_))
+        ));
     }
 
     #[test]
