@@ -156,6 +156,16 @@ impl Broker {
         Ok(())
     }
 
+    fn check_partition_limit(&self, partitions: i32) -> Result<()> {
+        if partitions as usize > self.config.max_partitions_per_topic {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "{partitions} partitions exceed max_partitions_per_topic ({})",
+                self.config.max_partitions_per_topic
+            )));
+        }
+        Ok(())
+    }
+
     /// Validates everything about a topic creation without doing it.
     pub fn validate_new_topic(
         &self,
@@ -173,6 +183,7 @@ impl Broker {
                 "number of partitions must be at least 1, got {partitions}"
             )));
         }
+        self.check_partition_limit(partitions)?;
         if replication_factor != 1 {
             return Err(BrokerError::InvalidReplicationFactor(format!(
                 "replication factor {replication_factor} is not possible: this cluster has 1 broker"
@@ -197,7 +208,10 @@ impl Broker {
         for index in 0..partitions {
             // A directory left by a crash during an earlier delete must not
             // leak old data into the new topic.
-            discard_dir(&partition_dir(&self.config.data_dir, name, index));
+            discard_dir(
+                &self.config.data_dir,
+                &partition_dir(&self.config.data_dir, name, index),
+            )?;
             let partition =
                 Partition::open(&self.config.data_dir, name, index, 0, settings.clone(), now)?;
             opened.push(Arc::new(partition));
@@ -246,7 +260,13 @@ impl Broker {
             .remove(name)
             .unwrap_or_default();
         for partition in removed {
-            discard_dir(&partition_dir(&self.config.data_dir, name, partition.index));
+            // Handles still held by in-flight requests or the retention task
+            // must not write into a re-created topic's directory.
+            partition.log().close();
+            let dir = partition_dir(&self.config.data_dir, name, partition.index);
+            if let Err(e) = discard_dir(&self.config.data_dir, &dir) {
+                warn!(error = %e, "topic deleted but its data could not be moved aside");
+            }
         }
         info!(topic = name, id = %topic.id, "deleted topic");
         Ok(topic)
@@ -267,6 +287,7 @@ impl Broker {
                 "topic currently has {current} partitions, which is higher than the requested {count}"
             )));
         }
+        self.check_partition_limit(count)?;
         if validate_only {
             return Ok(());
         }
@@ -274,7 +295,10 @@ impl Broker {
         let now = now_ms();
         let mut opened = Vec::new();
         for index in current..count {
-            discard_dir(&partition_dir(&self.config.data_dir, name, index));
+            discard_dir(
+                &self.config.data_dir,
+                &partition_dir(&self.config.data_dir, name, index),
+            )?;
             opened.push(Arc::new(Partition::open(
                 &self.config.data_dir,
                 name,
@@ -298,10 +322,29 @@ impl Broker {
         Ok(())
     }
 
-    /// Replaces a topic's config overrides and applies them to its logs.
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
+    /// Changes a topic's config overrides with `change` (given the current
+    /// ones) and applies them to its logs; read, change and write happen
+    /// under the admin lock so concurrent changes do not overwrite each other.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>>,
+    ) -> Result<BTreeMap<String, String>> {
         let _admin = self.admin_lock();
+        let configs = change(&self.topic(name)?.configs)?;
         topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        if !validate_only {
+            self.set_topic_configs_locked(name, configs.clone())?;
+        }
+        Ok(configs)
+    }
+
+    fn set_topic_configs_locked(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<()> {
         self.metadata.apply(MetadataCommand::SetTopicConfigs {
             name: name.to_string(),
             configs: configs.clone(),
@@ -411,22 +454,21 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Moves a directory aside and removes it; the rename makes the removal
-/// effectively atomic, and a crash mid-removal is finished at next start.
-fn discard_dir(dir: &Path) {
+/// Moves a partition directory aside and removes it. The rename is atomic,
+/// so the data is gone from its path at once; a crash during the removal is
+/// finished at the next start. The aside name is short whatever the topic
+/// name's length.
+fn discard_dir(data_dir: &Path, dir: &Path) -> Result<()> {
     if !dir.exists() {
-        return;
+        return Ok(());
     }
-    let mut aside = dir.as_os_str().to_owned();
-    aside.push(format!(".{}{DELETING_SUFFIX}", Uuid::new_v4().simple()));
-    let aside = std::path::PathBuf::from(aside);
-    if let Err(e) = std::fs::rename(dir, &aside) {
-        warn!(dir = %dir.display(), error = %e, "could not move a partition directory aside");
-        return;
-    }
+    let aside = data_dir.join(format!("{}{DELETING_SUFFIX}", Uuid::new_v4().simple()));
+    std::fs::rename(dir, &aside)
+        .map_err(|e| BrokerError::Storage(format!("cannot move {} aside: {e}", dir.display())))?;
     if let Err(e) = std::fs::remove_dir_all(&aside) {
         warn!(dir = %aside.display(), error = %e, "could not remove a deleted partition directory");
     }
+    Ok(())
 }
 
 /// Takes an exclusive lock on `<data_dir>/.lock`, released when the process

@@ -52,6 +52,8 @@ pub struct BrokerConfig {
     pub max_message_bytes: usize,
     /// Create a topic when a client asks Metadata for it or produces to it.
     pub auto_create_topics: bool,
+    /// Most partitions one topic may have (CreateTopics, CreatePartitions).
+    pub max_partitions_per_topic: usize,
     /// Partitions of an auto-created topic, and of CreateTopics asking for -1.
     pub default_partitions: i32,
     /// When appended data is fsynced: "always", "interval" or "never".
@@ -85,6 +87,7 @@ impl Default for BrokerConfig {
             max_request_bytes: 100 * 1024 * 1024,
             max_message_bytes: 1_048_588,
             auto_create_topics: true,
+            max_partitions_per_topic: 10_000,
             default_partitions: 1,
             fsync: FsyncPolicy::Always,
             fsync_interval_ms: 1000,
@@ -191,8 +194,19 @@ impl BrokerConfig {
                 "must be between 1 and max_request_bytes",
             );
         }
-        if self.default_partitions < 1 {
-            return invalid("default_partitions", "must be at least 1");
+        if self.max_partitions_per_topic == 0 || self.max_partitions_per_topic > i32::MAX as usize {
+            return invalid(
+                "max_partitions_per_topic",
+                "must be between 1 and 2147483647",
+            );
+        }
+        if self.default_partitions < 1
+            || self.default_partitions as usize > self.max_partitions_per_topic
+        {
+            return invalid(
+                "default_partitions",
+                "must be between 1 and max_partitions_per_topic",
+            );
         }
         if self.fsync_interval_ms == 0 {
             return invalid("fsync_interval_ms", "must be at least 1");

@@ -114,6 +114,7 @@ impl From<StorageError> for BrokerError {
                 log_start,
                 log_end,
             },
+            StorageError::LogClosed => BrokerError::UnknownTopicOrPartition,
             StorageError::LogFailed | StorageError::Io(_) => BrokerError::Storage(e.to_string()),
         }
     }

@@ -101,19 +101,40 @@ impl Partition {
             return Ok(());
         }
         let _syncing = self.sync_lock.lock().await;
-        let Some(point) = self.log().sync_point() else {
+        let point = {
+            let log = self.log();
+            if log.is_failed() {
+                return Err(BrokerError::Storage(
+                    "an earlier fsync failed; the partition refuses writes until restart".into(),
+                ));
+            }
+            log.sync_point()
+        };
+        let Some(point) = point else {
             return Ok(());
         };
         if point.up_to < up_to {
             // Cannot happen: everything appended is below the sync point.
             error!(topic = %self.topic, partition = self.index, "sync point behind append");
         }
-        let point = tokio::task::spawn_blocking(move || point.sync().map(|()| point))
+        let synced = tokio::task::spawn_blocking(move || point.sync().map(|()| point))
             .await
-            .map_err(|e| BrokerError::Storage(format!("fsync task failed: {e}")))?
-            .map_err(|e| BrokerError::Storage(format!("fsync failed: {e}")))?;
-        self.log().mark_durable(point.up_to);
-        Ok(())
+            .map_err(|e| format!("fsync task failed: {e}"))
+            .and_then(|r| r.map_err(|e| format!("fsync failed: {e}")));
+        match synced {
+            Ok(point) => {
+                self.log().mark_durable(point.up_to);
+                Ok(())
+            }
+            Err(why) => {
+                // After a failed fsync the kernel may have dropped the dirty
+                // pages; nothing appended after them can be trusted, so the
+                // partition refuses writes until a restart recovers it.
+                error!(topic = %self.topic, partition = self.index, "{why}; partition stops accepting writes");
+                self.log().mark_failed();
+                Err(BrokerError::Storage(why))
+            }
+        }
     }
 
     /// Makes offsets below `up_to` visible to readers.

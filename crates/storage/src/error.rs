@@ -19,6 +19,8 @@ pub enum StorageError {
         "an earlier write failed and could not be undone; the log refuses writes until restart"
     )]
     LogFailed,
+    #[error("the partition has been deleted")]
+    LogClosed,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -108,7 +108,11 @@ impl<E: Entry> Index<E> {
     pub fn append(&mut self, entry: E) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(E::SIZE);
         entry.encode(&mut bytes);
-        self.file.write_all(&bytes)?;
+        if let Err(e) = self.file.write_all(&bytes) {
+            // Keep the file a whole number of entries, matching memory.
+            let _ = self.file.set_len((self.entries.len() * E::SIZE) as u64);
+            return Err(e);
+        }
         self.entries.push(entry);
         Ok(())
     }

@@ -81,8 +81,12 @@ pub struct PartitionLog {
     log_end_offset: i64,
     /// Offsets below this are known to be on stable storage.
     durable_offset: i64,
-    /// Set when a failed write could not be undone; all later appends fail.
+    /// Set when a failed write could not be undone, or an fsync failed; all
+    /// later appends fail.
     failed: bool,
+    /// Set when the partition is deleted: appends, rolls and retention stop,
+    /// so a handle still held elsewhere cannot touch a new topic's files.
+    closed: bool,
 }
 
 impl PartitionLog {
@@ -134,6 +138,7 @@ impl PartitionLog {
             log_end_offset,
             durable_offset: log_end_offset,
             failed: false,
+            closed: false,
         };
         report.log_start_offset = log.log_start_offset();
         if report.truncated_bytes > 0 || report.indexes_rebuilt {
@@ -153,6 +158,9 @@ impl PartitionLog {
         log_append_time_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
+        if self.closed {
+            return Err(StorageError::LogClosed);
+        }
         if self.failed {
             return Err(StorageError::LogFailed);
         }
@@ -177,7 +185,7 @@ impl PartitionLog {
         header: &BatchHeader,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        if self.should_roll(bytes.len() as u64, header, now_ms) {
+        if self.should_roll(bytes.len() as u64, header) {
             self.roll(now_ms)?;
         }
         let interval = self.config.index_interval_bytes;
@@ -198,7 +206,7 @@ impl PartitionLog {
         }
     }
 
-    fn should_roll(&self, incoming: u64, header: &BatchHeader, now_ms: i64) -> bool {
+    fn should_roll(&self, incoming: u64, header: &BatchHeader) -> bool {
         let Some(active) = self.segments.values().next_back() else {
             return true;
         };
@@ -206,8 +214,10 @@ impl PartitionLog {
             return false;
         }
         let too_big = active.size() + incoming > self.config.segment_bytes;
+        // Like Kafka: the age is the incoming batch's timestamp minus the
+        // first batch's, so old producer timestamps do not roll every batch.
         let too_old = active.rolling_timestamp() >= 0
-            && now_ms - active.rolling_timestamp() >= self.config.segment_ms;
+            && header.max_timestamp - active.rolling_timestamp() >= self.config.segment_ms;
         let offsets_overflow = header.last_offset() - active.base_offset() >= i64::from(i32::MAX);
         too_big || too_old || offsets_overflow
     }
@@ -257,8 +267,7 @@ impl PartitionLog {
                 break;
             }
             let from = offset.max(segment.base_offset());
-            let bytes = segment.read(from, max_bytes, max_offset, min_one)?;
-            if !bytes.is_empty() {
+            if let Some(bytes) = segment.read(from, max_bytes, max_offset, min_one)? {
                 return Ok(bytes);
             }
         }
@@ -327,6 +336,9 @@ impl PartitionLog {
     /// Deletes whole sealed segments that retention no longer covers.
     /// Returns how many were deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        if self.closed {
+            return Ok(0);
+        }
         let mut deleted = 0;
         let mut total: u64 = self.size_bytes();
         let retention_ms = self.config.retention_ms;
@@ -350,6 +362,21 @@ impl PartitionLog {
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// Stops all writes for good: the partition is being deleted.
+    pub fn close(&mut self) {
+        self.closed = true;
+    }
+
+    /// Refuses further appends after an fsync failed: the kernel may have
+    /// dropped the unsynced pages, so what follows them cannot be trusted.
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
     }
 
     pub fn set_config(&mut self, config: LogConfig) {

@@ -144,8 +144,10 @@ impl Segment {
             return Ok(false);
         }
         if let Some(last) = self.offset_index.last() {
-            match self.header_at(u64::from(last.position))? {
-                Some(h) if h.base_offset == self.base_offset + i64::from(last.relative_offset) => {}
+            match self.header_at(u64::from(last.position)) {
+                Ok(Some(h))
+                    if h.base_offset == self.base_offset + i64::from(last.relative_offset) => {}
+                Err(e) if e.kind() != io::ErrorKind::InvalidData => return Err(e),
                 _ => return Ok(false),
             }
         }
@@ -275,38 +277,66 @@ impl Segment {
         index_interval: u64,
     ) -> io::Result<()> {
         let position = self.size;
-        if let Err(e) = (&*self.log).write_all(bytes) {
-            if self.log.set_len(position).is_err() {
+        let result = (&*self.log)
+            .write_all(bytes)
+            .and_then(|()| self.index_batch(position, header, index_interval));
+        if let Err(e) = result {
+            // Undo the whole append so that the offsets can be given again.
+            let undone = self.log.set_len(position).is_ok()
+                && self
+                    .offset_index
+                    .truncate_while(|x| u64::from(x.position) < position)
+                    .is_ok()
+                && self
+                    .time_index
+                    .truncate_while(|x| {
+                        i64::from(x.relative_offset) < header.base_offset - self.base_offset
+                    })
+                    .is_ok();
+            if !undone {
                 self.torn = true;
             }
             return Err(e);
         }
         self.size += bytes.len() as u64;
-        let relative = (header.base_offset - self.base_offset) as u32;
         if self.next_offset == self.base_offset {
             self.rolling_timestamp = header.max_timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
-        if self.offset_index.entries().is_empty() || self.bytes_since_index_entry >= index_interval
-        {
-            self.offset_index.append(OffsetEntry {
-                relative_offset: relative,
-                position: position as u32,
-            })?;
-            if self
-                .time_index
-                .last()
-                .is_none_or(|t| self.max_timestamp > t.timestamp)
-            {
-                self.time_index.append(TimeEntry {
-                    timestamp: self.max_timestamp,
-                    relative_offset: relative,
-                })?;
-            }
-            self.bytes_since_index_entry = 0;
-        }
         self.bytes_since_index_entry += bytes.len() as u64;
         self.next_offset = header.next_offset();
+        Ok(())
+    }
+
+    /// Adds index entries for a batch written at `position`, if one is due.
+    fn index_batch(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        index_interval: u64,
+    ) -> io::Result<()> {
+        if !(self.offset_index.entries().is_empty()
+            || self.bytes_since_index_entry >= index_interval)
+        {
+            return Ok(());
+        }
+        let relative = (header.base_offset - self.base_offset) as u32;
+        self.offset_index.append(OffsetEntry {
+            relative_offset: relative,
+            position: position as u32,
+        })?;
+        let max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if self
+            .time_index
+            .last()
+            .is_none_or(|t| max_timestamp > t.timestamp)
+        {
+            self.time_index.append(TimeEntry {
+                timestamp: max_timestamp,
+                relative_offset: relative,
+            })?;
+        }
+        self.bytes_since_index_entry = 0;
         Ok(())
     }
 
@@ -349,19 +379,22 @@ impl Segment {
     /// Reads whole batches starting with the one that holds `offset`, stopping
     /// before a batch at or beyond `max_offset` (the high watermark), and
     /// before `max_bytes` would be exceeded, except that with `min_one` the
-    /// first batch is returned whatever its size (KIP-74).
+    /// first batch is returned whatever its size (KIP-74). `None` means no
+    /// batch at or after `offset` is in this segment, so the caller may look
+    /// in the next one; an empty result means there is one but it is not to
+    /// be returned (beyond `max_offset`, or larger than `max_bytes`).
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         max_offset: i64,
         min_one: bool,
-    ) -> io::Result<Vec<u8>> {
+    ) -> io::Result<Option<Vec<u8>>> {
         let Some((start, first)) = self.locate(offset)? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         if first.base_offset >= max_offset {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let mut end = start;
         let mut header = Some(first);
@@ -381,7 +414,7 @@ impl Segment {
         }
         let mut out = vec![0u8; (end - start) as usize];
         self.log.read_exact_at(&mut out, start)?;
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The first batch whose max timestamp is at least `timestamp`.

@@ -113,6 +113,50 @@ fn reads_stop_at_the_high_watermark_and_the_byte_limit() {
 }
 
 #[test]
+fn a_batch_too_big_for_the_budget_is_not_skipped_at_a_segment_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments());
+    // Alternate large and small batches so that some segments end with a
+    // large batch and the next one starts with a small one.
+    let mut bases = Vec::new();
+    for i in 0..60 {
+        let records = if i % 2 == 1 { 3 } else { 1 };
+        let mut bytes = batch(records, NOW, 30);
+        bases.push(
+            log.append(&mut bytes, 0, None, NOW)
+                .expect("append")
+                .base_offset,
+        );
+    }
+    assert!(log.segment_count() > 3);
+    let small = batch(1, NOW, 30).len();
+    let end = log.log_end_offset();
+    for base in bases {
+        let bytes = log.read(base, small, end, false).expect("read");
+        if !bytes.is_empty() {
+            let first = BatchHeader::parse(&bytes).expect("header");
+            assert_eq!(first.base_offset, base, "offset {base} skipped ahead");
+        }
+    }
+}
+
+#[test]
+fn old_producer_timestamps_do_not_roll_every_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config);
+    let long_ago = NOW - 30 * 24 * 60 * 60 * 1000;
+    for i in 0..20 {
+        let mut bytes = batch(1, long_ago + i, 10);
+        log.append(&mut bytes, 0, None, NOW).expect("append");
+    }
+    assert_eq!(log.segment_count(), 1);
+}
+
+#[test]
 fn out_of_range_offsets_are_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig::default());

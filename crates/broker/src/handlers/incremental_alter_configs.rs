@@ -54,7 +54,6 @@ fn alter_topic(
     validate_only: bool,
 ) -> Result<()> {
     let name = resource.resource_name.as_str();
-    let topic = broker.topic(name)?;
     let mut seen = HashSet::new();
     if let Some(dup) = resource
         .configs
@@ -66,7 +65,22 @@ fn alter_topic(
             dup.name.as_str()
         )));
     }
-    let mut configs: BTreeMap<String, String> = topic.configs.clone();
+    let configs = broker.alter_topic_configs(name, validate_only, |current| {
+        apply_changes(broker, current, resource)
+    })?;
+    if !validate_only {
+        info!(topic = name, ?configs, "altered topic configs");
+    }
+    Ok(())
+}
+
+/// The overrides that result from applying the request's operations.
+fn apply_changes(
+    broker: &Broker,
+    current: &BTreeMap<String, String>,
+    resource: &AlterConfigsResource,
+) -> Result<BTreeMap<String, String>> {
+    let mut configs = current.clone();
     for change in &resource.configs {
         let key = change.name.as_str();
         let def = topic_config::definition(key)
@@ -118,11 +132,5 @@ fn alter_topic(
             }
         }
     }
-    topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    if validate_only {
-        return Ok(());
-    }
-    broker.set_topic_configs(name, configs.clone())?;
-    info!(topic = name, ?configs, "altered topic configs");
-    Ok(())
+    Ok(configs)
 }

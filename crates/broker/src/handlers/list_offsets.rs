@@ -22,6 +22,9 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
+/// Most records a stored batch may claim for ListOffsets to decode it.
+const MAX_RECORDS_TO_DECODE: i32 = 1_000_000;
+
 /// An offset and its timestamp; -1 for either when unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Found {
@@ -111,6 +114,14 @@ fn first_at_or_after(partition: &Partition, timestamp: i64, high_watermark: i64)
     };
     let header = BatchHeader::parse(&batch).map_err(sluice_storage::StorageError::from)?;
     if header.is_log_append_time() {
+        return Ok(Found {
+            offset: header.base_offset,
+            timestamp: header.max_timestamp,
+        });
+    }
+    if header.records_count > MAX_RECORDS_TO_DECODE {
+        // A compressed batch's count is not checked at produce time; do not
+        // let a claimed count size an allocation. Answer at batch level.
         return Ok(Found {
             offset: header.base_offset,
             timestamp: header.max_timestamp,
