@@ -425,3 +425,29 @@ fn a_second_broker_cannot_open_a_data_directory_in_use() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_recreated_topic_with_a_long_name_starts_empty() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let name = "n".repeat(249);
+    sluice(&["topic", "create", &name, "-b", &b], None);
+    sluice(&["produce", &name, "-b", &b], Some("old\n"));
+    sluice(&["topic", "delete", &name, "-b", &b], None);
+    sluice(&["topic", "create", &name, "-b", &b], None);
+    sluice(&["produce", &name, "-b", &b], Some("new\n"));
+    let out = sluice(
+        &[
+            "consume",
+            &name,
+            "--from-beginning",
+            "-n",
+            "1",
+            "--print-offset",
+            "-b",
+            &b,
+        ],
+        None,
+    );
+    assert_eq!(out, "0\t0\tnew\n");
+}
