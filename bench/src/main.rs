@@ -1,0 +1,417 @@
+//! `sluice-bench`: a load generator for any Kafka-compatible broker, built on
+//! librdkafka, in the spirit of Kafka's producer/consumer perf tools and the
+//! OpenMessaging Benchmark. Each run prints one JSON line on stdout (the
+//! figures) and a readable summary on stderr.
+//!
+//! Every record's value starts with its send time (microseconds since the
+//! Unix epoch, 8 bytes big-endian), so a consumer anywhere can measure end
+//! to end latency.
+
+mod stats;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use stats::{Latencies, Throughput};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice-bench",
+    about = "Kafka-protocol load generator (librdkafka)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a topic (replication factor 1).
+    CreateTopic {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+    },
+    /// Produce records; report throughput and acknowledgement latency.
+    Produce(ProduceArgs),
+    /// Read a topic from the beginning; report catch-up throughput.
+    Consume {
+        #[command(flatten)]
+        target: Target,
+        /// Records to read before stopping
+        #[arg(long)]
+        records: u64,
+    },
+    /// Produce at a fixed rate while consuming; report end-to-end latency.
+    EndToEnd(ProduceArgs),
+}
+
+#[derive(Args, Clone)]
+struct Target {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    #[arg(long)]
+    topic: String,
+}
+
+#[derive(Args, Clone)]
+struct ProduceArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Records to send in all (for end-to-end: per second × duration instead)
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Bytes per record value (at least 8: the send timestamp)
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Records per second over all producers; 0 is as fast as possible
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Keyed records over this many distinct keys (round robin); 0 sends no keys
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
+    /// Producer instances, each on its own thread
+    #[arg(long, default_value_t = 1)]
+    producers: u64,
+    /// "all", "1" or "0"
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// none, gzip, snappy, lz4, zstd
+    #[arg(long, default_value = "none")]
+    compression: String,
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// librdkafka batch.size in bytes
+    #[arg(long, default_value_t = 1_000_000)]
+    batch_size: u64,
+    /// Extra librdkafka producer settings, KEY=VALUE (repeatable)
+    #[arg(long = "set")]
+    settings: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::CreateTopic { target, partitions } => create_topic(&target, partitions),
+        Command::Produce(args) => {
+            let report = produce(&args, None)?;
+            println!("{{\"kind\":\"produce\",{}}}", report);
+            Ok(())
+        }
+        Command::Consume { target, records } => consume(&target, records),
+        Command::EndToEnd(args) => end_to_end(&args),
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn create_topic(target: &Target, partitions: i32) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &target.bootstrap)
+        .create()?;
+    let results = runtime.block_on(admin.create_topics(
+        &[NewTopic::new(
+            &target.topic,
+            partitions,
+            TopicReplication::Fixed(1),
+        )],
+        &AdminOptions::new(),
+    ))?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            bail!("creating {topic}: {code}");
+        }
+    }
+    Ok(())
+}
+
+struct AckRecorder {
+    latencies: Mutex<Latencies>,
+    failures: AtomicU64,
+}
+
+#[derive(Clone)]
+struct AckContext(Arc<AckRecorder>);
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => self
+                .0
+                .latencies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(sent.elapsed()),
+            Err(_) => {
+                self.0.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn producer_config(args: &ProduceArgs) -> Result<ClientConfig> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &args.target.bootstrap)
+        .set("acks", &args.acks)
+        .set("compression.type", &args.compression)
+        .set("linger.ms", args.linger_ms.to_string())
+        .set("batch.size", args.batch_size.to_string())
+        .set("enable.idempotence", "false")
+        .set("partitioner", "murmur2_random")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("message.timeout.ms", "120000");
+    for setting in &args.settings {
+        let Some((key, value)) = setting.split_once('=') else {
+            bail!("--set {setting}: expected KEY=VALUE");
+        };
+        config.set(key, value);
+    }
+    Ok(config)
+}
+
+/// Runs the producers; returns the JSON fields of the report. With
+/// `stop_at`, producers stop at that instant instead of after `records`.
+fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
+    if args.record_size < 8 {
+        bail!("--record-size must be at least 8");
+    }
+    let recorder = Arc::new(AckRecorder {
+        latencies: Mutex::new(Latencies::default()),
+        failures: AtomicU64::new(0),
+    });
+    let config = producer_config(args)?;
+    let started = Instant::now();
+    let per_producer = args.records / args.producers.max(1);
+    let rate_per_producer = args.rate as f64 / args.producers.max(1) as f64;
+    let mut threads = Vec::new();
+    for producer_index in 0..args.producers.max(1) {
+        let producer: ThreadedProducer<AckContext> = config
+            .create_with_context(AckContext(Arc::clone(&recorder)))
+            .context("creating a producer")?;
+        let args = args.clone();
+        threads.push(std::thread::spawn(move || -> Result<u64> {
+            let mut value = vec![b'x'; args.record_size];
+            let mut sent = 0u64;
+            let mut key = String::new();
+            loop {
+                if stop_at.is_some_and(|t| Instant::now() >= t)
+                    || (stop_at.is_none() && sent >= per_producer)
+                {
+                    break;
+                }
+                if rate_per_producer > 0.0 {
+                    let due = started + Duration::from_secs_f64(sent as f64 / rate_per_producer);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                }
+                value[..8].copy_from_slice(&now_micros().to_be_bytes());
+                let mut record =
+                    BaseRecord::with_opaque_to(&args.target.topic, Box::new(Instant::now()))
+                        .payload(&value[..]);
+                if args.keys > 0 {
+                    key.clear();
+                    use std::fmt::Write;
+                    let _ = write!(
+                        key,
+                        "key-{}",
+                        (producer_index * per_producer + sent) % args.keys
+                    );
+                    record = record.key(key.as_str());
+                }
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull,
+                            ),
+                            returned,
+                        )) => {
+                            record = returned;
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                        Err((e, _)) => return Err(e.into()),
+                    }
+                }
+                sent += 1;
+            }
+            producer
+                .flush(Duration::from_secs(120))
+                .context("flushing the producer")?;
+            Ok(sent)
+        }));
+    }
+    let mut sent = 0;
+    for thread in threads {
+        sent += thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    }
+    let elapsed = started.elapsed();
+    let failures = recorder.failures.load(Ordering::Relaxed);
+    let mut latencies = recorder
+        .latencies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let acked = latencies.len() as u64;
+    let throughput = Throughput {
+        records: acked,
+        bytes: acked * args.record_size as u64,
+        elapsed,
+    };
+    let percentiles = latencies.summary();
+    eprintln!(
+        "produce: {sent} sent, {acked} acked, {failures} failed in {:.2}s: {:.0} records/s, {:.1} MB/s; ack latency {}",
+        elapsed.as_secs_f64(),
+        throughput.records_per_sec(),
+        throughput.mb_per_sec(),
+        percentiles.map_or("n/a".to_string(), |p| format!(
+            "p50 {}us p99 {}us p99.9 {}us max {}us",
+            p.p50, p.p99, p.p999, p.max
+        ))
+    );
+    Ok(format!(
+        "{},\"sent\":{sent},\"failed\":{failures},\"ack_latency\":{}",
+        throughput.json(),
+        percentiles.map_or("null".to_string(), |p| p.json())
+    ))
+}
+
+fn consumer(target: &Target) -> Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &target.bootstrap)
+        .set("group.id", "sluice-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "1048576")
+        .create()?)
+}
+
+fn assign_all(consumer: &BaseConsumer, topic: &str, start: Offset) -> Result<()> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    if partitions == 0 {
+        bail!("topic {topic} has no partitions");
+    }
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        assignment.add_partition_offset(topic, p, start)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(())
+}
+
+fn consume(target: &Target, records: u64) -> Result<()> {
+    let consumer = consumer(target)?;
+    assign_all(&consumer, &target.topic, Offset::Beginning)?;
+    let mut read = 0u64;
+    let mut bytes = 0u64;
+    let mut started = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while read < records {
+        if Instant::now() > deadline {
+            bail!("read only {read} of {records} records in 600 s");
+        }
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            started.get_or_insert_with(Instant::now);
+            read += 1;
+            bytes += message.payload_len() as u64;
+        }
+    }
+    let throughput = Throughput {
+        records: read,
+        bytes,
+        elapsed: started.map_or(Duration::ZERO, |s| s.elapsed()),
+    };
+    eprintln!(
+        "consume: {read} records in {:.2}s: {:.0} records/s, {:.1} MB/s",
+        throughput.elapsed.as_secs_f64(),
+        throughput.records_per_sec(),
+        throughput.mb_per_sec()
+    );
+    println!("{{\"kind\":\"consume\",{}}}", throughput.json());
+    Ok(())
+}
+
+/// Consumes from the end while producing at `--rate` for `--records / rate`
+/// seconds; end-to-end latency is read time minus the stamped send time.
+fn end_to_end(args: &ProduceArgs) -> Result<()> {
+    if args.rate == 0 {
+        bail!("end-to-end needs a fixed --rate");
+    }
+    let consumer = consumer(&args.target)?;
+    assign_all(&consumer, &args.target.topic, Offset::End)?;
+    // Let the consumer resolve its start offsets before producing.
+    let _ = consumer.poll(Duration::from_millis(500));
+    let duration = Duration::from_secs_f64(args.records as f64 / args.rate as f64);
+    let stop_at = Instant::now() + duration;
+    let producer_args = args.clone();
+    let producing = std::thread::spawn(move || produce(&producer_args, Some(stop_at)));
+    let mut latencies = Latencies::default();
+    let drain_until = stop_at + Duration::from_secs(10);
+    while Instant::now() < drain_until {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            let payload = message.payload().unwrap_or_default();
+            if payload.len() >= 8 {
+                let mut stamp = [0u8; 8];
+                stamp.copy_from_slice(&payload[..8]);
+                let sent = u64::from_be_bytes(stamp);
+                latencies.record(Duration::from_micros(now_micros().saturating_sub(sent)));
+            }
+        } else if producing.is_finished() && Instant::now() > stop_at + Duration::from_secs(2) {
+            break;
+        }
+    }
+    let produce_report = producing
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    let received = latencies.len();
+    let percentiles = latencies.summary();
+    eprintln!(
+        "end-to-end: {received} records received; latency {}",
+        percentiles.map_or("n/a".to_string(), |p| format!(
+            "p50 {}us p99 {}us p99.9 {}us max {}us",
+            p.p50, p.p99, p.p999, p.max
+        ))
+    );
+    println!(
+        "{{\"kind\":\"end_to_end\",\"received\":{received},\"e2e_latency\":{},\"produce\":{{{produce_report}}}}}",
+        percentiles.map_or("null".to_string(), |p| p.json())
+    );
+    Ok(())
+}
