@@ -6,7 +6,12 @@
 //! Every record's value starts with its send time (microseconds since the
 //! Unix epoch, 8 bytes big-endian), so a consumer anywhere can measure end
 //! to end latency.
+//!
+//! With the `nats` feature, the `nats-*` subcommands run the same workloads
+//! against NATS JetStream (see `nats.rs`).
 
+#[cfg(feature = "nats")]
+mod nats;
 mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +28,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use stats::{Latencies, Throughput};
+use stats::{consume_report, end_to_end_report, produce_report, Latencies, Throughput};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +61,18 @@ enum Command {
     },
     /// Produce at a fixed rate while consuming; report end-to-end latency.
     EndToEnd(ProduceArgs),
+    /// NATS JetStream: publish records to a stream; report throughput and
+    /// acknowledgement latency.
+    #[cfg(feature = "nats")]
+    NatsProduce(nats::ProduceArgs),
+    /// NATS JetStream: read a stream from the beginning; report catch-up
+    /// throughput.
+    #[cfg(feature = "nats")]
+    NatsConsume(nats::ConsumeArgs),
+    /// NATS JetStream: publish at a fixed rate while consuming new messages;
+    /// report end-to-end latency.
+    #[cfg(feature = "nats")]
+    NatsEndToEnd(nats::ProduceArgs),
 }
 
 #[derive(Args, Clone)]
@@ -111,6 +128,12 @@ fn main() -> Result<()> {
         }
         Command::Consume { target, records } => consume(&target, records),
         Command::EndToEnd(args) => end_to_end(&args),
+        #[cfg(feature = "nats")]
+        Command::NatsProduce(args) => nats::produce_command(&args),
+        #[cfg(feature = "nats")]
+        Command::NatsConsume(args) => nats::consume_command(&args),
+        #[cfg(feature = "nats")]
+        Command::NatsEndToEnd(args) => nats::end_to_end_command(&args),
     }
 }
 
@@ -118,6 +141,14 @@ fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// End-to-end latency of a record read now, from the send time stamped at
+/// the start of its value; `None` for a value too short to hold one.
+fn e2e_latency(payload: &[u8]) -> Option<Duration> {
+    let stamp: [u8; 8] = payload.get(..8)?.try_into().ok()?;
+    let sent = u64::from_be_bytes(stamp);
+    Some(Duration::from_micros(now_micros().saturating_sub(sent)))
 }
 
 fn create_topic(target: &Target, partitions: i32) -> Result<()> {
@@ -280,27 +311,12 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let acked = latencies.len() as u64;
-    let throughput = Throughput {
-        records: acked,
-        bytes: acked * args.record_size as u64,
+    Ok(produce_report(
+        sent,
+        failures,
+        &mut latencies,
+        args.record_size,
         elapsed,
-    };
-    let percentiles = latencies.summary();
-    eprintln!(
-        "produce: {sent} sent, {acked} acked, {failures} failed in {:.2}s: {:.0} records/s, {:.1} MB/s; ack latency {}",
-        elapsed.as_secs_f64(),
-        throughput.records_per_sec(),
-        throughput.mb_per_sec(),
-        percentiles.map_or("n/a".to_string(), |p| format!(
-            "p50 {}us p99 {}us p99.9 {}us max {}us",
-            p.p50, p.p99, p.p999, p.max
-        ))
-    );
-    Ok(format!(
-        "{},\"sent\":{sent},\"failed\":{failures},\"ack_latency\":{}",
-        throughput.json(),
-        percentiles.map_or("null".to_string(), |p| p.json())
     ))
 }
 
@@ -352,18 +368,11 @@ fn consume(target: &Target, records: u64) -> Result<()> {
             bytes += message.payload_len() as u64;
         }
     }
-    let throughput = Throughput {
+    consume_report(&Throughput {
         records: read,
         bytes,
         elapsed: started.map_or(Duration::ZERO, |s| s.elapsed()),
-    };
-    eprintln!(
-        "consume: {read} records in {:.2}s: {:.0} records/s, {:.1} MB/s",
-        throughput.elapsed.as_secs_f64(),
-        throughput.records_per_sec(),
-        throughput.mb_per_sec()
-    );
-    println!("{{\"kind\":\"consume\",{}}}", throughput.json());
+    });
     Ok(())
 }
 
@@ -386,12 +395,8 @@ fn end_to_end(args: &ProduceArgs) -> Result<()> {
     while Instant::now() < drain_until {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
-            let payload = message.payload().unwrap_or_default();
-            if payload.len() >= 8 {
-                let mut stamp = [0u8; 8];
-                stamp.copy_from_slice(&payload[..8]);
-                let sent = u64::from_be_bytes(stamp);
-                latencies.record(Duration::from_micros(now_micros().saturating_sub(sent)));
+            if let Some(latency) = e2e_latency(message.payload().unwrap_or_default()) {
+                latencies.record(latency);
             }
         } else if producing.is_finished() && Instant::now() > stop_at + Duration::from_secs(2) {
             break;
@@ -400,18 +405,6 @@ fn end_to_end(args: &ProduceArgs) -> Result<()> {
     let produce_report = producing
         .join()
         .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
-    let received = latencies.len();
-    let percentiles = latencies.summary();
-    eprintln!(
-        "end-to-end: {received} records received; latency {}",
-        percentiles.map_or("n/a".to_string(), |p| format!(
-            "p50 {}us p99 {}us p99.9 {}us max {}us",
-            p.p50, p.p99, p.p999, p.max
-        ))
-    );
-    println!(
-        "{{\"kind\":\"end_to_end\",\"received\":{received},\"e2e_latency\":{},\"produce\":{{{produce_report}}}}}",
-        percentiles.map_or("null".to_string(), |p| p.json())
-    );
+    end_to_end_report(&mut latencies, &produce_report);
     Ok(())
 }

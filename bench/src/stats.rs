@@ -1,4 +1,5 @@
-//! Latency samples in microseconds and their percentiles; throughput.
+//! Latency samples in microseconds and their percentiles; throughput; the
+//! report lines built from them.
 
 use std::time::Duration;
 
@@ -81,6 +82,78 @@ impl Throughput {
             self.mb_per_sec()
         )
     }
+}
+
+// The report lines every subcommand prints, the Kafka and the NATS ones alike.
+
+fn latency_line(percentiles: Option<Percentiles>) -> String {
+    percentiles.map_or("n/a".to_string(), |p| {
+        format!(
+            "p50 {}us p99 {}us p99.9 {}us max {}us",
+            p.p50, p.p99, p.p999, p.max
+        )
+    })
+}
+
+fn percentiles_json(percentiles: Option<Percentiles>) -> String {
+    percentiles.map_or("null".to_string(), |p| p.json())
+}
+
+/// Prints the produce summary on stderr; returns the JSON fields of the
+/// report. `latencies` holds one sample per acknowledged record.
+pub fn produce_report(
+    sent: u64,
+    failures: u64,
+    latencies: &mut Latencies,
+    record_size: usize,
+    elapsed: Duration,
+) -> String {
+    let acked = latencies.len() as u64;
+    let throughput = Throughput {
+        records: acked,
+        bytes: acked * record_size as u64,
+        elapsed,
+    };
+    let percentiles = latencies.summary();
+    eprintln!(
+        "produce: {sent} sent, {acked} acked, {failures} failed in {:.2}s: {:.0} records/s, {:.1} MB/s; ack latency {}",
+        elapsed.as_secs_f64(),
+        throughput.records_per_sec(),
+        throughput.mb_per_sec(),
+        latency_line(percentiles)
+    );
+    format!(
+        "{},\"sent\":{sent},\"failed\":{failures},\"ack_latency\":{}",
+        throughput.json(),
+        percentiles_json(percentiles)
+    )
+}
+
+/// Prints the consume report: a summary on stderr, the JSON line on stdout.
+pub fn consume_report(throughput: &Throughput) {
+    eprintln!(
+        "consume: {} records in {:.2}s: {:.0} records/s, {:.1} MB/s",
+        throughput.records,
+        throughput.elapsed.as_secs_f64(),
+        throughput.records_per_sec(),
+        throughput.mb_per_sec()
+    );
+    println!("{{\"kind\":\"consume\",{}}}", throughput.json());
+}
+
+/// Prints the end-to-end report: the latencies of the records received and
+/// the JSON fields [`produce_report`] returned for the producing side.
+pub fn end_to_end_report(latencies: &mut Latencies, produce_report: &str) {
+    let received = latencies.len();
+    let percentiles = latencies.summary();
+    eprintln!(
+        "end-to-end: {received} records received; latency {}",
+        latency_line(percentiles)
+    );
+    println!(
+        "{{\"kind\":\"end_to_end\",\"received\":{received},\"e2e_latency\":{},\"produce\":{{{produce_report}}}}}",
+        percentiles_json(percentiles)
+    );
 }
 
 #[cfg(test)]

@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md and bench/charts/*.png from bench/results/latest.json.
+
+The tables are generated; the hand-written analysis comes from
+bench/findings.md and is included as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+FINDINGS = ROOT / "bench" / "findings.md"
+CHARTS = ROOT / "bench" / "charts"
+OUTPUT = ROOT / "BENCHMARKS.md"
+
+BROKERS = ["sluice", "kafka", "nats"]
+LABEL = {"sluice": "Sluice", "kafka": "Apache Kafka", "nats": "NATS JetStream"}
+LEVEL_TITLE = {
+    "page-cache": "without an fsync per acknowledgement (Sluice `fsync = \"interval\"`, "
+                  "1 s; Kafka's default flush policy; NATS's default)",
+    "fsync-per-ack": "with an fsync before every acknowledgement (Sluice `fsync = \"always\"`; "
+                     "Kafka `log.flush.interval.messages=1`)",
+}
+WORKLOADS = [
+    ("1KiB-1p-acks1", "1 KiB records, 1 partition, acks=1, maximum rate"),
+    ("1KiB-1p-acksall", "1 KiB records, 1 partition, acks=all, maximum rate"),
+    ("1KiB-16p-acks1", "1 KiB records, 16 partitions, acks=1, maximum rate"),
+    ("1KiB-16p-acksall", "1 KiB records, 16 partitions, acks=all, maximum rate"),
+    ("100B-16p-acksall", "100-byte records, 16 partitions, acks=all, maximum rate"),
+    ("1KiB-1000p-acksall", "1 KiB records, 1,000 partitions, acks=all, maximum rate"),
+    ("java-producer-16p", "Java client's ProducerPerformance: 1 KiB, 16 partitions, acks=all"),
+    ("java-consumer-16p", "Java client's ConsumerPerformance: 1 KiB, 16 partitions, from the "
+                          "beginning"),
+]
+
+
+def ms(us) -> str:
+    return "–" if us is None else f"{us / 1000:.2f}"
+
+
+def num(x, digits=1) -> str:
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def ratio(a, b, digits=2) -> str:
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.{digits}f}×"
+
+
+class Report:
+    def __init__(self, data: dict):
+        self.data = data
+        self.lines: list[str] = []
+
+    def find(self, broker: str, level: str, workload: str) -> dict | None:
+        for r in self.data["results"]:
+            if (r["broker"], r["durability"], r["workload"]) == (broker, level, workload):
+                return r
+        return None
+
+    def out(self, line: str = "") -> None:
+        self.lines.append(line)
+
+    def throughput_table(self, level: str, workload: str, title: str) -> None:
+        rows = [(b, self.find(b, level, workload)) for b in BROKERS]
+        rows = [(b, r) for b, r in rows if r]
+        if not rows:
+            return
+        limits = self.data["limits"]
+        self.out(f"#### {title}")
+        self.out()
+        self.out("| broker | MB/s | records/s | ack p50 ms | p99 | p99.9 | max | "
+                 "broker CPU s/GB | of seq. write |")
+        self.out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for broker, r in rows:
+            lat = r.get("ack_latency") or {}
+            self.out(f"| {LABEL[broker]} | {num(r['mb_per_sec'])} | {num(r['records_per_sec'], 0)} "
+                     f"| {ms(lat.get('p50_us'))} | {ms(lat.get('p99_us'))} "
+                     f"| {ms(lat.get('p999_us'))} | {ms(lat.get('max_us'))} "
+                     f"| {num(r.get('cpu_seconds_per_gb'), 2)} "
+                     f"| {100 * r['mb_per_sec'] / limits['seq_write_mb_per_sec']:.0f} % |")
+        self.ratio_row(level, workload)
+        self.out()
+
+    def ratio_row(self, level: str, workload: str) -> None:
+        s, k = self.find("sluice", level, workload), self.find("kafka", level, workload)
+        if not s or not k:
+            return
+        sl, kl = s.get("ack_latency") or {}, k.get("ack_latency") or {}
+        self.out(f"| **Sluice / Kafka** | **{ratio(s['mb_per_sec'], k['mb_per_sec'])}** | "
+                 f"{ratio(s['records_per_sec'], k['records_per_sec'])} | "
+                 + " | ".join(ratio(sl.get(p), kl.get(p)) for p in
+                              ("p50_us", "p99_us", "p999_us", "max_us"))
+                 + f" | {ratio(s.get('cpu_seconds_per_gb'), k.get('cpu_seconds_per_gb'))} | |")
+
+    def e2e_table(self, level: str) -> None:
+        rows = [(b, self.find(b, level, "e2e-50MBps-16p")) for b in BROKERS]
+        rows = [(b, r) for b, r in rows if r]
+        if not rows:
+            return
+        rate = self.data["e2e_rate_mb_per_sec"]
+        self.out(f"#### Fixed rate: {rate} MB/s of 1 KiB records, 16 partitions, acks=all, "
+                 "linger.ms=1")
+        self.out()
+        self.out("| broker | received | produce→consume p50 ms | p99 | p99.9 | max | "
+                 "ack p50 ms | ack p99 | broker CPU s/GB |")
+        self.out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for broker, r in rows:
+            e, a = r.get("e2e_latency") or {}, r["produce"].get("ack_latency") or {}
+            self.out(f"| {LABEL[broker]} | {r['received']:,} | {ms(e.get('p50_us'))} "
+                     f"| {ms(e.get('p99_us'))} | {ms(e.get('p999_us'))} | {ms(e.get('max_us'))} "
+                     f"| {ms(a.get('p50_us'))} | {ms(a.get('p99_us'))} "
+                     f"| {num(r.get('cpu_seconds_per_gb'), 2)} |")
+        s, k = self.find("sluice", level, "e2e-50MBps-16p"), self.find("kafka", level,
+                                                                        "e2e-50MBps-16p")
+        if s and k:
+            se, ke = s.get("e2e_latency") or {}, k.get("e2e_latency") or {}
+            sa, ka = s["produce"].get("ack_latency") or {}, k["produce"].get("ack_latency") or {}
+            self.out(f"| **Sluice / Kafka** | | "
+                     + " | ".join(ratio(se.get(p), ke.get(p)) for p in
+                                  ("p50_us", "p99_us", "p999_us", "max_us"))
+                     + f" | {ratio(sa.get('p50_us'), ka.get('p50_us'))} "
+                     f"| {ratio(sa.get('p99_us'), ka.get('p99_us'))} "
+                     f"| {ratio(s.get('cpu_seconds_per_gb'), k.get('cpu_seconds_per_gb'))} |")
+        self.out()
+
+    def catch_up_table(self) -> None:
+        level = "page-cache"
+        rows = [(b, self.find(b, level, "catch-up-16p")) for b in BROKERS]
+        rows = [(b, r) for b, r in rows if r]
+        if not rows:
+            return
+        backlog = self.data["mode_settings"]["backlog_bytes"] / 2**30
+        loop = self.data["limits"]["loopback_mb_per_sec"]
+        self.out(f"#### Consumer catch-up: one consumer reads a {backlog:g} GiB backlog "
+                 "(1 KiB records, 16 partitions) from the beginning")
+        self.out()
+        self.out("| broker | MB/s | records/s | broker CPU s/GB | of loopback |")
+        self.out("|---|---:|---:|---:|---:|")
+        for broker, r in rows:
+            self.out(f"| {LABEL[broker]} | {num(r['mb_per_sec'])} | "
+                     f"{num(r['records_per_sec'], 0)} | {num(r.get('cpu_seconds_per_gb'), 2)} | "
+                     f"{100 * r['mb_per_sec'] / loop:.0f} % |")
+        s, k = self.find("sluice", level, "catch-up-16p"), self.find("kafka", level,
+                                                                      "catch-up-16p")
+        if s and k:
+            self.out(f"| **Sluice / Kafka** | **{ratio(s['mb_per_sec'], k['mb_per_sec'])}** | "
+                     f"{ratio(s['records_per_sec'], k['records_per_sec'])} | "
+                     f"{ratio(s.get('cpu_seconds_per_gb'), k.get('cpu_seconds_per_gb'))} | |")
+        self.out()
+
+    def broker_table(self) -> None:
+        b = self.data["brokers"]
+        self.out("| broker (level) | cold start, empty data dir | restart after kill -9 "
+                 "| data at the kill | peak RSS MB |")
+        self.out("|---|---:|---:|---:|---:|")
+        for key, v in b.items():
+            name, level = key.split("/")
+            restart = v.get("restart_s")
+            data = v.get("restart_data_bytes")
+            self.out(f"| {LABEL[name]} ({level}) | {v['cold_start_s'] * 1000:,.0f} ms | "
+                     f"{'–' if restart is None else f'{restart * 1000:,.0f} ms'} | "
+                     f"{'–' if data is None else f'{data / 2**30:.1f} GiB'} | "
+                     f"{num(v.get('peak_rss_mb'), 0)} |")
+        s, k = b.get("sluice/page-cache"), b.get("kafka/page-cache")
+        if s and k:
+            self.out(f"| **Sluice / Kafka** | **{ratio(s['cold_start_s'], k['cold_start_s'], 3)}** "
+                     f"| {ratio(s.get('restart_s'), k.get('restart_s'), 3)} | | "
+                     f"**{ratio(s.get('peak_rss_mb'), k.get('peak_rss_mb'), 3)}** |")
+        self.out()
+
+    def targets(self) -> None:
+        """The targets of issue 7, each with its measured value."""
+        f, lim, b = self.find, self.data["limits"], self.data["brokers"]
+        rows = []
+
+        def add(name, value, goal, met):
+            rows.append((name, value, goal, "yes" if met else "**no**"))
+
+        for level in ("page-cache", "fsync-per-ack"):
+            s, k = f("sluice", level, "1KiB-16p-acksall"), f("kafka", level, "1KiB-16p-acksall")
+            if s and k:
+                r = s["mb_per_sec"] / k["mb_per_sec"]
+                add(f"produce 1 KiB 16p acks=all ({level}), Sluice / Kafka", f"{r:.2f}×", "≥ 1.5×",
+                    r >= 1.5)
+        s, k = f("sluice", "page-cache", "catch-up-16p"), f("kafka", "page-cache", "catch-up-16p")
+        if s and k:
+            r = s["mb_per_sec"] / k["mb_per_sec"]
+            add("consumer catch-up, Sluice / Kafka", f"{r:.2f}×", "≥ 1.5×", r >= 1.5)
+        s, k = f("sluice", "page-cache", "e2e-50MBps-16p"), f("kafka", "page-cache",
+                                                               "e2e-50MBps-16p")
+        if s and k and s.get("e2e_latency") and k.get("e2e_latency"):
+            r = s["e2e_latency"]["p99_us"] / k["e2e_latency"]["p99_us"]
+            add("end-to-end p99 at 50 MB/s, Sluice / Kafka", f"{r:.2f}×", "≤ 0.33×", r <= 1 / 3)
+            p99 = s["e2e_latency"]["p99_us"] / 1000
+            add("Sluice end-to-end p99 at 50 MB/s (no per-ack fsync)", f"{p99:.2f} ms", "< 2 ms",
+                p99 < 2)
+        s, k = f("sluice", "page-cache", "1KiB-16p-acksall"), f("kafka", "page-cache",
+                                                                 "1KiB-16p-acksall")
+        if s and k and s.get("cpu_seconds_per_gb") and k.get("cpu_seconds_per_gb"):
+            r = s["cpu_seconds_per_gb"] / k["cpu_seconds_per_gb"]
+            add("broker CPU s/GB, produce 1 KiB 16p acks=all, Sluice / Kafka", f"{r:.2f}×",
+                "≤ 0.5×", r <= 0.5)
+        sb, kb = b.get("sluice/page-cache"), b.get("kafka/page-cache")
+        if sb and kb:
+            r = sb["peak_rss_mb"] / kb["peak_rss_mb"]
+            add("peak RSS, Sluice / Kafka", f"{r:.3f}×", "≤ 0.25×", r <= 0.25)
+            r = sb["cold_start_s"] / kb["cold_start_s"]
+            add("cold start, Sluice / Kafka", f"{r:.4f}×", "≤ 0.05×", r <= 0.05)
+            add("Sluice peak RSS", f"{sb['peak_rss_mb']:.0f} MB", "≤ 200 MB",
+                sb["peak_rss_mb"] <= 200)
+            add("Sluice cold start", f"{sb['cold_start_s'] * 1000:.1f} ms", "< 50 ms",
+                sb["cold_start_s"] < 0.05)
+            if sb.get("restart_s") is not None:
+                gib = sb["restart_data_bytes"] / 2**30
+                add(f"Sluice restart after kill -9 with {gib:.1f} GiB",
+                    f"{sb['restart_s'] * 1000:.0f} ms", "< 2 s (with 10 GiB)",
+                    sb["restart_s"] < 2)
+        seq = lim["seq_write_mb_per_sec"]
+        s = f("sluice", "page-cache", "1KiB-16p-acksall")
+        if s:
+            r = s["mb_per_sec"] / seq
+            add("Sluice produce 1 KiB 16p acks=all, fsync interval, of seq. write",
+                f"{100 * r:.0f} %", "≥ 70 %", r >= 0.7)
+        s = f("sluice", "fsync-per-ack", "1KiB-16p-acksall")
+        if s:
+            r = s["mb_per_sec"] / seq
+            add("Sluice produce 1 KiB 16p acks=all, fsync per ack, of seq. write",
+                f"{100 * r:.0f} %", "≥ 50 %", r >= 0.5)
+        s = f("sluice", "page-cache", "catch-up-16p")
+        if s:
+            r = s["mb_per_sec"] / lim["loopback_mb_per_sec"]
+            add("Sluice catch-up, of loopback bandwidth", f"{100 * r:.0f} %", "≥ 50 %", r >= 0.5)
+        n = f("nats", "page-cache", "1KiB-16p-acksall")
+        s = f("sluice", "page-cache", "1KiB-16p-acksall")
+        if n and s:
+            r = s["mb_per_sec"] / n["mb_per_sec"]
+            add("produce 1 KiB 16p, Sluice / NATS JetStream", f"{r:.2f}×", "> 1×", r > 1)
+        n, s = f("nats", "page-cache", "catch-up-16p"), f("sluice", "page-cache", "catch-up-16p")
+        if n and s:
+            r = s["mb_per_sec"] / n["mb_per_sec"]
+            add("catch-up, Sluice / NATS JetStream", f"{r:.2f}×", "> 1×", r > 1)
+        self.out("| target | measured | goal | met |")
+        self.out("|---|---:|---:|---|")
+        for row in rows:
+            self.out("| " + " | ".join(row) + " |")
+        self.out()
+
+    def render(self) -> str:
+        d = self.data
+        lim, m, v = d["limits"], d["machine"], d["versions"]
+        self.out("# Benchmarks")
+        self.out()
+        self.out("Sluice side by side with Apache Kafka and NATS JetStream, on the same "
+                 "machine, in the same run, with the same client. Generated by "
+                 "`bench/report.py` from `bench/results/latest.json`; reproduce with:")
+        self.out()
+        self.out("```sh")
+        self.out(f"bench/run {d['mode']}")
+        self.out("```")
+        self.out()
+        self.out(f"Run of {d['date']}, mode `{d['mode']}`, {d['duration_s'] / 60:.0f} minutes. "
+                 f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+                 f"Linux {m['kernel']}. Versions: Sluice `{v['sluice']}`, Apache Kafka "
+                 f"{v['kafka']}, {v['nats-server']}, {v['java']}; librdkafka "
+                 f"{v['librdkafka']}.")
+        self.out()
+        if FINDINGS.exists():
+            self.out(FINDINGS.read_text().strip())
+            self.out()
+        self.out("## Targets")
+        self.out()
+        self.targets()
+        self.out("## The machine's own limits (measured in the same run)")
+        self.out()
+        self.out("| limit | value | how |")
+        self.out("|---|---:|---|")
+        self.out(f"| sequential write | {lim['seq_write_mb_per_sec']:.0f} MB/s | fio, 1 MiB "
+                 "writes, one fsync at the end |")
+        self.out(f"| sequential write, fsync per MiB | "
+                 f"{lim['seq_write_fsync_per_mib_mb_per_sec']:.0f} MB/s | fio |")
+        self.out(f"| fsyncs per second | {lim['fsyncs_per_sec']:.0f} | fio, 4 KiB write + fsync |")
+        self.out(f"| loopback TCP | {lim['loopback_mb_per_sec']:.0f} MB/s | iperf3, one stream |")
+        self.out()
+        self.out("MB is 10^6 bytes everywhere. Latencies are in milliseconds, measured by "
+                 "the client with microsecond resolution. \"Broker CPU s/GB\" is the broker "
+                 "process's user + system CPU seconds during the workload divided by the "
+                 "payload gigabytes moved (produced, or consumed; both for end to end). "
+                 "The load generator runs on the same two cores as the broker.")
+        self.out()
+        self.out("## Charts")
+        self.out()
+        self.out("![throughput](bench/charts/throughput.png)")
+        self.out()
+        self.out("![latency](bench/charts/latency.png)")
+        self.out()
+        for level in ("page-cache", "fsync-per-ack"):
+            self.out(f"## Produce {LEVEL_TITLE[level]}")
+            self.out()
+            for workload, title in WORKLOADS:
+                self.throughput_table(level, workload, title)
+            self.e2e_table(level)
+        self.out("## Consume")
+        self.out()
+        self.catch_up_table()
+        self.out("## Start, restart, memory")
+        self.out()
+        self.out("Cold start: from launching the broker on an empty (for Kafka: freshly "
+                 "formatted) data directory to its first answer (ApiVersions; NATS: the "
+                 "INFO line). Restart: the same after `kill -9` at the end of the page-cache "
+                 "run, with the data directory as it was. Peak RSS: the broker process's "
+                 "VmHWM over the run (page cache not included).")
+        self.out()
+        self.broker_table()
+        self.out("## Settings")
+        self.out()
+        self.settings()
+        return "\n".join(self.lines) + "\n"
+
+    def settings(self) -> None:
+        ms_ = self.data["mode_settings"]
+        for key, v in self.data["brokers"].items():
+            settings = ", ".join(f"`{k}={val}`" for k, val in v["settings"].items()) or "defaults"
+            self.out(f"- {key}: {settings}")
+        self.out("- Apache Kafka: one KRaft process (broker and controller), "
+                 "`scripts/kafka-reference.sh`, JVM `-Xmx1G -Xms1G -XX:+UseG1GC "
+                 "-XX:MaxGCPauseMillis=20` as in Kafka's start script; otherwise defaults.")
+        self.out("- NATS JetStream: `nats-server` with JetStream file storage, one stream per "
+                 "workload with one subject per partition; publishes pipelined, every "
+                 "acknowledgement awaited.")
+        self.out("- librdkafka producer (`sluice-bench produce`): one producer, "
+                 "`linger.ms=5`, `batch.size=1000000`, `enable.idempotence=false`, "
+                 "no compression, unkeyed records (sticky partitioner); consumer: "
+                 "`fetch.wait.max.ms=100`, `fetch.max.bytes=52428800`, "
+                 "`max.partition.fetch.bytes=10485760`, partitions assigned.")
+        self.out(f"- Records per workload: {ms_['records_1k']:,} of 1 KiB, "
+                 f"{ms_['records_100b']:,} of 100 B, {ms_['records_1000p']:,} over 1,000 "
+                 f"partitions; end to end {ms_['e2e_seconds']} s; Java tools "
+                 f"{ms_['java_records']:,} records.")
+
+
+def charts(data: dict) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report: matplotlib missing; charts not drawn", file=sys.stderr)
+        return
+    CHARTS.mkdir(parents=True, exist_ok=True)
+    colours = {"sluice": "#1f77b4", "kafka": "#d62728", "nats": "#2ca02c"}
+
+    def find(b, level, w):
+        for r in data["results"]:
+            if (r["broker"], r["durability"], r["workload"]) == (b, level, w):
+                return r
+        return None
+
+    groups = [("page-cache", w) for w in ("1KiB-1p-acksall", "1KiB-16p-acks1",
+                                          "1KiB-16p-acksall", "100B-16p-acksall",
+                                          "1KiB-1000p-acksall", "catch-up-16p")]
+    groups += [("fsync-per-ack", w) for w in ("1KiB-1p-acksall", "1KiB-16p-acksall")]
+    fig, ax = plt.subplots(figsize=(12, 5))
+    width = 0.27
+    for i, broker in enumerate(BROKERS):
+        values = [(find(broker, lvl, w) or {}).get("mb_per_sec", 0) for lvl, w in groups]
+        xs = [g + (i - 1) * width for g in range(len(groups))]
+        ax.bar(xs, values, width, label=LABEL[broker], color=colours[broker])
+    ax.axhline(data["limits"]["seq_write_mb_per_sec"], color="grey", linestyle="--",
+               linewidth=1, label="sequential write (fio)")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{w}\n{'fsync/ack' if lvl == 'fsync-per-ack' else ''}"
+                        for lvl, w in groups], fontsize=8)
+    ax.set_ylabel("MB/s")
+    ax.set_title("Throughput per broker (same machine, same run, same client)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(CHARTS / "throughput.png", dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    percentiles = [("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max_us", "max")]
+    panels = [("1KiB-16p-acksall", "ack_latency", "produce ack latency, 1 KiB 16p acks=all "
+               "(page cache)"),
+              ("e2e-50MBps-16p", "e2e_latency", f"end to end at {data['e2e_rate_mb_per_sec']} "
+               "MB/s (page cache)")]
+    for ax, (workload, field, title) in zip(axes, panels):
+        for i, broker in enumerate(BROKERS):
+            r = find(broker, "page-cache", workload)
+            lat = (r or {}).get(field) or {}
+            values = [lat.get(p, 0) / 1000 for p, _ in percentiles]
+            xs = [g + (i - 1) * width for g in range(len(percentiles))]
+            ax.bar(xs, values, width, label=LABEL[broker], color=colours[broker])
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(percentiles)))
+        ax.set_xticklabels([label for _, label in percentiles])
+        ax.set_ylabel("ms (log scale)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(CHARTS / "latency.png", dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
+    data = json.loads(path.read_text())
+    OUTPUT.write_text(Report(data).render())
+    charts(data)
+    print(f"report: wrote {OUTPUT.relative_to(ROOT)} and {CHARTS.relative_to(ROOT)}/",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of Sluice, Apache Kafka and NATS JetStream.
+
+Runs every workload against each broker on this machine, in this run, with
+the same client (librdkafka through `sluice-bench`; async-nats for NATS),
+measures the machine's own limits, and writes the figures to
+bench/results/latest.json. bench/report.py turns them into BENCHMARKS.md and
+the charts. Started by `bench/run` (which builds and installs what is
+needed); see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "target" / "release" / "sluice-bench"
+SLUICE = ROOT / "target" / "release" / "sluice"
+KAFKA_SCRIPT = ROOT / "scripts" / "kafka-reference.sh"
+KAFKA_LIBS = Path(os.environ.get("SLUICE_PEERS_DIR", ROOT / ".peers")) / "kafka" / "libs"
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+# How much each workload moves. Quick mode is for trying changes (minutes);
+# full mode is what BENCHMARKS.md reports.
+MODES = {
+    "quick": {
+        "records_1k": 300_000,
+        "records_100b": 1_500_000,
+        "records_1000p": 200_000,
+        "e2e_seconds": 10,
+        "backlog_bytes": 512 * MIB,
+        "restart_bytes": 2 * GIB,
+        "limits_seconds": 5,
+        "java_records": 300_000,
+    },
+    "full": {
+        "records_1k": 2_000_000,
+        "records_100b": 10_000_000,
+        "records_1000p": 1_000_000,
+        "e2e_seconds": 30,
+        "backlog_bytes": 2 * GIB,
+        "restart_bytes": 10 * GIB,
+        "limits_seconds": 15,
+        "java_records": 1_000_000,
+    },
+}
+
+E2E_RATE_MB = 50  # fixed-rate workload, MB/s of 1 KiB records
+
+# Durability levels compared at equal footing.
+PAGE_CACHE = "page-cache"  # Kafka default flush; Sluice fsync=interval (1 s)
+FSYNC_PER_ACK = "fsync-per-ack"  # Kafka flush every message; Sluice fsync=always
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child still "exists"; check its state.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} did not exit")
+        time.sleep(0.01)
+
+
+def dir_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, name))
+            except OSError:
+                pass
+    return total
+
+
+def kafka_api_versions_ok(port: int) -> bool:
+    """True once the broker answers an ApiVersions v0 request."""
+    client_id = b"bench"
+    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            size = s.recv(4)
+            return len(size) == 4
+    except OSError:
+        return False
+
+
+def nats_info_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            return s.recv(5) == b"INFO "
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------ brokers
+
+
+@dataclass
+class Broker:
+    """One broker under test at one durability level."""
+
+    name: str  # sluice, kafka, nats
+    durability: str
+    port: int
+    data_dir: Path
+    pid: int = 0
+    proc: subprocess.Popen | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def protocol(self) -> str:
+        return "nats" if self.name == "nats" else "kafka"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        if self.protocol == "nats":
+            return nats_info_ok(self.port)
+        return kafka_api_versions_ok(self.port)
+
+    def wipe(self) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.data_dir.mkdir(parents=True)
+        if self.name == "kafka":
+            # Formatting is Kafka's one-time setup, not part of its start.
+            run([str(KAFKA_SCRIPT), "format", str(self.port), str(self.data_dir),
+                 *self.kafka_props()])
+
+    def kafka_props(self) -> list[str]:
+        return [f"{k}={v}" for k, v in self.settings.items()]
+
+    def start(self) -> float:
+        """Starts the broker; returns seconds from launch to serving."""
+        began = time.monotonic()
+        logfile = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")
+        if self.name == "sluice":
+            env = dict(os.environ, RUST_LOG="warn")
+            env.update({f"SLUICE_{k.upper()}": str(v) for k, v in self.settings.items()})
+            self.proc = subprocess.Popen(
+                [str(SLUICE), "serve", "--data-dir", str(self.data_dir),
+                 "--listen", self.address],
+                env=env, stdout=logfile, stderr=logfile)
+            self.pid = self.proc.pid
+        elif self.name == "kafka":
+            launcher = subprocess.Popen(
+                [str(KAFKA_SCRIPT), "start", str(self.port), str(self.data_dir),
+                 *self.kafka_props()],
+                stdout=logfile, stderr=logfile)
+            pidfile = self.data_dir / "kafka.pid"
+            while not pidfile.exists() or not pidfile.read_text().strip():
+                if launcher.poll() not in (None, 0):
+                    raise RuntimeError("Kafka failed to start; see its log")
+                time.sleep(0.005)
+            self.pid = int(pidfile.read_text())
+            self.proc = launcher
+        else:
+            conf = self.data_dir.parent / f"{self.data_dir.name}.conf"
+            conf.write_text(
+                "listen: 127.0.0.1:%d\njetstream {\n  store_dir: \"%s\"\n"
+                "  max_file_store: 100G\n  max_memory_store: 1G\n}\n"
+                % (self.port, self.data_dir / "js"))
+            self.proc = subprocess.Popen(["nats-server", "-c", str(conf)],
+                                         stdout=logfile, stderr=logfile)
+            self.pid = self.proc.pid
+        deadline = began + 180
+        while not self.ready():
+            if not alive(self.pid):
+                raise RuntimeError(f"{self.name} exited during start")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start within 180 s")
+            time.sleep(0.002)
+        return time.monotonic() - began
+
+    def stop(self) -> None:
+        if self.pid and alive(self.pid):
+            os.kill(self.pid, signal.SIGTERM)
+            wait_gone(self.pid, 120)
+        self.reap()
+
+    def kill9(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        wait_gone(self.pid)
+        self.reap()
+
+    def reap(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.name == "kafka":
+            (self.data_dir / "kafka.pid").unlink(missing_ok=True)
+
+
+def make_brokers(scratch: Path, durability: str, with_nats: bool) -> list[Broker]:
+    if durability == PAGE_CACHE:
+        sluice = {"fsync": "interval", "fsync_interval_ms": 1000}
+        kafka: dict = {}
+    else:
+        sluice = {"fsync": "always"}
+        kafka = {"log.flush.interval.messages": 1}
+    brokers = [
+        Broker("sluice", durability, 19092, scratch / f"sluice-{durability}", settings=sluice),
+        Broker("kafka", durability, 29092, scratch / f"kafka-{durability}", settings=kafka),
+    ]
+    if with_nats and durability == PAGE_CACHE:
+        brokers.append(Broker("nats", durability, 14222, scratch / "nats"))
+    return brokers
+
+
+# --------------------------------------------------------------- workloads
+
+
+def run(cmd: list[str], timeout: float = 1800) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def bench(args: list[str]) -> dict:
+    out = run([str(BENCH), *args])
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"sluice-bench {' '.join(args)} printed no result")
+    return json.loads(lines[-1])
+
+
+class Workloads:
+    """Runs each workload against one started broker and records figures."""
+
+    def __init__(self, broker: Broker, mode: dict, results: list):
+        self.broker = broker
+        self.mode = mode
+        self.results = results
+        self.topics = 0
+
+    def topic(self, partitions: int) -> str:
+        self.topics += 1
+        name = f"t{self.topics}"
+        if self.broker.protocol == "kafka":
+            bench(["create-topic", "--bootstrap", self.broker.address, "--topic", name,
+                   "--partitions", str(partitions)])
+        return name
+
+    def record(self, workload: str, figures: dict, cpu: float, moved: int) -> None:
+        figures = dict(figures)
+        figures.update(
+            broker=self.broker.name,
+            durability=self.broker.durability,
+            workload=workload,
+            cpu_seconds=round(cpu, 3),
+            cpu_seconds_per_gb=round(cpu / (moved / 1e9), 3) if moved else None,
+        )
+        self.results.append(figures)
+        log(f"  {self.broker.name} {workload}: "
+            + ", ".join(f"{k}={v}" for k, v in figures.items()
+                        if k in ("mb_per_sec", "records_per_sec", "cpu_seconds_per_gb")
+                        or k.endswith("latency")))
+
+    def measured(self, fn):
+        before = cpu_seconds(self.broker.pid)
+        figures = fn()
+        return figures, cpu_seconds(self.broker.pid) - before
+
+    def produce_args(self, topic: str, partitions: int, records: int, size: int,
+                     acks: str, rate: int = 0, linger_ms: int = 5) -> list[str]:
+        if self.broker.protocol == "nats":
+            args = ["--server", self.broker.address, "--stream", topic,
+                    "--partitions", str(partitions), "--create"]
+        else:
+            args = ["--bootstrap", self.broker.address, "--topic", topic, "--acks", acks,
+                    "--linger-ms", str(linger_ms)]
+        return args + ["--records", str(records), "--record-size", str(size),
+                       "--rate", str(rate)]
+
+    def produce(self, workload: str, partitions: int, records: int, size: int,
+                acks: str) -> str:
+        topic = self.topic(partitions)
+        command = "nats-produce" if self.broker.protocol == "nats" else "produce"
+        args = self.produce_args(topic, partitions, records, size, acks)
+        figures, cpu = self.measured(lambda: bench([command, *args]))
+        if figures.get("failed"):
+            raise RuntimeError(f"{workload}: {figures['failed']} records failed")
+        self.record(workload, figures, cpu, figures["bytes"])
+        return topic
+
+    def end_to_end(self, workload: str, partitions: int) -> None:
+        topic = self.topic(partitions)
+        rate = E2E_RATE_MB * 1_000_000 // KIB
+        records = rate * self.mode["e2e_seconds"]
+        command = "nats-end-to-end" if self.broker.protocol == "nats" else "end-to-end"
+        # linger.ms=1: a latency workload; batching still happens at this rate.
+        args = self.produce_args(topic, partitions, records, KIB, "all", rate, linger_ms=1)
+        figures, cpu = self.measured(lambda: bench([command, *args]))
+        produced = figures["produce"]["bytes"]
+        self.record(workload, figures, cpu, produced * 2)
+
+    def catch_up(self, workload: str, partitions: int) -> None:
+        records = self.mode["backlog_bytes"] // KIB
+        topic = self.topic(partitions)
+        command = "nats-produce" if self.broker.protocol == "nats" else "produce"
+        bench([command, *self.produce_args(topic, partitions, records, KIB, "1")])
+        if self.broker.protocol == "nats":
+            args = ["nats-consume", "--server", self.broker.address, "--stream", topic,
+                    "--records", str(records)]
+        else:
+            args = ["consume", "--bootstrap", self.broker.address, "--topic", topic,
+                    "--records", str(records)]
+        figures, cpu = self.measured(lambda: bench(args))
+        self.record(workload, figures, cpu, figures["bytes"])
+
+    def java_producer(self, workload: str, partitions: int) -> None:
+        topic = self.topic(partitions)
+        records = self.mode["java_records"]
+        cmd = ["java", "-Xmx1G", "-cp", f"{KAFKA_LIBS}/*",
+               "-Dlog4j2.configurationFile=" + str(KAFKA_LIBS.parent / "log4j2.yaml"),
+               "org.apache.kafka.tools.ProducerPerformance",
+               "--topic", topic, "--num-records", str(records), "--record-size", "1024",
+               "--throughput", "-1", "--producer-props",
+               f"bootstrap.servers={self.broker.address}", "acks=all", "linger.ms=5",
+               "batch.size=1000000", "enable.idempotence=false",
+               "buffer.memory=268435456"]
+        out, cpu = self.measured(lambda: run(cmd))
+        # Last line: "N records sent, R records/sec (M MB/sec), A ms avg latency,
+        # X ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th."
+        line = [ln for ln in out.splitlines() if "records sent" in ln][-1]
+        parts = [p.strip() for p in line.rstrip(".").split(",")]
+        rps = float(parts[1].split()[0])
+        mbps = float(parts[1].split("(")[1].split()[0])
+        ms = {" ".join(p.split()[2:]): float(p.split()[0]) for p in parts[2:]}
+        figures = {
+            "records": records, "bytes": records * KIB, "records_per_sec": rps,
+            # The tool's MB is 2^20 bytes; convert to 10^6 like every other figure.
+            "mb_per_sec": round(mbps * MIB / 1e6, 2),
+            "ack_latency": {"p50_us": ms["50th"] * 1000, "p99_us": ms["99th"] * 1000,
+                            "p999_us": ms["99.9th"] * 1000, "max_us": ms["max latency"] * 1000},
+        }
+        self.record(workload, figures, cpu, records * KIB)
+
+    def java_consumer(self, workload: str, partitions: int) -> None:
+        """ConsumerPerformance subscribes through a consumer group."""
+        records = self.mode["java_records"]
+        topic = self.topic(partitions)
+        bench(["produce", *self.produce_args(topic, partitions, records, KIB, "1")])
+        cmd = ["java", "-Xmx1G", "-cp", f"{KAFKA_LIBS}/*",
+               "-Dlog4j2.configurationFile=" + str(KAFKA_LIBS.parent / "log4j2.yaml"),
+               "org.apache.kafka.tools.ConsumerPerformance",
+               "--bootstrap-server", self.broker.address, "--topic", topic,
+               "--messages", str(records), "--timeout", "60000"]
+        out, cpu = self.measured(lambda: run(cmd))
+        # CSV: start, end, MB consumed, MB/sec, records, records/sec, rebalance
+        # ms, fetch ms, fetch MB/sec, fetch records/sec. The fetch figures
+        # leave out the group join.
+        row = [ln for ln in out.splitlines() if ln and ln[0].isdigit()][-1].split(",")
+        figures = {"records": int(row[4]), "bytes": int(row[4]) * KIB,
+                   "mb_per_sec": round(float(row[8]) * MIB / 1e6, 2),
+                   "records_per_sec": float(row[9])}
+        self.record(workload, figures, cpu, figures["bytes"])
+
+    def fill(self, total_bytes: int) -> None:
+        """Adds data until the data directory holds about `total_bytes`."""
+        have = dir_bytes(self.broker.data_dir)
+        missing = max(0, total_bytes - have)
+        if missing < 64 * MIB:
+            return
+        topic = self.topic(16)
+        command = "nats-produce" if self.broker.protocol == "nats" else "produce"
+        bench([command, *self.produce_args(topic, 16, missing // KIB, KIB, "1")])
+
+
+# ------------------------------------------------------------------- driver
+
+
+def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -> None:
+    for broker in brokers:
+        level = broker.durability
+        key = f"{broker.name}/{level}"
+        log(f"{key}: cold start")
+        broker.wipe()
+        try:
+            cold = broker.start()
+            summary[key] = {"cold_start_s": round(cold, 4), "settings": broker.settings}
+            w = Workloads(broker, mode, results)
+            kafka = broker.protocol == "kafka"
+            n1k = mode["records_1k"]
+            if kafka:
+                w.produce("1KiB-1p-acks1", 1, n1k, KIB, "1")
+            w.produce("1KiB-1p-acksall", 1, n1k, KIB, "all")
+            if kafka:
+                w.produce("1KiB-16p-acks1", 16, n1k, KIB, "1")
+            w.produce("1KiB-16p-acksall", 16, n1k, KIB, "all")
+            w.end_to_end("e2e-50MBps-16p", 16)
+            if level == PAGE_CACHE:
+                w.produce("100B-16p-acksall", 16, mode["records_100b"], 100, "all")
+                w.produce("1KiB-1000p-acksall", 1000, mode["records_1000p"], KIB, "all")
+                w.catch_up("catch-up-16p", 16)
+                if broker.name == "kafka":
+                    w.java_producer("java-producer-16p", 16)
+                    w.java_consumer("java-consumer-16p", 16)
+                elif broker.name == "sluice":
+                    w.java_producer("java-producer-16p", 16)
+                w.fill(mode["restart_bytes"])
+                summary[key]["peak_rss_mb"] = round(peak_rss_mb(broker.pid), 1)
+                data = dir_bytes(broker.data_dir)
+                log(f"{key}: kill -9 with {data / GIB:.2f} GiB, then restart")
+                broker.kill9()
+                summary[key]["restart_data_bytes"] = data
+                summary[key]["restart_s"] = round(broker.start(), 4)
+            else:
+                summary[key]["peak_rss_mb"] = round(peak_rss_mb(broker.pid), 1)
+        finally:
+            broker.stop()
+            shutil.rmtree(broker.data_dir, ignore_errors=True)
+
+
+def machine_description() -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+    }
+
+
+def versions() -> dict:
+    def first_line(cmd: list[str]) -> str:
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            return (done.stdout or done.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unknown"
+    kafka_jar = next(KAFKA_LIBS.glob("kafka_2.13-*.jar"), None)
+    return {
+        "sluice": first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "kafka": kafka_jar.stem.removeprefix("kafka_2.13-") if kafka_jar else "unknown",
+        "nats-server": first_line(["nats-server", "--version"]),
+        "java": first_line(["java", "-version"]),
+        "librdkafka": "bundled with the rdkafka crate (see Cargo.lock: rdkafka-sys)",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=MODES, default="quick")
+    parser.add_argument("--scratch", default=os.environ.get("SLUICE_BENCH_SCRATCH",
+                                                             "/var/tmp/sluice-bench"))
+    parser.add_argument("--no-nats", action="store_true")
+    parser.add_argument("--only", choices=["sluice", "kafka", "nats"], action="append",
+                        help="run only these brokers (repeatable); for trying changes")
+    parser.add_argument("--level", choices=[PAGE_CACHE, FSYNC_PER_ACK], action="append")
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args()
+    mode = MODES[args.mode]
+    scratch = Path(args.scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+
+    started = time.time()
+    log("measuring the machine's limits")
+    limits = json.loads(run([str(ROOT / "bench" / "machine-limits.sh"), str(scratch / "limits"),
+                             str(mode["limits_seconds"])]))
+    log(f"  {limits}")
+    results: list = []
+    summary: dict = {}
+    for level in args.level or [PAGE_CACHE, FSYNC_PER_ACK]:
+        brokers = make_brokers(scratch, level, not args.no_nats)
+        brokers = [b for b in brokers if not args.only or b.name in args.only]
+        run_level(brokers, mode, results, summary)
+    report = {
+        "mode": args.mode,
+        "mode_settings": mode,
+        "e2e_rate_mb_per_sec": E2E_RATE_MB,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "duration_s": round(time.time() - started),
+        "machine": machine_description(),
+        "versions": versions(),
+        "limits": limits,
+        "brokers": summary,
+        "results": results,
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    log(f"wrote {out} in {report['duration_s']} s")
+
+
+if __name__ == "__main__":
+    main()
