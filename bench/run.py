@@ -118,7 +118,8 @@ def dir_bytes(path: Path) -> int:
     for dirpath, _, files in os.walk(path):
         for name in files:
             try:
-                total += os.path.getsize(os.path.join(dirpath, name))
+                # Allocated bytes: Kafka's index files are sparse.
+                total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
             except OSError:
                 pass
     return total
@@ -231,11 +232,26 @@ class Broker:
             os.kill(self.pid, signal.SIGTERM)
             wait_gone(self.pid, 120)
         self.reap()
+        self.wait_port_closed()
 
     def kill9(self) -> None:
         os.kill(self.pid, signal.SIGKILL)
         wait_gone(self.pid)
         self.reap()
+        self.wait_port_closed()
+
+    def wait_port_closed(self) -> None:
+        """The main thread of a killed JVM is gone before its other threads
+        are; its listening socket closes only with the last of them."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} still listens after being killed")
+            time.sleep(0.01)
 
     def reap(self) -> None:
         if self.proc is not None:
@@ -294,8 +310,8 @@ class Workloads:
         self.topics += 1
         name = f"t{self.topics}"
         if self.broker.protocol == "kafka":
-            bench(["create-topic", "--bootstrap", self.broker.address, "--topic", name,
-                   "--partitions", str(partitions)])
+            run([str(BENCH), "create-topic", "--bootstrap", self.broker.address,
+                 "--topic", name, "--partitions", str(partitions)])
         return name
 
     def record(self, workload: str, figures: dict, cpu: float, moved: int) -> None:
@@ -462,6 +478,7 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -
                 broker.kill9()
                 summary[key]["restart_data_bytes"] = data
                 summary[key]["restart_s"] = round(broker.start(), 4)
+                log(f"  restarted in {summary[key]['restart_s']} s")
             else:
                 summary[key]["peak_rss_mb"] = round(peak_rss_mb(broker.pid), 1)
         finally:

@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod fetch_wire;
 pub mod handlers;
 pub mod metadata;
 pub mod partition;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use sluice_storage::{AppendInfo, PartitionLog};
+use sluice_storage::{AppendInfo, FileRegion, PartitionLog};
 use tracing::error;
 
 use crate::error::{BrokerError, Result};
@@ -150,10 +150,11 @@ impl Partition {
         self.log().log_start_offset()
     }
 
-    /// Reads whole batches from `offset`, never past the high watermark.
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Vec<u8>> {
+    /// Where the whole batches from `offset` on lie, never past the high
+    /// watermark; `None` when there is nothing to read.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Option<FileRegion>> {
         let hw = self.high_watermark();
-        Ok(self.log().read(offset, max_bytes, hw, min_one)?)
+        Ok(self.log().read_region(offset, max_bytes, hw, min_one)?)
     }
 
     /// fsyncs the active segment if it has unsynced data (interval policy,

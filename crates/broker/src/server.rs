@@ -11,7 +11,8 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sluice_storage::FileRegion;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -70,8 +71,7 @@ async fn serve_connection(
             return Ok(());
         };
         if let Some(response) = handle_frame(broker, frame, peer).await? {
-            socket
-                .write_all(&response)
+            write_response(&mut socket, &response)
                 .await
                 .map_err(|e| format!("write failed: {e}"))?;
         }
@@ -113,7 +113,7 @@ async fn handle_frame(
     broker: &Broker,
     mut frame: Bytes,
     peer: SocketAddr,
-) -> Result<Option<Bytes>, CloseReason> {
+) -> Result<Option<EncodedBody>, CloseReason> {
     let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -157,8 +157,56 @@ pub struct RequestContext {
     pub peer: SocketAddr,
 }
 
-/// A response body already encoded at the request's version.
-pub struct EncodedBody(pub BytesMut);
+/// A piece of an encoded response: bytes in memory, or record batches left
+/// in a segment file for sendfile to move to the socket.
+pub enum Chunk {
+    Bytes(Bytes),
+    File(FileRegion),
+}
+
+/// A response (body, or whole frame) already encoded at the request's
+/// version, as a sequence of chunks.
+#[derive(Default)]
+pub struct EncodedBody {
+    chunks: Vec<Chunk>,
+    len: usize,
+}
+
+impl EncodedBody {
+    pub fn push_bytes(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.chunks.push(Chunk::Bytes(bytes));
+        }
+    }
+
+    pub fn push_file(&mut self, region: FileRegion) {
+        if !region.is_empty() {
+            self.len += region.len();
+            self.chunks.push(Chunk::File(region));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// All of it in memory (tests, and sockets sendfile cannot write to).
+    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.len);
+        for chunk in &self.chunks {
+            match chunk {
+                Chunk::Bytes(bytes) => out.extend_from_slice(bytes),
+                Chunk::File(region) => out.extend_from_slice(&region.to_vec()?),
+            }
+        }
+        Ok(out)
+    }
+}
 
 /// Encodes a response message at `version` into an [`EncodedBody`].
 pub fn encode_body<M: Encodable>(message: &M, version: i16) -> Result<EncodedBody, CloseReason> {
@@ -166,7 +214,9 @@ pub fn encode_body<M: Encodable>(message: &M, version: i16) -> Result<EncodedBod
     message
         .encode(&mut buf, version)
         .map_err(|e| format!("cannot encode response: {e}"))?;
-    Ok(EncodedBody(buf))
+    let mut body = EncodedBody::default();
+    body.push_bytes(buf.freeze());
+    Ok(body)
 }
 
 fn encode_response<M: Encodable>(
@@ -174,7 +224,7 @@ fn encode_response<M: Encodable>(
     version: i16,
     correlation_id: i32,
     message: &M,
-) -> Result<Bytes, CloseReason> {
+) -> Result<EncodedBody, CloseReason> {
     let body = encode_body(message, version)?;
     encode_framed(api_key, version, correlation_id, body)
 }
@@ -184,7 +234,7 @@ fn encode_framed(
     version: i16,
     correlation_id: i32,
     body: EncodedBody,
-) -> Result<Bytes, CloseReason> {
+) -> Result<EncodedBody, CloseReason> {
     // ApiVersions responses always use header v0 (KIP-511), even when flexible.
     let header_version = if api_key == ApiKey::ApiVersions {
         0
@@ -193,15 +243,81 @@ fn encode_framed(
     };
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    let mut out = BytesMut::with_capacity(4 + 8 + body.0.len());
-    out.put_i32(0);
+    let mut chunks = body.chunks.into_iter().peekable();
+    // The size prefix and header travel with the body's first bytes, so a
+    // small response is one write.
+    let first_len = match chunks.peek() {
+        Some(Chunk::Bytes(b)) => b.len(),
+        _ => 0,
+    };
+    let mut head = BytesMut::with_capacity(4 + 8 + first_len);
+    head.put_i32(0);
     header
-        .encode(&mut out, header_version)
+        .encode(&mut head, header_version)
         .map_err(|e| format!("cannot encode response header: {e}"))?;
-    out.extend_from_slice(&body.0);
-    let size = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(out.freeze())
+    let size = head.len() - 4 + body.len;
+    let size = i32::try_from(size)
+        .map_err(|_| format!("response of {size} bytes is too large for a frame"))?;
+    head[..4].copy_from_slice(&size.to_be_bytes());
+    if let Some(Chunk::Bytes(first)) = chunks.next_if(|c| matches!(c, Chunk::Bytes(_))) {
+        head.extend_from_slice(&first);
+    }
+    let mut frame = EncodedBody::default();
+    frame.push_bytes(head.freeze());
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(bytes) => frame.push_bytes(bytes),
+            Chunk::File(region) => frame.push_file(region),
+        }
+    }
+    Ok(frame)
+}
+
+/// Writes a response frame: bytes with `write_all`, file regions with
+/// sendfile (page cache to socket, no copy through user space).
+async fn write_response(socket: &mut TcpStream, frame: &EncodedBody) -> std::io::Result<()> {
+    for chunk in &frame.chunks {
+        match chunk {
+            Chunk::Bytes(bytes) => socket.write_all(bytes).await?,
+            Chunk::File(region) => send_file(socket, region).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn send_file(socket: &mut TcpStream, region: &FileRegion) -> std::io::Result<()> {
+    let mut position = region.position();
+    let end = position + region.len() as u64;
+    while position < end {
+        let remaining = (end - position) as usize;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(&*socket, region.file(), Some(&mut position), remaining)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment file ended inside a region being sent",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.writable().await?,
+            Err(e) if position == region.position() && sendfile_unsupported(&e) => {
+                // Not a file sendfile can read: copy instead.
+                return socket.write_all(&region.to_vec()?).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn sendfile_unsupported(error: &std::io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(error),
+        Some(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP)
+    )
 }
 
 /// Binds the listener and records the address it got in `config.listen`,

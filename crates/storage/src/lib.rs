@@ -9,8 +9,10 @@ pub mod batch;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod region;
 pub mod segment;
 
 pub use batch::{BatchError, BatchHeader};
 pub use error::StorageError;
 pub use log::{AppendInfo, LogConfig, PartitionLog, RecoveryReport, SyncPoint};
+pub use region::FileRegion;

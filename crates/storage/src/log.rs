@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::batch::{self, BatchHeader};
 use crate::error::StorageError;
+use crate::region::FileRegion;
 use crate::segment::{Segment, LOG_SUFFIX};
 
 /// Per-partition settings (Kafka's topic configs of the same meaning).
@@ -239,7 +240,7 @@ impl PartitionLog {
     }
 
     /// Reads whole batches from `offset` on, up to `max_bytes` (but at least
-    /// one batch if `min_one`), never at or past `max_offset`.
+    /// one batch if `min_one`), never at or past `max_offset`, into memory.
     pub fn read(
         &self,
         offset: i64,
@@ -247,6 +248,21 @@ impl PartitionLog {
         max_offset: i64,
         min_one: bool,
     ) -> Result<Vec<u8>, StorageError> {
+        match self.read_region(offset, max_bytes, max_offset, min_one)? {
+            Some(region) => Ok(region.to_vec()?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Where in the segment files the batches that [`PartitionLog::read`]
+    /// returns lie; `None` when there is nothing to return.
+    pub fn read_region(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Result<Option<FileRegion>, StorageError> {
         let start = self.log_start_offset();
         if offset < start || offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -267,11 +283,11 @@ impl PartitionLog {
                 break;
             }
             let from = offset.max(segment.base_offset());
-            if let Some(bytes) = segment.read(from, max_bytes, max_offset, min_one)? {
-                return Ok(bytes);
+            if let Some(region) = segment.read(from, max_bytes, max_offset, min_one)? {
+                return Ok((!region.is_empty()).then_some(region));
             }
         }
-        Ok(Vec::new())
+        Ok(None)
     }
 
     /// The first batch at or after the first record with a timestamp of at

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::region::FileRegion;
 
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
@@ -381,7 +382,7 @@ impl Segment {
     /// before `max_bytes` would be exceeded, except that with `min_one` the
     /// first batch is returned whatever its size (KIP-74). `None` means no
     /// batch at or after `offset` is in this segment, so the caller may look
-    /// in the next one; an empty result means there is one but it is not to
+    /// in the next one; an empty region means there is one but it is not to
     /// be returned (beyond `max_offset`, or larger than `max_bytes`).
     pub fn read(
         &self,
@@ -389,12 +390,12 @@ impl Segment {
         max_bytes: usize,
         max_offset: i64,
         min_one: bool,
-    ) -> io::Result<Option<Vec<u8>>> {
+    ) -> io::Result<Option<FileRegion>> {
         let Some((start, first)) = self.locate(offset)? else {
             return Ok(None);
         };
         if first.base_offset >= max_offset {
-            return Ok(Some(Vec::new()));
+            return Ok(Some(FileRegion::new(self.log_file(), start, 0)));
         }
         let mut end = start;
         let mut header = Some(first);
@@ -412,9 +413,11 @@ impl Segment {
             end += size;
             header = self.header_at(end)?;
         }
-        let mut out = vec![0u8; (end - start) as usize];
-        self.log.read_exact_at(&mut out, start)?;
-        Ok(Some(out))
+        Ok(Some(FileRegion::new(
+            self.log_file(),
+            start,
+            (end - start) as usize,
+        )))
     }
 
     /// The first batch whose max timestamp is at least `timestamp`.

@@ -4,12 +4,17 @@
 //!
 //! Fetch sessions (KIP-227) are not created: every response carries session
 //! id 0, which tells clients to keep sending full fetch requests.
+//!
+//! Records are not read here: each partition's answer names the region of
+//! its segment file that holds them, and the server sends that region
+//! straight from the page cache (see `fetch_wire`).
 
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
+use sluice_storage::FileRegion;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
@@ -20,15 +25,15 @@ const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 /// Kafka's isolation level for read_committed.
 const READ_COMMITTED: i8 = 1;
 
-pub async fn handle(
-    broker: &Broker,
-    request: &RequestContext,
-    body: FetchRequest,
-) -> FetchResponse {
+/// The response, and for each of its partitions in order the file region
+/// holding its records.
+pub type FetchReply = (FetchResponse, Vec<Option<FileRegion>>);
+
+pub async fn handle(broker: &Broker, request: &RequestContext, body: FetchRequest) -> FetchReply {
     if body.session_id != 0 {
         let mut response = FetchResponse::default();
         response.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return response;
+        return (response, Vec::new());
     }
     let wait = Duration::from_millis(body.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
@@ -39,19 +44,20 @@ pub async fn handle(
         tokio::pin!(notified);
         notified.as_mut().enable();
 
-        let (response, bytes, any_error) = read_once(broker, request.version, &body);
+        let (reply, bytes, any_error) = read_once(broker, request.version, &body);
         let now = Instant::now();
         if bytes >= body.min_bytes.max(0) as usize || any_error || now >= deadline {
-            return response;
+            return reply;
         }
         let _ = tokio::time::timeout(deadline - now, notified).await;
     }
 }
 
-/// One pass over the requested partitions: the response, how many record
+/// One pass over the requested partitions: the reply, how many record
 /// bytes it holds, and whether any partition had an error.
-fn read_once(broker: &Broker, version: i16, body: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_once(broker: &Broker, version: i16, body: &FetchRequest) -> (FetchReply, usize, bool) {
     let mut response = FetchResponse::default();
+    let mut regions = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
     let total_limit = body.max_bytes.max(0) as usize;
@@ -76,12 +82,14 @@ fn read_once(broker: &Broker, version: i16, body: &FetchRequest) -> (FetchRespon
                 read_partition(broker, &name, fetch, limit, min_one, body.isolation_level)
             });
             let data = match result {
-                Ok(data) => {
-                    total += data.records.as_ref().map_or(0, |r| r.len());
+                Ok((data, region)) => {
+                    total += region.as_ref().map_or(0, FileRegion::len);
+                    regions.push(region);
                     data
                 }
                 Err(e) => {
                     any_error = true;
+                    regions.push(None);
                     error_partition(fetch.partition, &e)
                 }
             };
@@ -89,7 +97,7 @@ fn read_once(broker: &Broker, version: i16, body: &FetchRequest) -> (FetchRespon
         }
         response.responses.push(topic_response);
     }
-    (response, total, any_error)
+    ((response, regions), total, any_error)
 }
 
 fn read_partition(
@@ -99,7 +107,7 @@ fn read_partition(
     max_bytes: usize,
     min_one: bool,
     isolation_level: i8,
-) -> Result<PartitionData> {
+) -> Result<(PartitionData, Option<FileRegion>)> {
     let partition = broker
         .partition(topic, fetch.partition)
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
@@ -116,7 +124,7 @@ fn read_partition(
                 log_end,
             });
         }
-        Vec::new()
+        None
     } else {
         partition.read(fetch.fetch_offset, max_bytes, min_one)?
     };
@@ -127,8 +135,10 @@ fn read_partition(
     data.log_start_offset = partition.log_start_offset();
     data.aborted_transactions = (isolation_level == READ_COMMITTED).then(Vec::new);
     data.preferred_read_replica = BrokerId(-1);
-    data.records = Some(records.into());
-    Ok(data)
+    // An empty record set when there is no region (the encoder sends the
+    // region in its place when there is one).
+    data.records = Some(Default::default());
+    Ok((data, records))
 }
 
 /// A client that knows a newer epoch than ours talks to a stale leader; one

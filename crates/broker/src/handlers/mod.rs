@@ -66,10 +66,11 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
                 None => Ok(None),
             }
         }
-        ApiKey::Fetch => reply(
-            fetch::handle(broker, request, decode_body(request, body)?).await,
-            v,
-        ),
+        ApiKey::Fetch => {
+            let (response, records) =
+                fetch::handle(broker, request, decode_body(request, body)?).await;
+            Ok(Some(crate::fetch_wire::encode(&response, &records, v)))
+        }
         ApiKey::ListOffsets => reply(
             list_offsets::handle(broker, request, decode_body(request, body)?),
             v,
