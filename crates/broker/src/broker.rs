@@ -54,24 +54,7 @@ impl Broker {
         remove_deleting_dirs(&config.data_dir);
         let metadata = MetadataStore::open(&config.data_dir)?;
         let state = metadata.snapshot();
-        let mut partitions = HashMap::new();
-        let now = now_ms();
-        for topic in state.topics.values() {
-            let settings = topic_config::resolve(&topic.configs, &config);
-            let mut opened = Vec::with_capacity(topic.partitions.len());
-            for (index, meta) in topic.partitions.iter().enumerate() {
-                let partition = Partition::open(
-                    &config.data_dir,
-                    &topic.name,
-                    index as i32,
-                    meta.leader_epoch,
-                    settings.clone(),
-                    now,
-                )?;
-                opened.push(Arc::new(partition));
-            }
-            partitions.insert(topic.name.clone(), opened);
-        }
+        let partitions = open_partitions(&config, &state)?;
         info!(
             data_dir = %config.data_dir.display(),
             topics = state.topics.len(),
@@ -426,6 +409,76 @@ impl Broker {
             });
         }
     }
+}
+
+/// Opens (and after a crash, recovers) every partition's log, on
+/// `recovery_threads` threads: recovery reads each active segment in full,
+/// and on a machine with several cores the partitions need not wait for
+/// each other.
+fn open_partitions(
+    config: &BrokerConfig,
+    state: &ClusterState,
+) -> Result<HashMap<String, Vec<PartitionRef>>> {
+    let now = now_ms();
+    let jobs: Vec<(&TopicMeta, usize)> = state
+        .topics
+        .values()
+        .flat_map(|topic| (0..topic.partitions.len()).map(move |index| (topic, index)))
+        .collect();
+    let next_job = std::sync::atomic::AtomicUsize::new(0);
+    let open_job = |(topic, index): (&TopicMeta, usize)| {
+        let settings = topic_config::resolve(&topic.configs, config);
+        Partition::open(
+            &config.data_dir,
+            &topic.name,
+            index as i32,
+            topic.partitions[index].leader_epoch,
+            settings,
+            now,
+        )
+    };
+    let threads = config.recovery_threads().clamp(1, jobs.len().max(1));
+    let mut opened: Vec<(usize, Result<Partition>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next_job.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&job) = jobs.get(i) else { break };
+                        done.push((i, open_job(job)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    opened.sort_by_key(|(i, _)| *i);
+    let mut partitions: HashMap<String, Vec<PartitionRef>> = state
+        .topics
+        .values()
+        .map(|topic| {
+            (
+                topic.name.clone(),
+                Vec::with_capacity(topic.partitions.len()),
+            )
+        })
+        .collect();
+    for (i, partition) in opened {
+        let (topic, _) = jobs[i];
+        partitions
+            .entry(topic.name.clone())
+            .or_default()
+            .push(Arc::new(partition?));
+    }
+    Ok(partitions)
 }
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

@@ -73,6 +73,10 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// Default index.interval.bytes: log bytes between two index entries.
     pub index_interval_bytes: u64,
+    /// Threads that open and recover partition logs at start; 0 is one per
+    /// CPU core. Recovery after a crash reads every active segment, so this
+    /// bounds how long a restart takes.
+    pub recovery_threads: usize,
 }
 
 impl Default for BrokerConfig {
@@ -97,6 +101,7 @@ impl Default for BrokerConfig {
             retention_bytes: -1,
             retention_check_interval_ms: 5 * 60 * 1000,
             index_interval_bytes: 4096,
+            recovery_threads: 0,
         }
     }
 }
@@ -117,6 +122,14 @@ pub enum ConfigError {
 }
 
 impl BrokerConfig {
+    /// The number of recovery threads to use: the setting, or one per core.
+    pub fn recovery_threads(&self) -> usize {
+        if self.recovery_threads > 0 {
+            return self.recovery_threads;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
     /// Defaults, overlaid by the TOML file if given, then by `SLUICE_*`
     /// environment variables.
     pub fn load(file: Option<&Path>) -> Result<BrokerConfig, ConfigError> {
@@ -334,6 +347,11 @@ impl BrokerConfig {
                 "log.index.interval.bytes",
                 self.index_interval_bytes.to_string(),
                 d.index_interval_bytes.to_string(),
+            ),
+            setting(
+                "num.recovery.threads.per.data.dir",
+                self.recovery_threads().to_string(),
+                "0".to_string(),
             ),
         ]
     }
