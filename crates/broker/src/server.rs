@@ -99,8 +99,19 @@ async fn read_frame(broker: &Broker, socket: &mut TcpStream) -> Result<Option<By
             broker.config.max_request_bytes
         ));
     }
-    let mut frame = BytesMut::zeroed(size);
-    tokio::time::timeout(idle, socket.read_exact(&mut frame))
+    // Read into spare capacity: zeroing a large produce frame first would
+    // cost as much as reading it.
+    let mut frame = BytesMut::with_capacity(size);
+    let filled = async {
+        while frame.len() < size {
+            let mut limited = (&mut *socket).take((size - frame.len()) as u64);
+            if limited.read_buf(&mut frame).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(idle, filled)
         .await
         .map_err(|_| format!("frame of {size} bytes not received within {idle:?}"))?
         .map_err(|e| format!("truncated frame of {size} bytes: {e}"))?;
