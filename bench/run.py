@@ -471,8 +471,13 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -
                     w.java_consumer("java-consumer-16p", 16)
                 elif broker.name == "sluice":
                     w.java_producer("java-producer-16p", 16)
-                w.fill(mode["restart_bytes"])
                 summary[key]["peak_rss_mb"] = round(peak_rss_mb(broker.pid), 1)
+                # Restart after kill -9 with a set amount of data: start
+                # again on an empty directory and fill it to that size.
+                broker.stop()
+                broker.wipe()
+                broker.start()
+                Workloads(broker, mode, []).fill(mode["restart_bytes"])
                 data = dir_bytes(broker.data_dir)
                 log(f"{key}: kill -9 with {data / GIB:.2f} GiB, then restart")
                 broker.kill9()
@@ -484,6 +489,41 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -
         finally:
             broker.stop()
             shutil.rmtree(broker.data_dir, ignore_errors=True)
+            settle()
+
+
+def settle() -> None:
+    """Lets the disk finish writing back (and discarding) what the previous
+    broker left, so that it does not slow the next one down."""
+    os.sync()
+    time.sleep(3)
+
+
+def pick_best(rounds: list[dict]) -> tuple[list, dict]:
+    """One figure per broker, level and workload out of several rounds: the
+    highest throughput (lowest p99 for end to end); the fastest start and
+    restart; the highest peak RSS. The same rule for every broker."""
+    best: dict = {}
+    for r in (r for round_ in rounds for r in round_["results"]):
+        key = (r["broker"], r["durability"], r["workload"])
+        old = best.get(key)
+        if "e2e_latency" in r:
+            better = old is None or (r["e2e_latency"] or {}).get("p99_us", 1e18) < (
+                old["e2e_latency"] or {}).get("p99_us", 1e18)
+        else:
+            better = old is None or r["mb_per_sec"] > old["mb_per_sec"]
+        if better:
+            best[key] = r
+    brokers: dict = {}
+    for round_ in rounds:
+        for key, v in round_["brokers"].items():
+            b = brokers.setdefault(key, dict(v))
+            b["cold_start_s"] = min(b["cold_start_s"], v["cold_start_s"])
+            b["peak_rss_mb"] = max(b.get("peak_rss_mb", 0), v.get("peak_rss_mb", 0))
+            if v.get("restart_s") is not None and v["restart_s"] <= b.get("restart_s", 1e9):
+                b["restart_s"] = v["restart_s"]
+                b["restart_data_bytes"] = v["restart_data_bytes"]
+    return list(best.values()), brokers
 
 
 def machine_description() -> dict:
@@ -524,12 +564,16 @@ def main() -> None:
     parser.add_argument("--scratch", default=os.environ.get("SLUICE_BENCH_SCRATCH",
                                                              "/var/tmp/sluice-bench"))
     parser.add_argument("--no-nats", action="store_true")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="repetitions, broker order alternating (default: 1 quick, 2 full)")
     parser.add_argument("--only", choices=["sluice", "kafka", "nats"], action="append",
                         help="run only these brokers (repeatable); for trying changes")
     parser.add_argument("--level", choices=[PAGE_CACHE, FSYNC_PER_ACK], action="append")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     mode = MODES[args.mode]
+    if args.rounds is None:
+        args.rounds = 2 if args.mode == "full" else 1
     scratch = Path(args.scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -539,12 +583,21 @@ def main() -> None:
     limits = json.loads(run([str(ROOT / "bench" / "machine-limits.sh"), str(scratch / "limits"),
                              str(mode["limits_seconds"])]))
     log(f"  {limits}")
-    results: list = []
-    summary: dict = {}
-    for level in args.level or [PAGE_CACHE, FSYNC_PER_ACK]:
-        brokers = make_brokers(scratch, level, not args.no_nats)
-        brokers = [b for b in brokers if not args.only or b.name in args.only]
-        run_level(brokers, mode, results, summary)
+    settle()
+    rounds = []
+    for round_number in range(args.rounds):
+        log(f"round {round_number + 1} of {args.rounds}")
+        results: list = []
+        summary: dict = {}
+        for level in args.level or [PAGE_CACHE, FSYNC_PER_ACK]:
+            brokers = make_brokers(scratch, level, not args.no_nats)
+            brokers = [b for b in brokers if not args.only or b.name in args.only]
+            if round_number % 2 == 1:
+                # Alternate the order, so that no broker always goes first.
+                brokers.reverse()
+            run_level(brokers, mode, results, summary)
+        rounds.append({"results": results, "brokers": summary})
+    results, summary = pick_best(rounds)
     report = {
         "mode": args.mode,
         "mode_settings": mode,
@@ -554,8 +607,10 @@ def main() -> None:
         "machine": machine_description(),
         "versions": versions(),
         "limits": limits,
+        "rounds": len(rounds),
         "brokers": summary,
         "results": results,
+        "all_rounds": rounds,
     }
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
