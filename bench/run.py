@@ -314,6 +314,16 @@ class Workloads:
                  "--topic", name, "--partitions", str(partitions)])
         return name
 
+    def delete(self, topic: str) -> None:
+        """Frees the topic's disk and page cache, so that every workload starts
+        from about the same memory state (see BENCHMARKS.md on page faults)."""
+        if self.broker.protocol == "nats":
+            run([str(BENCH), "nats-delete-stream", "--server", self.broker.address,
+                 "--stream", topic])
+        else:
+            run([str(BENCH), "delete-topic", "--bootstrap", self.broker.address,
+                 "--topic", topic])
+
     def record(self, workload: str, figures: dict, cpu: float, moved: int) -> None:
         figures = dict(figures)
         figures.update(
@@ -346,7 +356,7 @@ class Workloads:
                        "--rate", str(rate)]
 
     def produce(self, workload: str, partitions: int, records: int, size: int,
-                acks: str) -> str:
+                acks: str) -> None:
         topic = self.topic(partitions)
         command = "nats-produce" if self.broker.protocol == "nats" else "produce"
         args = self.produce_args(topic, partitions, records, size, acks)
@@ -354,7 +364,7 @@ class Workloads:
         if figures.get("failed"):
             raise RuntimeError(f"{workload}: {figures['failed']} records failed")
         self.record(workload, figures, cpu, figures["bytes"])
-        return topic
+        self.delete(topic)
 
     def end_to_end(self, workload: str, partitions: int) -> None:
         topic = self.topic(partitions)
@@ -366,6 +376,7 @@ class Workloads:
         figures, cpu = self.measured(lambda: bench([command, *args]))
         produced = figures["produce"]["bytes"]
         self.record(workload, figures, cpu, produced * 2)
+        self.delete(topic)
 
     def catch_up(self, workload: str, partitions: int) -> None:
         records = self.mode["backlog_bytes"] // KIB
@@ -380,6 +391,7 @@ class Workloads:
                     "--records", str(records)]
         figures, cpu = self.measured(lambda: bench(args))
         self.record(workload, figures, cpu, figures["bytes"])
+        self.delete(topic)
 
     def java_producer(self, workload: str, partitions: int) -> None:
         topic = self.topic(partitions)
@@ -408,6 +420,7 @@ class Workloads:
                             "p999_us": ms["99.9th"] * 1000, "max_us": ms["max latency"] * 1000},
         }
         self.record(workload, figures, cpu, records * KIB)
+        self.delete(topic)
 
     def java_consumer(self, workload: str, partitions: int) -> None:
         """ConsumerPerformance subscribes through a consumer group."""
@@ -428,6 +441,7 @@ class Workloads:
                    "mb_per_sec": round(float(row[8]) * MIB / 1e6, 2),
                    "records_per_sec": float(row[9])}
         self.record(workload, figures, cpu, figures["bytes"])
+        self.delete(topic)
 
     def fill(self, total_bytes: int) -> None:
         """Adds data until the data directory holds about `total_bytes`."""
@@ -496,6 +510,12 @@ def settle() -> None:
     """Lets the disk finish writing back (and discarding) what the previous
     broker left, so that it does not slow the next one down."""
     os.sync()
+    # Each broker starts with an empty page cache. Root only; elsewhere the
+    # caches stay as they are.
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        pass
     time.sleep(3)
 
 

@@ -49,6 +49,11 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         partitions: i32,
     },
+    /// Delete a topic (so that a benchmark can free its disk and page cache).
+    DeleteTopic {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Produce records; report throughput and acknowledgement latency.
     Produce(ProduceArgs),
     /// Read a topic from the beginning; report catch-up throughput.
@@ -73,6 +78,9 @@ enum Command {
     /// report end-to-end latency.
     #[cfg(feature = "nats")]
     NatsEndToEnd(nats::ProduceArgs),
+    /// Delete a NATS JetStream stream.
+    #[cfg(feature = "nats")]
+    NatsDeleteStream(nats::Target),
 }
 
 #[derive(Args, Clone)]
@@ -121,6 +129,7 @@ struct ProduceArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::CreateTopic { target, partitions } => create_topic(&target, partitions),
+        Command::DeleteTopic { target } => delete_topic(&target),
         Command::Produce(args) => {
             let report = produce(&args, None)?;
             println!("{{\"kind\":\"produce\",{}}}", report);
@@ -134,6 +143,8 @@ fn main() -> Result<()> {
         Command::NatsConsume(args) => nats::consume_command(&args),
         #[cfg(feature = "nats")]
         Command::NatsEndToEnd(args) => nats::end_to_end_command(&args),
+        #[cfg(feature = "nats")]
+        Command::NatsDeleteStream(target) => nats::delete_stream_command(&target),
     }
 }
 
@@ -169,6 +180,23 @@ fn create_topic(target: &Target, partitions: i32) -> Result<()> {
     for result in results {
         if let Err((topic, code)) = result {
             bail!("creating {topic}: {code}");
+        }
+    }
+    Ok(())
+}
+
+fn delete_topic(target: &Target) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &target.bootstrap)
+        .create()?;
+    let results =
+        runtime.block_on(admin.delete_topics(&[target.topic.as_str()], &AdminOptions::new()))?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            bail!("deleting {topic}: {code}");
         }
     }
     Ok(())

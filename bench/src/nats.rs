@@ -143,9 +143,15 @@ fn subject_names(args: &ProduceArgs) -> Vec<String> {
 
 /// Deletes the stream if it exists, then creates it: file storage, one
 /// replica, no limits, discarding old messages.
-async fn create_stream(args: &ProduceArgs) -> Result<()> {
-    let name = &args.target.stream;
-    let js = jetstream_context(&args.target.server, 1).await?;
+pub fn delete_stream_command(target: &Target) -> Result<()> {
+    runtime()?.block_on(async {
+        let js = jetstream_context(&target.server, 1).await?;
+        delete_stream(&js, &target.stream).await
+    })
+}
+
+/// Deletes the stream if it exists.
+async fn delete_stream(js: &jetstream::Context, name: &str) -> Result<()> {
     if let Err(e) = js.delete_stream(name).await {
         let missing = matches!(
             e.kind(),
@@ -155,6 +161,13 @@ async fn create_stream(args: &ProduceArgs) -> Result<()> {
             return Err(anyhow!(e).context(format!("deleting stream {name}")));
         }
     }
+    Ok(())
+}
+
+async fn create_stream(args: &ProduceArgs) -> Result<()> {
+    let name = &args.target.stream;
+    let js = jetstream_context(&args.target.server, 1).await?;
+    delete_stream(&js, name).await?;
     js.create_stream(stream::Config {
         name: name.clone(),
         subjects: subject_names(args),
