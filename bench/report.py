@@ -255,6 +255,24 @@ class Report:
         if n and s:
             r = s["mb_per_sec"] / n["mb_per_sec"]
             add("catch-up, Sluice / NATS JetStream", f"{r:.2f}×", "> 1×", r > 1)
+        n, s = f("nats", "page-cache", "e2e-50MBps-16p"), f("sluice", "page-cache",
+                                                             "e2e-50MBps-16p")
+        if n and s and n.get("e2e_latency") and s.get("e2e_latency"):
+            r = s["e2e_latency"]["p99_us"] / n["e2e_latency"]["p99_us"]
+            add("end-to-end p99 at 50 MB/s, Sluice / NATS JetStream", f"{r:.2f}×", "< 1×", r < 1)
+        n, s = f("nats", "page-cache", "1KiB-16p-acksall"), f("sluice", "page-cache",
+                                                               "1KiB-16p-acksall")
+        if n and s and n.get("cpu_seconds_per_gb") and s.get("cpu_seconds_per_gb"):
+            r = s["cpu_seconds_per_gb"] / n["cpu_seconds_per_gb"]
+            add("broker CPU s/GB, produce 1 KiB 16p, Sluice / NATS JetStream", f"{r:.2f}×",
+                "< 1×", r < 1)
+        sb, nb = b.get("sluice/page-cache"), b.get("nats/page-cache")
+        if sb and nb:
+            for field, label in (("peak_rss_mb", "peak RSS"), ("cold_start_s", "cold start"),
+                                 ("restart_s", "restart after kill -9")):
+                if sb.get(field) is not None and nb.get(field):
+                    r = sb[field] / nb[field]
+                    add(f"{label}, Sluice / NATS JetStream", f"{r:.2f}×", "< 1×", r < 1)
         self.out("| target | measured | goal | met |")
         self.out("|---|---:|---:|---|")
         for row in rows:
@@ -326,11 +344,16 @@ class Report:
         self.catch_up_table()
         self.out("## Start, restart, memory")
         self.out()
+        restart_gib = self.data["mode_settings"]["restart_bytes"] / 2**30
         self.out("Cold start: from launching the broker on an empty (for Kafka: freshly "
                  "formatted) data directory to its first answer (ApiVersions; NATS: the "
-                 "INFO line). Restart: the same after `kill -9` at the end of the page-cache "
-                 "run, with the data directory as it was. Peak RSS: the broker process's "
-                 "VmHWM over the run (page cache not included).")
+                 "INFO line). The runner drops the page cache before each broker, so this "
+                 "includes reading the executable (for Kafka the JVM and its jars) from "
+                 f"disk. Restart: the broker is started again on an empty directory, filled "
+                 f"to about {restart_gib:g} GiB (1 KiB records, 16 partitions, acks=1), "
+                 "killed with `kill -9`, and timed from relaunch to its first answer. Peak "
+                 "RSS: the broker process's VmHWM over the page-cache run (page cache not "
+                 "included).")
         self.out()
         self.broker_table()
         self.out("## Settings")
@@ -351,7 +374,7 @@ class Report:
                  "acknowledgement awaited.")
         self.out("- librdkafka producer (`sluice-bench produce`): one producer, "
                  "`linger.ms=5`, `batch.size=1000000`, `enable.idempotence=false`, "
-                 "no compression, unkeyed records (sticky partitioner); consumer: "
+                 "no compression, unkeyed records (librdkafka's sticky partitioning), a 1 GB send queue (so acknowledgement latency at maximum rate is mostly time queued in the client); consumer: "
                  "`fetch.wait.max.ms=100`, `fetch.max.bytes=52428800`, "
                  "`max.partition.fetch.bytes=10485760`, partitions assigned.")
         self.out(f"- Records per workload: {ms_['records_1k']:,} of 1 KiB, "
