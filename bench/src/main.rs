@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication, TopicResult};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -163,40 +163,35 @@ fn e2e_latency(payload: &[u8]) -> Option<Duration> {
 }
 
 fn create_topic(target: &Target, partitions: i32) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &target.bootstrap)
-        .create()?;
-    let results = runtime.block_on(admin.create_topics(
-        &[NewTopic::new(
-            &target.topic,
-            partitions,
-            TopicReplication::Fixed(1),
-        )],
-        &AdminOptions::new(),
-    ))?;
-    for result in results {
-        if let Err((topic, code)) = result {
-            bail!("creating {topic}: {code}");
-        }
-    }
-    Ok(())
+    let (runtime, admin) = admin_client(target)?;
+    let topic = NewTopic::new(&target.topic, partitions, TopicReplication::Fixed(1));
+    let results = runtime.block_on(admin.create_topics(&[topic], &AdminOptions::new()))?;
+    check_topic_results(results, "creating")
 }
 
 fn delete_topic(target: &Target) -> Result<()> {
+    let (runtime, admin) = admin_client(target)?;
+    let topics = [target.topic.as_str()];
+    let results = runtime.block_on(admin.delete_topics(&topics, &AdminOptions::new()))?;
+    check_topic_results(results, "deleting")
+}
+
+fn admin_client(
+    target: &Target,
+) -> Result<(tokio::runtime::Runtime, AdminClient<DefaultClientContext>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+    let admin = ClientConfig::new()
         .set("bootstrap.servers", &target.bootstrap)
         .create()?;
-    let results =
-        runtime.block_on(admin.delete_topics(&[target.topic.as_str()], &AdminOptions::new()))?;
+    Ok((runtime, admin))
+}
+
+fn check_topic_results(results: Vec<TopicResult>, doing: &str) -> Result<()> {
     for result in results {
         if let Err((topic, code)) = result {
-            bail!("deleting {topic}: {code}");
+            bail!("{doing} {topic}: {code}");
         }
     }
     Ok(())
