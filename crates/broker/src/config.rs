@@ -350,8 +350,8 @@ impl BrokerConfig {
             ),
             setting(
                 "num.recovery.threads.per.data.dir",
-                self.recovery_threads().to_string(),
-                "0".to_string(),
+                self.recovery_threads.to_string(),
+                d.recovery_threads.to_string(),
             ),
         ]
     }
