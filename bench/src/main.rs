@@ -60,9 +60,12 @@ enum Command {
     Consume {
         #[command(flatten)]
         target: Target,
-        /// Records to read before stopping
+        /// Records to read before stopping (over all consumers)
         #[arg(long)]
         records: u64,
+        /// Consumers, each on its own thread with its share of the partitions
+        #[arg(long, default_value_t = 1)]
+        consumers: u32,
     },
     /// Produce at a fixed rate while consuming; report end-to-end latency.
     EndToEnd(ProduceArgs),
@@ -135,7 +138,11 @@ fn main() -> Result<()> {
             println!("{{\"kind\":\"produce\",{}}}", report);
             Ok(())
         }
-        Command::Consume { target, records } => consume(&target, records),
+        Command::Consume {
+            target,
+            records,
+            consumers,
+        } => consume(&target, records, consumers),
         Command::EndToEnd(args) => end_to_end(&args),
         #[cfg(feature = "nats")]
         Command::NatsProduce(args) => nats::produce_command(&args),
@@ -356,6 +363,17 @@ fn consumer(target: &Target) -> Result<BaseConsumer> {
 }
 
 fn assign_all(consumer: &BaseConsumer, topic: &str, start: Offset) -> Result<()> {
+    assign_share(consumer, topic, start, 0, 1)
+}
+
+/// Assigns the partitions `p` with `p % of == index`.
+fn assign_share(
+    consumer: &BaseConsumer,
+    topic: &str,
+    start: Offset,
+    index: u32,
+    of: u32,
+) -> Result<()> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions = metadata
         .topics()
@@ -366,34 +384,64 @@ fn assign_all(consumer: &BaseConsumer, topic: &str, start: Offset) -> Result<()>
         bail!("topic {topic} has no partitions");
     }
     let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions as i32 {
-        assignment.add_partition_offset(topic, p, start)?;
+    for p in (0..partitions as u32).filter(|p| p % of == index) {
+        assignment.add_partition_offset(topic, p as i32, start)?;
     }
     consumer.assign(&assignment)?;
     Ok(())
 }
 
-fn consume(target: &Target, records: u64) -> Result<()> {
-    let consumer = consumer(target)?;
-    assign_all(&consumer, &target.topic, Offset::Beginning)?;
-    let mut read = 0u64;
-    let mut bytes = 0u64;
-    let mut started = None;
+/// Reads the topic from the beginning with `consumers` consumers until
+/// `records` have been read between them; the time runs from the first
+/// record any of them received.
+fn consume(target: &Target, records: u64, consumers: u32) -> Result<()> {
+    let consumers = consumers.max(1);
+    let read = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let started: Mutex<Option<Instant>> = Mutex::new(None);
     let deadline = Instant::now() + Duration::from_secs(600);
-    while read < records {
-        if Instant::now() > deadline {
-            bail!("read only {read} of {records} records in 600 s");
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..consumers)
+            .map(|index| {
+                let (read, bytes, started) = (&read, &bytes, &started);
+                scope.spawn(move || -> Result<()> {
+                    let consumer = consumer(target)?;
+                    assign_share(
+                        &consumer,
+                        &target.topic,
+                        Offset::Beginning,
+                        index,
+                        consumers,
+                    )?;
+                    while read.load(Ordering::Relaxed) < records {
+                        if Instant::now() > deadline {
+                            bail!("read only {read:?} of {records} records in 600 s");
+                        }
+                        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                            let message = message?;
+                            started
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert_with(Instant::now);
+                            read.fetch_add(1, Ordering::Relaxed);
+                            bytes.fetch_add(message.payload_len() as u64, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
         }
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message?;
-            started.get_or_insert_with(Instant::now);
-            read += 1;
-            bytes += message.payload_len() as u64;
-        }
-    }
+        Ok(())
+    })?;
+    let started = *started.lock().unwrap_or_else(|p| p.into_inner());
     consume_report(&Throughput {
-        records: read,
-        bytes,
+        records: read.load(Ordering::Relaxed),
+        bytes: bytes.load(Ordering::Relaxed),
         elapsed: started.map_or(Duration::ZERO, |s| s.elapsed()),
     });
     Ok(())
