@@ -38,18 +38,22 @@ pub fn producer(broker: &Broker, compression: &str) -> FutureProducer {
         .expect("producer")
 }
 
-/// A consumer with no group: partitions are assigned explicitly.
-pub fn consumer(broker: &Broker) -> BaseConsumer {
-    ClientConfig::new()
+/// A consumer with no group: partitions are assigned explicitly. `extra`
+/// adds or overrides librdkafka settings.
+pub fn consumer(broker: &Broker, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", broker.bootstrap())
         // librdkafka needs a group id even for assign(); no group API is
         // used since nothing is committed and start offsets are explicit.
         .set("group.id", "sluice-tests")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer")
+        .set("fetch.wait.max.ms", "100");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config.create().expect("consumer")
 }
 
 async fn create_topic(broker: &Broker, name: &str, partitions: i32) {
@@ -73,7 +77,18 @@ pub fn consume_all(
     partitions: i32,
     expected: usize,
 ) -> Vec<(i32, i64, String, String)> {
-    let consumer = consumer(broker);
+    consume_all_with(broker, topic, partitions, expected, &[])
+}
+
+/// [`consume_all`] with extra consumer settings.
+pub fn consume_all_with(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    extra: &[(&str, &str)],
+) -> Vec<(i32, i64, String, String)> {
+    let consumer = consumer(broker, extra);
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment
@@ -143,6 +158,74 @@ async fn every_codec_round_trips_with_keys_on_kafkas_partitions() {
     }
 }
 
+/// Fetches are answered from segment files with sendfile: small fetch
+/// limits over small segments make many responses, each starting mid-way
+/// into a segment and some ending at a segment's end; every record must
+/// come back exactly as sent, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_fetches_across_many_segments_return_every_record_in_order() {
+    let broker = Broker::start();
+    let topic = "rolled";
+    let results = admin(&broker)
+        .create_topics(
+            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1)).set("segment.bytes", "8192")],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    for result in results {
+        result.expect("topic created");
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("partitioner", "murmur2_random")
+        .set("batch.size", "3000")
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer");
+    let count = 900;
+    let mut sent: HashMap<i32, Vec<String>> = HashMap::new();
+    for i in 0..count {
+        let key = format!("k{}", i % 7);
+        let value = format!("{i:05}-{}", "v".repeat(300 + i % 400));
+        let delivery = producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("delivered");
+        sent.entry(delivery.partition).or_default().push(value);
+    }
+    let segments = std::fs::read_dir(broker.data_dir().join("rolled-0"))
+        .expect("partition dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count();
+    assert!(segments > 5, "expected many segments, found {segments}");
+
+    let records = consume_all_with(
+        &broker,
+        topic,
+        3,
+        count,
+        &[
+            ("message.max.bytes", "6000"),
+            ("fetch.max.bytes", "6000"),
+            ("max.partition.fetch.bytes", "2500"),
+        ],
+    );
+    let mut received: HashMap<i32, Vec<String>> = HashMap::new();
+    for (partition, _offset, _key, value) in records {
+        received.entry(partition).or_default().push(value);
+    }
+    assert_eq!(received, sent);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_operations_and_watermarks() {
     let broker = Broker::start();
@@ -198,7 +281,7 @@ async fn admin_operations_and_watermarks() {
             .await
             .expect("delivered");
     }
-    let consumer = consumer(&broker);
+    let consumer = consumer(&broker, &[]);
     let (low, high) = consumer
         .fetch_watermarks("admin-topic", 3, Duration::from_secs(10))
         .expect("watermarks");

@@ -206,7 +206,7 @@ impl EncodedBody {
         self.len == 0
     }
 
-    /// All of it in memory (tests, and sockets sendfile cannot write to).
+    /// All of it in memory (for tests).
     pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len);
         for chunk in &self.chunks {

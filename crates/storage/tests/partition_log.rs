@@ -417,3 +417,27 @@ fn sync_points_track_what_is_durable() {
     assert_eq!(log.durable_offset(), 3);
     assert!(log.sync_point().is_none());
 }
+
+/// A fetch holds a region while retention may delete its segment: the
+/// region keeps the file open, so its bytes can still be sent whole.
+#[test]
+fn a_region_stays_readable_after_retention_deletes_its_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments());
+    fill(&mut log, 80, 1);
+    let region = log
+        .read_region(0, 64 * 1024, log.log_end_offset(), true)
+        .expect("read")
+        .expect("a region at offset 0");
+    let before = region.to_vec().expect("bytes");
+    log.set_config(LogConfig {
+        retention_bytes: 1024,
+        ..small_segments()
+    });
+    assert!(log.apply_retention(NOW).expect("retention") > 0);
+    assert!(log.log_start_offset() > 0, "offset 0's segment is gone");
+    assert_eq!(region.to_vec().expect("bytes after deletion"), before);
+    let first = BatchHeader::parse(&before).expect("header");
+    assert_eq!(first.base_offset, 0);
+    batch::validate(&before[..first.total_size()]).expect("a whole, valid batch");
+}
