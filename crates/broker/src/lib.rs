@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod partition;
 pub mod server;
 pub mod topic_config;
+pub mod wire;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, FsyncPolicy};

@@ -354,6 +354,16 @@ pub fn decode_body<M: kafka_protocol::protocol::Decodable>(
     request: &RequestContext,
     mut body: Bytes,
 ) -> Result<M, CloseReason> {
+    // The crate's decoders reserve memory from the counts they read; the
+    // walk first proves every count and length is backed by the frame.
+    let schema = crate::wire::schema_for(request.api_key)
+        .ok_or_else(|| format!("no request schema for {:?}", request.api_key))?;
+    crate::wire::walk_request(schema, request.version, &body).map_err(|e| {
+        format!(
+            "malformed {:?} v{} request: {e}",
+            request.api_key, request.version
+        )
+    })?;
     let message = M::decode(&mut body, request.version).map_err(|e| {
         format!(
             "malformed {:?} v{} request: {e}",
