@@ -77,6 +77,25 @@ pub struct BrokerConfig {
     /// CPU core. Recovery after a crash reads every active segment, so this
     /// bounds how long a restart takes.
     pub recovery_threads: usize,
+    /// Largest size a compressed batch may inflate to when it is validated
+    /// (on produce) or read back (ListOffsets by timestamp); a batch that
+    /// inflates further gets MESSAGE_TOO_LARGE. Bounds the memory a small
+    /// compressed batch can make the broker take.
+    pub max_uncompressed_batch_bytes: usize,
+    /// Most topics the broker holds; creating more (CreateTopics or
+    /// auto-creation) fails with a policy violation.
+    pub max_topics: usize,
+    /// Most partitions the broker holds across all topics. Each partition
+    /// keeps files open and memory for its indexes.
+    pub max_partitions: usize,
+    /// Bytes of request frames all connections together may hold in memory
+    /// at once (Kafka's queued.max.request.bytes). A connection whose next
+    /// frame does not fit waits for others to finish; it never allocates
+    /// past the budget. At least max_request_bytes.
+    pub max_inflight_request_bytes: usize,
+    /// A response that a client does not read within this long closes its
+    /// connection, so a stalled reader cannot hold memory or file regions.
+    pub connection_write_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -102,6 +121,11 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 5 * 60 * 1000,
             index_interval_bytes: 4096,
             recovery_threads: 0,
+            max_uncompressed_batch_bytes: 64 * 1024 * 1024,
+            max_topics: 10_000,
+            max_partitions: 20_000,
+            max_inflight_request_bytes: 256 * 1024 * 1024,
+            connection_write_timeout_ms: 60_000,
         }
     }
 }
@@ -230,6 +254,27 @@ impl BrokerConfig {
         if self.retention_check_interval_ms == 0 {
             return invalid("retention_check_interval_ms", "must be at least 1");
         }
+        if self.max_uncompressed_batch_bytes < self.max_message_bytes {
+            return invalid(
+                "max_uncompressed_batch_bytes",
+                "must be at least max_message_bytes",
+            );
+        }
+        if self.max_topics == 0 {
+            return invalid("max_topics", "must be at least 1");
+        }
+        if self.max_partitions == 0 {
+            return invalid("max_partitions", "must be at least 1");
+        }
+        if self.max_inflight_request_bytes < self.max_request_bytes {
+            return invalid(
+                "max_inflight_request_bytes",
+                "must be at least max_request_bytes, or no large frame could ever be read",
+            );
+        }
+        if self.connection_write_timeout_ms == 0 {
+            return invalid("connection_write_timeout_ms", "must be at least 1");
+        }
         Ok(())
     }
 
@@ -347,6 +392,11 @@ impl BrokerConfig {
                 "log.index.interval.bytes",
                 self.index_interval_bytes.to_string(),
                 d.index_interval_bytes.to_string(),
+            ),
+            setting(
+                "queued.max.request.bytes",
+                self.max_inflight_request_bytes.to_string(),
+                d.max_inflight_request_bytes.to_string(),
             ),
             setting(
                 "num.recovery.threads.per.data.dir",

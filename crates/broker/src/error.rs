@@ -29,8 +29,14 @@ pub enum BrokerError {
     InvalidRequiredAcks(i16),
     #[error("record batch of {size} bytes exceeds the limit of {max} bytes")]
     MessageTooLarge { size: usize, max: usize },
+    #[error("record batch inflates past {limit} bytes (max_uncompressed_batch_bytes)")]
+    InflatedTooLarge { limit: usize },
     #[error("{0}")]
     InvalidRecord(String),
+    #[error("{0}")]
+    UnsupportedCompression(String),
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("corrupt record batch: {0}")]
     CorruptBatch(BatchError),
     #[error("{0}")]
@@ -72,8 +78,10 @@ impl BrokerError {
             InvalidConfig(_) => ResponseError::InvalidConfig,
             InvalidRequest(_) => ResponseError::InvalidRequest,
             InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
-            MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            MessageTooLarge { .. } | InflatedTooLarge { .. } => ResponseError::MessageTooLarge,
             InvalidRecord(_) => ResponseError::InvalidRecord,
+            UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+            PolicyViolation(_) => ResponseError::PolicyViolation,
             CorruptBatch(_) => ResponseError::CorruptMessage,
             UnsupportedMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
             OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
@@ -104,6 +112,12 @@ impl From<StorageError> for BrokerError {
             StorageError::InvalidBatch(
                 e @ (BatchError::BadRecordCount { .. } | BatchError::BadRecordFraming(_)),
             ) => BrokerError::InvalidRecord(e.to_string()),
+            StorageError::InvalidBatch(e @ BatchError::UnsupportedCompression(_)) => {
+                BrokerError::UnsupportedCompression(e.to_string())
+            }
+            StorageError::InvalidBatch(BatchError::InflatedTooLarge { limit }) => {
+                BrokerError::InflatedTooLarge { limit }
+            }
             StorageError::InvalidBatch(e) => BrokerError::CorruptBatch(e),
             StorageError::OffsetOutOfRange {
                 requested,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use sluice_storage::{AppendInfo, FileRegion, PartitionLog};
+use sluice_storage::{AppendInfo, FileRegion, PartitionLog, ProducedBatch};
 use tracing::error;
 
 use crate::error::{BrokerError, Result};
@@ -76,9 +76,10 @@ impl Partition {
         self.leader_epoch
     }
 
-    /// Appends one producer batch. Not yet visible: see
-    /// [`Partition::publish`].
-    pub fn append(&self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+    /// Validates and appends one producer batch. Not yet visible: see
+    /// [`Partition::publish`]. The validation (CRC, inflating a compressed
+    /// batch, walking its records) runs before the log's lock is taken.
+    pub fn append(&self, batch: Vec<u8>, now_ms: i64) -> Result<AppendInfo> {
         let settings = self.settings();
         if batch.len() > settings.max_message_bytes {
             return Err(BrokerError::MessageTooLarge {
@@ -86,10 +87,12 @@ impl Partition {
                 max: settings.max_message_bytes,
             });
         }
+        let mut batch = ProducedBatch::new(batch, settings.max_uncompressed_batch_bytes)
+            .map_err(|e| BrokerError::from(sluice_storage::StorageError::InvalidBatch(e)))?;
         let append_time = settings.log_append_time.then_some(now_ms);
         let info = self
             .log()
-            .append(batch, self.leader_epoch, append_time, now_ms)?;
+            .append(&mut batch, self.leader_epoch, append_time, now_ms)?;
         Ok(info)
     }
 

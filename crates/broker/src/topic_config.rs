@@ -213,6 +213,9 @@ pub fn validate_all<'a>(configs: impl IntoIterator<Item = (&'a str, &'a str)>) -
 pub struct TopicSettings {
     pub log: LogConfig,
     pub max_message_bytes: usize,
+    /// The most a batch may inflate to: the broker's
+    /// `max_uncompressed_batch_bytes`, and never below `max_message_bytes`.
+    pub max_uncompressed_batch_bytes: usize,
     pub log_append_time: bool,
 }
 
@@ -225,6 +228,7 @@ pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> T
             .unwrap_or_else(|| default_value(name, broker))
     };
     let num = |name: &str, fallback: i64| get(name).trim().parse::<i64>().unwrap_or(fallback);
+    let max_message_bytes = num(MAX_MESSAGE_BYTES, broker.max_message_bytes as i64) as usize;
     TopicSettings {
         log: LogConfig {
             segment_bytes: num(SEGMENT_BYTES, broker.segment_bytes as i64) as u64,
@@ -234,7 +238,8 @@ pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> T
             index_interval_bytes: num(INDEX_INTERVAL_BYTES, broker.index_interval_bytes as i64)
                 as u64,
         },
-        max_message_bytes: num(MAX_MESSAGE_BYTES, broker.max_message_bytes as i64) as usize,
+        max_message_bytes,
+        max_uncompressed_batch_bytes: broker.max_uncompressed_batch_bytes.max(max_message_bytes),
         log_append_time: get(MESSAGE_TIMESTAMP_TYPE).trim() == "LogAppendTime",
     }
 }

@@ -26,6 +26,8 @@
 
 use thiserror::Error;
 
+use crate::records::{self, Codec};
+
 /// Bytes before `batchLength`'s coverage starts: baseOffset + batchLength.
 pub const LOG_OVERHEAD: usize = 12;
 /// Size of the fixed batch header, up to and including recordsCount.
@@ -68,6 +70,12 @@ pub enum BatchError {
     BadRecordCount { count: i32, last_offset_delta: i32 },
     #[error("records do not fill the batch: {0}")]
     BadRecordFraming(String),
+    #[error("compression codec {0} is not supported (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd)")]
+    UnsupportedCompression(i16),
+    #[error("batch does not decompress: {0}")]
+    BadCompression(String),
+    #[error("batch inflates past {limit} bytes (max_uncompressed_batch_bytes)")]
+    InflatedTooLarge { limit: usize },
 }
 
 /// The fixed header of one record batch, decoded.
@@ -190,11 +198,13 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Validates a batch as a producer sent it: on top of [`validate`], its
-/// records must be numbered densely from zero (last offset delta equals the
-/// record count minus one), since the broker assigns offsets by shifting the
-/// base offset only.
-pub fn validate_produced(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+/// Validates a batch as a producer sent it, as Kafka's `LogValidator` does:
+/// on top of [`validate`], its records must be numbered densely from zero
+/// (last offset delta equals the record count minus one, since the broker
+/// assigns offsets by shifting the base offset only), its codec must be
+/// known, and every record, once inflated (to at most `max_inflated`
+/// bytes), must be well framed.
+pub fn validate_produced(buf: &[u8], max_inflated: usize) -> Result<BatchHeader, BatchError> {
     let header = validate(buf)?;
     if header.last_offset_delta != header.records_count - 1 {
         return Err(BatchError::BadRecordCount {
@@ -202,52 +212,42 @@ pub fn validate_produced(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             last_offset_delta: header.last_offset_delta,
         });
     }
-    if header.compression() == 0 {
-        check_record_framing(&buf[HEADER_SIZE..], header.records_count)?;
-    }
+    let codec = Codec::from_id(header.compression())?;
+    let section = records::inflate(codec, &buf[HEADER_SIZE..], max_inflated)?;
+    records::check_produced(&section, header.records_count)?;
     Ok(header)
 }
 
-/// Walks the length prefixes of uncompressed records: there must be exactly
-/// `count` of them and they must end exactly at the end of the batch. This
-/// is cheap (no decoding of record fields) and catches a client that framed
-/// its records wrongly but computed a CRC over them. Compressed batches are
-/// stored without this walk, since it would need decompression.
-fn check_record_framing(mut records: &[u8], count: i32) -> Result<(), BatchError> {
-    for index in 0..count {
-        let (length, used) = read_varint(records).ok_or_else(|| {
-            BatchError::BadRecordFraming(format!("record {index} has no valid length"))
-        })?;
-        let length = usize::try_from(length).map_err(|_| {
-            BatchError::BadRecordFraming(format!("record {index} has negative length {length}"))
-        })?;
-        records = records.get(used + length..).ok_or_else(|| {
-            BatchError::BadRecordFraming(format!(
-                "record {index} of {length} bytes runs past the batch"
-            ))
-        })?;
-    }
-    if !records.is_empty() {
-        return Err(BatchError::BadRecordFraming(format!(
-            "{} bytes follow the last of {count} records",
-            records.len()
-        )));
-    }
-    Ok(())
+/// A batch that passed [`validate_produced`]; only these are appended. It
+/// owns its bytes so that the log can stamp offsets into them.
+#[derive(Debug)]
+pub struct ProducedBatch {
+    bytes: Vec<u8>,
 }
 
-/// A zigzag varint of at most 5 bytes (Kafka's varint for i32), and how
-/// many bytes it took.
-fn read_varint(buf: &[u8]) -> Option<(i32, usize)> {
-    let mut raw: u32 = 0;
-    for (i, &byte) in buf.iter().take(5).enumerate() {
-        raw |= u32::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let value = ((raw >> 1) as i32) ^ -((raw & 1) as i32);
-            return Some((value, i + 1));
-        }
+impl ProducedBatch {
+    /// Validates `bytes` (see [`validate_produced`]). This is the costly
+    /// part of an append (CRC, inflation), done before any lock is taken.
+    pub fn new(bytes: Vec<u8>, max_inflated: usize) -> Result<ProducedBatch, BatchError> {
+        validate_produced(&bytes, max_inflated)?;
+        Ok(ProducedBatch { bytes })
     }
-    None
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
 }
 
 /// Rewrites the base offset in place; the CRC does not cover it.
@@ -290,15 +290,18 @@ pub mod testing {
     use super::*;
 
     /// A batch of `count` records with the given timestamp, uncompressed,
-    /// each a length prefix followed by `payload` bytes of opaque filler
-    /// (`payload` below 64 keeps the prefix one byte). The record bodies are
-    /// not real Kafka records; only the header and framing matter here.
+    /// each a real Kafka record with no key, no headers and a value of
+    /// `payload` filler bytes (`payload` and `count` below 64 keep every
+    /// varint one byte).
     pub fn batch(count: i32, timestamp: i64, payload: usize) -> Vec<u8> {
-        assert!(payload < 64, "one-byte length prefixes only");
-        let record_len = 1 + payload;
-        let body_len = record_len * count as usize;
-        let mut buf = vec![0u8; HEADER_SIZE + body_len];
-        let batch_length = (HEADER_SIZE - LOG_OVERHEAD + body_len) as i32;
+        assert!(payload < 64 && count < 64, "one-byte varints only");
+        // attributes, timestamp delta, offset delta, key length -1, value
+        // length, value, header count
+        let body_len = 5 + payload + 1;
+        let record_len = 1 + body_len;
+        let records_len = record_len * count as usize;
+        let mut buf = vec![0u8; HEADER_SIZE + records_len];
+        let batch_length = (HEADER_SIZE - LOG_OVERHEAD + records_len) as i32;
         buf[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
         buf[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
         buf[MAGIC_AT] = MAGIC_V2 as u8;
@@ -311,8 +314,11 @@ pub mod testing {
         buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
         buf[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
         for (i, record) in buf[HEADER_SIZE..].chunks_mut(record_len).enumerate() {
-            record[0] = (payload as u8) << 1;
-            for (j, byte) in record[1..].iter_mut().enumerate() {
+            record[0] = (body_len as u8) << 1;
+            record[3] = (i as u8) << 1; // offset delta
+            record[4] = 1; // key length -1
+            record[5] = (payload as u8) << 1;
+            for (j, byte) in record[6..6 + payload].iter_mut().enumerate() {
                 *byte = ((i + j) % 251) as u8;
             }
         }
@@ -330,7 +336,7 @@ mod tests {
     #[test]
     fn valid_batch_round_trips_its_header() {
         let buf = batch(3, 1_000, 10);
-        let header = validate_produced(&buf).expect("valid");
+        let header = validate_produced(&buf, 1 << 20).expect("valid");
         assert_eq!(header.records_count, 3);
         assert_eq!(header.last_offset_delta, 2);
         assert_eq!(header.max_timestamp, 1_000);
@@ -397,7 +403,7 @@ mod tests {
     #[test]
     fn uncompressed_records_must_fill_the_batch_exactly() {
         let good = batch(3, 5, 10);
-        assert!(validate_produced(&good).is_ok());
+        assert!(validate_produced(&good, 1 << 20).is_ok());
         // Claim 4 records where 3 are framed: the CRC is right, the framing not.
         let mut lying = good.clone();
         lying[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&4i32.to_be_bytes());
@@ -405,7 +411,7 @@ mod tests {
         let crc = crc32c::crc32c(&lying[CRC_COVERS_FROM..]);
         lying[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
-            validate_produced(&lying),
+            validate_produced(&lying, 1 << 20),
             Err(BatchError::BadRecordFraming(_))
         ));
         // A record length running past the end.
@@ -414,7 +420,7 @@ mod tests {
         let crc = crc32c::crc32c(&overlong[CRC_COVERS_FROM..]);
         overlong[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(matches!(
-            validate_produced(&overlong),
+            validate_produced(&overlong, 1 << 20),
             Err(BatchError::BadRecordFraming(_))
         ));
     }
@@ -427,7 +433,7 @@ mod tests {
         buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         assert!(validate(&buf).is_ok());
         assert!(matches!(
-            validate_produced(&buf),
+            validate_produced(&buf, 1 << 20),
             Err(BatchError::BadRecordCount { .. })
         ));
     }

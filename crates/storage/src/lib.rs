@@ -9,10 +9,11 @@ pub mod batch;
 pub mod error;
 pub mod index;
 pub mod log;
+pub mod records;
 pub mod region;
 pub mod segment;
 
-pub use batch::{BatchError, BatchHeader};
+pub use batch::{BatchError, BatchHeader, ProducedBatch};
 pub use error::StorageError;
 pub use log::{AppendInfo, LogConfig, PartitionLog, RecoveryReport, SyncPoint};
 pub use region::FileRegion;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::batch::{self, BatchHeader};
+use crate::batch::{self, BatchHeader, ProducedBatch};
 use crate::error::StorageError;
 use crate::region::FileRegion;
 use crate::segment::{Segment, LOG_SUFFIX};
@@ -148,13 +148,13 @@ impl PartitionLog {
         Ok((log, report))
     }
 
-    /// Validates a batch as a producer sent it, assigns it the next offsets,
+    /// Assigns a validated producer batch the next offsets,
     /// stamps the leader epoch (and log-append time if asked) and writes it.
     /// The batch is visible to readers only once the caller advances the
     /// high watermark past it.
     pub fn append(
         &mut self,
-        bytes: &mut [u8],
+        produced: &mut ProducedBatch,
         leader_epoch: i32,
         log_append_time_ms: Option<i64>,
         now_ms: i64,
@@ -165,7 +165,7 @@ impl PartitionLog {
         if self.failed {
             return Err(StorageError::LogFailed);
         }
-        batch::validate_produced(bytes)?;
+        let bytes = produced.bytes_mut();
         batch::set_base_offset(bytes, self.log_end_offset);
         batch::set_partition_leader_epoch(bytes, leader_epoch);
         if let Some(time) = log_append_time_ms {

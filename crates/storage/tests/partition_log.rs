@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use sluice_storage::batch::{self, testing::batch};
-use sluice_storage::{BatchHeader, LogConfig, PartitionLog, StorageError};
+use sluice_storage::{BatchHeader, LogConfig, PartitionLog, ProducedBatch, StorageError};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -18,6 +18,13 @@ fn small_segments() -> LogConfig {
     }
 }
 
+/// Inflation limit for validating test batches.
+const LIMIT: usize = 1 << 20;
+
+fn produced(bytes: Vec<u8>) -> ProducedBatch {
+    ProducedBatch::new(bytes, LIMIT).expect("valid batch")
+}
+
 fn open(dir: &Path, config: LogConfig) -> PartitionLog {
     PartitionLog::open(dir, config, NOW).expect("open log").0
 }
@@ -25,7 +32,7 @@ fn open(dir: &Path, config: LogConfig) -> PartitionLog {
 /// Appends `n` batches of `records` records each, timestamps NOW + i.
 fn fill(log: &mut PartitionLog, n: usize, records: i32) {
     for i in 0..n {
-        let mut bytes = batch(records, NOW + i as i64, 20);
+        let mut bytes = produced(batch(records, NOW + i as i64, 20));
         log.append(&mut bytes, 3, None, NOW).expect("append");
     }
 }
@@ -121,7 +128,7 @@ fn a_batch_too_big_for_the_budget_is_not_skipped_at_a_segment_end() {
     let mut bases = Vec::new();
     for i in 0..60 {
         let records = if i % 2 == 1 { 3 } else { 1 };
-        let mut bytes = batch(records, NOW, 30);
+        let mut bytes = produced(batch(records, NOW, 30));
         bases.push(
             log.append(&mut bytes, 0, None, NOW)
                 .expect("append")
@@ -150,7 +157,7 @@ fn old_producer_timestamps_do_not_roll_every_batch() {
     let mut log = open(dir.path(), config);
     let long_ago = NOW - 30 * 24 * 60 * 60 * 1000;
     for i in 0..20 {
-        let mut bytes = batch(1, long_ago + i, 10);
+        let mut bytes = produced(batch(1, long_ago + i, 10));
         log.append(&mut bytes, 0, None, NOW).expect("append");
     }
     assert_eq!(log.segment_count(), 1);
@@ -193,12 +200,12 @@ fn segments_roll_by_age() {
         ..LogConfig::default()
     };
     let mut log = open(dir.path(), config);
-    let mut first = batch(1, NOW, 10);
+    let mut first = produced(batch(1, NOW, 10));
     log.append(&mut first, 0, None, NOW).expect("append");
-    let mut second = batch(1, NOW + 10, 10);
+    let mut second = produced(batch(1, NOW + 10, 10));
     log.append(&mut second, 0, None, NOW + 10).expect("append");
     assert_eq!(log.segment_count(), 1);
-    let mut late = batch(1, NOW + 2000, 10);
+    let mut late = produced(batch(1, NOW + 2000, 10));
     log.append(&mut late, 0, None, NOW + 2000).expect("append");
     assert_eq!(log.segment_count(), 2);
 }
@@ -251,7 +258,7 @@ fn zeroed_and_corrupt_tails_are_truncated_on_reopen() {
         assert_eq!(report.truncated_bytes as usize, garbage.len());
         assert_eq!(log.log_end_offset(), 3);
         // Appends continue at the right offset after recovery.
-        let mut next = batch(1, NOW, 5);
+        let mut next = produced(batch(1, NOW, 5));
         let info = log.append(&mut next, 0, None, NOW).expect("append");
         assert_eq!(info.base_offset, 3);
         assert_eq!(read_all(&log).len(), 4);
@@ -333,13 +340,10 @@ fn rejected_batches_leave_nothing_behind() {
     let mut bad = batch(2, NOW, 10);
     let last = bad.len() - 1;
     bad[last] ^= 0x55;
-    assert!(matches!(
-        log.append(&mut bad, 0, None, NOW),
-        Err(StorageError::InvalidBatch(_))
-    ));
+    assert!(ProducedBatch::new(bad, LIMIT).is_err());
     let mut truncated = batch(2, NOW, 10);
-    let short = truncated.len() - 3;
-    assert!(log.append(&mut truncated[..short], 0, None, NOW).is_err());
+    truncated.truncate(truncated.len() - 3);
+    assert!(ProducedBatch::new(truncated, LIMIT).is_err());
     assert_eq!(log.log_end_offset(), 1);
     drop(log);
     let log = open(dir.path(), LogConfig::default());

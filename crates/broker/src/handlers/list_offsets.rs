@@ -7,8 +7,8 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
-use sluice_storage::BatchHeader;
+use sluice_storage::{records, BatchHeader};
+use tracing::warn;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
@@ -21,9 +21,6 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
-
-/// Most records a stored batch may claim for ListOffsets to decode it.
-const MAX_RECORDS_TO_DECODE: i32 = 1_000_000;
 
 /// An offset and its timestamp; -1 for either when unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,35 +110,28 @@ fn first_at_or_after(partition: &Partition, timestamp: i64, high_watermark: i64)
         return Ok(NOT_FOUND);
     };
     let header = BatchHeader::parse(&batch).map_err(sluice_storage::StorageError::from)?;
+    let whole_batch = Found {
+        offset: header.base_offset,
+        timestamp: header.max_timestamp,
+    };
     if header.is_log_append_time() {
-        return Ok(Found {
-            offset: header.base_offset,
-            timestamp: header.max_timestamp,
-        });
+        return Ok(whole_batch);
     }
-    if header.records_count > MAX_RECORDS_TO_DECODE {
-        // A compressed batch's count is not checked at produce time; do not
-        // let a claimed count size an allocation. Answer at batch level.
-        return Ok(Found {
-            offset: header.base_offset,
-            timestamp: header.max_timestamp,
-        });
+    let limit = partition.settings().max_uncompressed_batch_bytes;
+    match records::first_at_or_after(&batch, timestamp, limit) {
+        Ok(Some((offset, timestamp))) => Ok(Found { offset, timestamp }),
+        Ok(None) => Ok(whole_batch),
+        Err(e) => {
+            // A batch stored by an older build without record checks: answer
+            // at batch level rather than fail every lookup that reaches it.
+            warn!(
+                topic = %partition.topic,
+                partition = partition.index,
+                offset = header.base_offset,
+                error = %e,
+                "stored batch's records do not decode; answering with the batch's offset"
+            );
+            Ok(whole_batch)
+        }
     }
-    let mut bytes = bytes::Bytes::from(batch);
-    let records = RecordBatchDecoder::decode(&mut bytes)
-        .map_err(|e| BrokerError::Storage(format!("stored batch does not decode: {e}")))?;
-    Ok(records
-        .records
-        .iter()
-        .find(|r| r.timestamp >= timestamp)
-        .map_or(
-            Found {
-                offset: header.base_offset,
-                timestamp: header.max_timestamp,
-            },
-            |r| Found {
-                offset: r.offset,
-                timestamp: r.timestamp,
-            },
-        ))
 }

@@ -158,7 +158,6 @@ fn append(
         ));
     }
     // The batch is copied once so that its offset and epoch can be set.
-    let mut batch = records.to_vec();
-    let info = partition.append(&mut batch, now)?;
+    let info = partition.append(records.to_vec(), now)?;
     Ok((partition, info))
 }
