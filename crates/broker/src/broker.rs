@@ -44,7 +44,7 @@ pub fn now_ms() -> i64 {
 impl Broker {
     /// Opens the data directory: metadata, then every partition's log.
     pub fn open(config: BrokerConfig) -> Result<Broker> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        sluice_storage::log::create_dir_durably(&config.data_dir).map_err(|e| {
             BrokerError::Storage(format!(
                 "cannot create data dir {}: {e}",
                 config.data_dir.display()
@@ -149,6 +149,27 @@ impl Broker {
         Ok(())
     }
 
+    /// Checks that `new_topics` more topics with `new_partitions` more
+    /// partitions stay within `max_topics` and `max_partitions`.
+    fn check_broker_limits(&self, new_topics: usize, new_partitions: i32) -> Result<()> {
+        let state = self.state();
+        let topics = state.topics.len();
+        if topics + new_topics > self.config.max_topics {
+            return Err(BrokerError::PolicyViolation(format!(
+                "the broker holds {topics} topics; max_topics is {}",
+                self.config.max_topics
+            )));
+        }
+        let partitions: usize = state.topics.values().map(|t| t.partitions.len()).sum();
+        if partitions + new_partitions.max(0) as usize > self.config.max_partitions {
+            return Err(BrokerError::PolicyViolation(format!(
+                "the broker holds {partitions} partitions and {new_partitions} more would exceed max_partitions ({})",
+                self.config.max_partitions
+            )));
+        }
+        Ok(())
+    }
+
     /// Validates everything about a topic creation without doing it.
     pub fn validate_new_topic(
         &self,
@@ -167,6 +188,7 @@ impl Broker {
             )));
         }
         self.check_partition_limit(partitions)?;
+        self.check_broker_limits(1, partitions)?;
         if replication_factor != 1 {
             return Err(BrokerError::InvalidReplicationFactor(format!(
                 "replication factor {replication_factor} is not possible: this cluster has 1 broker"
@@ -183,38 +205,40 @@ impl Broker {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta> {
-        let _admin = self.admin_lock();
-        self.validate_new_topic(name, partitions, replication_factor, &configs)?;
-        let settings = topic_config::resolve(&configs, &self.config);
-        let now = now_ms();
-        let mut opened = Vec::with_capacity(partitions as usize);
-        for index in 0..partitions {
-            // A directory left by a crash during an earlier delete must not
-            // leak old data into the new topic.
-            discard_dir(
-                &self.config.data_dir,
-                &partition_dir(&self.config.data_dir, name, index),
-            )?;
-            let partition =
-                Partition::open(&self.config.data_dir, name, index, 0, settings.clone(), now)?;
-            opened.push(Arc::new(partition));
-        }
-        let id = Uuid::new_v4();
-        let state = self.metadata.apply(MetadataCommand::CreateTopic {
-            name: name.to_string(),
-            id,
-            partitions: self.new_partitions(partitions as usize),
-            configs,
-        })?;
-        self.partitions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), opened);
-        info!(topic = name, partitions, %id, "created topic");
-        state
-            .topic(name)
-            .cloned()
-            .ok_or(BrokerError::UnknownTopicOrPartition)
+        crate::blocking::disk_work(|| {
+            let _admin = self.admin_lock();
+            self.validate_new_topic(name, partitions, replication_factor, &configs)?;
+            let settings = topic_config::resolve(&configs, &self.config);
+            let now = now_ms();
+            let mut opened = Vec::with_capacity(partitions as usize);
+            for index in 0..partitions {
+                // A directory left by a crash during an earlier delete must not
+                // leak old data into the new topic.
+                discard_dir(
+                    &self.config.data_dir,
+                    &partition_dir(&self.config.data_dir, name, index),
+                )?;
+                let partition =
+                    Partition::open(&self.config.data_dir, name, index, 0, settings.clone(), now)?;
+                opened.push(Arc::new(partition));
+            }
+            let id = Uuid::new_v4();
+            let state = self.metadata.apply(MetadataCommand::CreateTopic {
+                name: name.to_string(),
+                id,
+                partitions: self.new_partitions(partitions as usize),
+                configs,
+            })?;
+            self.partitions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string(), opened);
+            info!(topic = name, partitions, %id, "created topic");
+            state
+                .topic(name)
+                .cloned()
+                .ok_or(BrokerError::UnknownTopicOrPartition)
+        })
     }
 
     /// Creates a topic with default settings because a client asked for it,
@@ -231,78 +255,82 @@ impl Broker {
 
     /// Deletes a topic: removes it from the metadata, then its data.
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta> {
-        let _admin = self.admin_lock();
-        let topic = self.topic(name)?;
-        self.metadata.apply(MetadataCommand::DeleteTopic {
-            name: name.to_string(),
-        })?;
-        let removed = self
-            .partitions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-            .unwrap_or_default();
-        for partition in removed {
-            // Handles still held by in-flight requests or the retention task
-            // must not write into a re-created topic's directory.
-            partition.log().close();
-            let dir = partition_dir(&self.config.data_dir, name, partition.index);
-            if let Err(e) = discard_dir(&self.config.data_dir, &dir) {
-                warn!(error = %e, "topic deleted but its data could not be moved aside");
+        crate::blocking::disk_work(|| {
+            let _admin = self.admin_lock();
+            let topic = self.topic(name)?;
+            self.metadata.apply(MetadataCommand::DeleteTopic {
+                name: name.to_string(),
+            })?;
+            let removed = self
+                .partitions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name)
+                .unwrap_or_default();
+            for partition in removed {
+                // Handles still held by in-flight requests or the retention task
+                // must not write into a re-created topic's directory.
+                partition.log().close();
+                let dir = partition_dir(&self.config.data_dir, name, partition.index);
+                if let Err(e) = discard_dir(&self.config.data_dir, &dir) {
+                    warn!(error = %e, "topic deleted but its data could not be moved aside");
+                }
             }
-        }
-        info!(topic = name, id = %topic.id, "deleted topic");
-        Ok(topic)
+            info!(topic = name, id = %topic.id, "deleted topic");
+            Ok(topic)
+        })
     }
 
     /// Grows a topic to `count` partitions.
     pub fn add_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
-        let _admin = self.admin_lock();
-        let topic = self.topic(name)?;
-        let current = topic.partitions.len() as i32;
-        if count == current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "topic already has {current} partitions"
-            )));
-        }
-        if count < current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "topic currently has {current} partitions, which is higher than the requested {count}"
-            )));
-        }
-        self.check_partition_limit(count)?;
-        if validate_only {
-            return Ok(());
-        }
-        let settings = topic_config::resolve(&topic.configs, &self.config);
-        let now = now_ms();
-        let mut opened = Vec::new();
-        for index in current..count {
-            discard_dir(
-                &self.config.data_dir,
-                &partition_dir(&self.config.data_dir, name, index),
-            )?;
-            opened.push(Arc::new(Partition::open(
-                &self.config.data_dir,
-                name,
-                index,
-                0,
-                settings.clone(),
-                now,
-            )?));
-        }
-        self.metadata.apply(MetadataCommand::AddPartitions {
-            name: name.to_string(),
-            partitions: self.new_partitions((count - current) as usize),
-        })?;
-        self.partitions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_string())
-            .or_default()
-            .extend(opened);
-        info!(topic = name, from = current, to = count, "added partitions");
-        Ok(())
+        crate::blocking::disk_work(|| {
+            let _admin = self.admin_lock();
+            let topic = self.topic(name)?;
+            let current = topic.partitions.len() as i32;
+            if count == current {
+                return Err(BrokerError::InvalidPartitions(format!(
+                    "topic already has {current} partitions"
+                )));
+            }
+            if count < current {
+                return Err(BrokerError::InvalidPartitions(format!(
+                    "topic currently has {current} partitions, which is higher than the requested {count}"
+                )));
+            }
+            self.check_partition_limit(count)?;
+            if validate_only {
+                return Ok(());
+            }
+            let settings = topic_config::resolve(&topic.configs, &self.config);
+            let now = now_ms();
+            let mut opened = Vec::new();
+            for index in current..count {
+                discard_dir(
+                    &self.config.data_dir,
+                    &partition_dir(&self.config.data_dir, name, index),
+                )?;
+                opened.push(Arc::new(Partition::open(
+                    &self.config.data_dir,
+                    name,
+                    index,
+                    0,
+                    settings.clone(),
+                    now,
+                )?));
+            }
+            self.metadata.apply(MetadataCommand::AddPartitions {
+                name: name.to_string(),
+                partitions: self.new_partitions((count - current) as usize),
+            })?;
+            self.partitions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(name.to_string())
+                .or_default()
+                .extend(opened);
+            info!(topic = name, from = current, to = count, "added partitions");
+            Ok(())
+        })
     }
 
     /// Changes a topic's config overrides with `change` (given the current
@@ -314,13 +342,15 @@ impl Broker {
         validate_only: bool,
         change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>>,
     ) -> Result<BTreeMap<String, String>> {
-        let _admin = self.admin_lock();
-        let configs = change(&self.topic(name)?.configs)?;
-        topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        if !validate_only {
-            self.set_topic_configs_locked(name, configs.clone())?;
-        }
-        Ok(configs)
+        crate::blocking::disk_work(|| {
+            let _admin = self.admin_lock();
+            let configs = change(&self.topic(name)?.configs)?;
+            topic_config::validate_all(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            if !validate_only {
+                self.set_topic_configs_locked(name, configs.clone())?;
+            }
+            Ok(configs)
+        })
     }
 
     fn set_topic_configs_locked(
@@ -518,6 +548,10 @@ fn discard_dir(data_dir: &Path, dir: &Path) -> Result<()> {
     let aside = data_dir.join(format!("{}{DELETING_SUFFIX}", Uuid::new_v4().simple()));
     std::fs::rename(dir, &aside)
         .map_err(|e| BrokerError::Storage(format!("cannot move {} aside: {e}", dir.display())))?;
+    // The rename must survive a power loss, or a re-created topic could
+    // find the old data back under its name.
+    sluice_storage::log::sync_dir(data_dir)
+        .map_err(|e| BrokerError::Storage(format!("cannot sync {}: {e}", data_dir.display())))?;
     if let Err(e) = std::fs::remove_dir_all(&aside) {
         warn!(dir = %aside.display(), error = %e, "could not remove a deleted partition directory");
     }

@@ -133,7 +133,7 @@ impl MetadataStore {
     /// Loads the state, or starts a new cluster with a fresh id.
     pub fn open(data_dir: &Path) -> Result<MetadataStore> {
         let dir = data_dir.join("meta");
-        std::fs::create_dir_all(&dir).map_err(meta_err)?;
+        sluice_storage::log::create_dir_durably(&dir).map_err(meta_err)?;
         let path = dir.join("cluster.json");
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<ClusterState>(&bytes).map_err(|e| {

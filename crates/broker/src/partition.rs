@@ -90,9 +90,17 @@ impl Partition {
         let mut batch = ProducedBatch::new(batch, settings.max_uncompressed_batch_bytes)
             .map_err(|e| BrokerError::from(sluice_storage::StorageError::InvalidBatch(e)))?;
         let append_time = settings.log_append_time.then_some(now_ms);
-        let info = self
-            .log()
-            .append(&mut batch, self.leader_epoch, append_time, now_ms)?;
+        let roll_due = self.log().roll_due(batch.len(), batch.header());
+        let mut append = move || {
+            self.log()
+                .append(&mut batch, self.leader_epoch, append_time, now_ms)
+        };
+        let info = if roll_due {
+            // Rolling fsyncs the sealed segment and creates files.
+            crate::blocking::disk_work(append)?
+        } else {
+            append()?
+        };
         Ok(info)
     }
 

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
 use sluice_storage::FileRegion;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
@@ -26,6 +26,7 @@ const MIN_REQUEST_BYTES: usize = 8;
 /// Serves the Kafka protocol on `listener` until the task is dropped.
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let budget = Arc::new(Semaphore::new(broker.config.max_inflight_request_bytes));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -46,9 +47,10 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
             continue;
         };
         let broker = Arc::clone(&broker);
+        let budget = Arc::clone(&budget);
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(reason) = serve_connection(&broker, socket, peer).await {
+            if let Err(reason) = serve_connection(&broker, &budget, socket, peer).await {
                 warn!(%peer, "closing connection: {reason}");
             }
         });
@@ -60,26 +62,51 @@ type CloseReason = String;
 
 async fn serve_connection(
     broker: &Broker,
+    budget: &Arc<Semaphore>,
     mut socket: TcpStream,
     peer: SocketAddr,
 ) -> Result<(), CloseReason> {
     let _ = socket.set_nodelay(true);
     debug!(%peer, "connection opened");
+    let write_timeout = std::time::Duration::from_millis(broker.config.connection_write_timeout_ms);
     loop {
-        let Some(frame) = read_frame(broker, &mut socket).await? else {
+        let Some((frame, held)) = read_frame(broker, budget, &mut socket).await? else {
             debug!(%peer, "connection closed by peer");
             return Ok(());
         };
-        if let Some(response) = handle_frame(broker, frame, peer).await? {
-            write_response(&mut socket, &response)
+        let response = handle_frame(broker, frame, peer).await?;
+        // The request's bytes are gone once it is handled.
+        drop(held);
+        if let Some(response) = response {
+            tokio::time::timeout(write_timeout, write_response(&mut socket, &response))
                 .await
+                .map_err(|_| {
+                    format!(
+                        "client did not read a {} byte response within {write_timeout:?} (connection_write_timeout_ms)",
+                        response.len()
+                    )
+                })?
                 .map_err(|e| format!("write failed: {e}"))?;
         }
     }
 }
 
-/// Reads one size-prefixed frame; `None` on a clean end of stream.
-async fn read_frame(broker: &Broker, socket: &mut TcpStream) -> Result<Option<Bytes>, CloseReason> {
+/// Bytes read from a socket at a time while a frame arrives; the frame's
+/// buffer and its share of the in-flight budget grow by at most this much
+/// ahead of the bytes actually received.
+const FRAME_CHUNK: usize = 32 * 1024;
+
+/// Reads one size-prefixed frame; `None` on a clean end of stream. The
+/// frame's memory is taken from the broker-wide `budget` as its bytes
+/// arrive, never from its size prefix alone: a client that claims a large
+/// frame and sends nothing holds nothing, and when the budget is spent the
+/// connection waits for other requests to finish. The returned permit
+/// holds the frame's share until the request is handled.
+async fn read_frame(
+    broker: &Broker,
+    budget: &Arc<Semaphore>,
+    socket: &mut TcpStream,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, CloseReason> {
     let idle = std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms);
     let mut size = [0u8; 4];
     match tokio::time::timeout(idle, socket.read_exact(&mut size)).await {
@@ -99,14 +126,30 @@ async fn read_frame(broker: &Broker, socket: &mut TcpStream) -> Result<Option<By
             broker.config.max_request_bytes
         ));
     }
-    // Read into spare capacity: zeroing a large produce frame first would
-    // cost as much as reading it.
-    let mut frame = BytesMut::with_capacity(size);
+    let mut frame = BytesMut::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
     let filled = async {
         while frame.len() < size {
-            let mut limited = (&mut *socket).take((size - frame.len()) as u64);
-            if limited.read_buf(&mut frame).await? == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            let chunk = (size - frame.len()).min(FRAME_CHUNK);
+            // `max_inflight_request_bytes` is at least `max_request_bytes`,
+            // so a chunk can always be granted once other requests finish.
+            let permit = Arc::clone(budget)
+                .acquire_many_owned(chunk as u32)
+                .await
+                .map_err(|_| std::io::Error::other("in-flight budget closed"))?;
+            match held.as_mut() {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
+            // Read into spare capacity: zeroing a large produce frame first
+            // would cost as much as reading it.
+            frame.reserve(chunk);
+            let target = frame.len() + chunk;
+            while frame.len() < target {
+                let mut limited = (&mut *socket).take((target - frame.len()) as u64);
+                if limited.read_buf(&mut frame).await? == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                }
             }
         }
         Ok(())
@@ -115,7 +158,8 @@ async fn read_frame(broker: &Broker, socket: &mut TcpStream) -> Result<Option<By
         .await
         .map_err(|_| format!("frame of {size} bytes not received within {idle:?}"))?
         .map_err(|e| format!("truncated frame of {size} bytes: {e}"))?;
-    Ok(Some(frame.freeze()))
+    let held = held.ok_or_else(|| "empty frame".to_string())?;
+    Ok(Some((frame.freeze(), held)))
 }
 
 /// Decodes the header and dispatches. Returns the encoded response frame,

@@ -223,14 +223,20 @@ pub fn validate_produced(buf: &[u8], max_inflated: usize) -> Result<BatchHeader,
 #[derive(Debug)]
 pub struct ProducedBatch {
     bytes: Vec<u8>,
+    header: BatchHeader,
 }
 
 impl ProducedBatch {
     /// Validates `bytes` (see [`validate_produced`]). This is the costly
     /// part of an append (CRC, inflation), done before any lock is taken.
     pub fn new(bytes: Vec<u8>, max_inflated: usize) -> Result<ProducedBatch, BatchError> {
-        validate_produced(&bytes, max_inflated)?;
-        Ok(ProducedBatch { bytes })
+        let header = validate_produced(&bytes, max_inflated)?;
+        Ok(ProducedBatch { bytes, header })
+    }
+
+    /// The header as the producer sent it (before offsets are assigned).
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
     }
 
     pub fn bytes(&self) -> &[u8] {

@@ -15,5 +15,5 @@ pub mod segment;
 
 pub use batch::{BatchError, BatchHeader, ProducedBatch};
 pub use error::StorageError;
-pub use log::{AppendInfo, LogConfig, PartitionLog, RecoveryReport, SyncPoint};
+pub use log::{AppendInfo, LogConfig, PartitionLog, RecoveryReport, SealedRepair, SyncPoint};
 pub use region::FileRegion;

@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::batch::{self, BatchHeader, ProducedBatch};
 use crate::error::StorageError;
@@ -55,8 +55,24 @@ pub struct RecoveryReport {
     pub segments: usize,
     pub truncated_bytes: u64,
     pub indexes_rebuilt: bool,
+    /// Sealed segments whose indexes did not match their log and that were
+    /// scanned, and possibly cut, to repair them. A sealed segment is never
+    /// torn by a crash (it was fsynced before its successor was created),
+    /// so each of these is damage worth an operator's attention.
+    pub sealed_repairs: Vec<SealedRepair>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+}
+
+/// One repaired sealed segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRepair {
+    pub base_offset: i64,
+    pub truncated_bytes: u64,
+    pub reason: Option<String>,
+    /// Offsets lost between this segment's new end and the next segment:
+    /// `[from, to)`, empty when none were.
+    pub lost_offsets: (i64, i64),
 }
 
 /// A file to fsync and the offset that will be durable once it is.
@@ -100,14 +116,42 @@ impl PartitionLog {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
-        fs::create_dir_all(dir)?;
+        create_dir_durably(dir)?;
         let bases = segment_bases(dir)?;
         let mut segments = BTreeMap::new();
         let mut report = RecoveryReport::default();
         let interval = config.index_interval_bytes;
         for (i, &base) in bases.iter().enumerate() {
             let segment = match bases.get(i + 1) {
-                Some(&next) => Segment::open_sealed(dir, base, next, interval)?,
+                Some(&next) => {
+                    let (segment, repair) = Segment::open_sealed(dir, base, next, interval)?;
+                    if let Some(outcome) = repair {
+                        let repair = SealedRepair {
+                            base_offset: base,
+                            truncated_bytes: outcome.truncated_bytes,
+                            reason: outcome.stop_reason,
+                            lost_offsets: (segment.next_offset(), next),
+                        };
+                        error!(
+                            dir = %dir.display(),
+                            segment = base,
+                            truncated_bytes = repair.truncated_bytes,
+                            reason = repair.reason.as_deref().unwrap_or("indexes disagreed with the log"),
+                            lost_from = repair.lost_offsets.0,
+                            lost_to = repair.lost_offsets.1,
+                            "repaired a sealed segment: its indexes did not match its log{}",
+                            if repair.lost_offsets.0 < repair.lost_offsets.1 {
+                                "; the offsets in [lost_from, lost_to) are gone"
+                            } else {
+                                ""
+                            }
+                        );
+                        report.truncated_bytes += repair.truncated_bytes;
+                        report.indexes_rebuilt = true;
+                        report.sealed_repairs.push(repair);
+                    }
+                    segment
+                }
                 None => {
                     let (segment, outcome) = Segment::open_and_recover(dir, base, interval)?;
                     if outcome.truncated_bytes > 0 {
@@ -129,6 +173,13 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
         }
+        // After a kill -9 the active segment's tail may exist only in the
+        // page cache. Everything recovered is about to be published and
+        // called durable, so it must first really be on disk.
+        if let Some(active) = segments.values().next_back() {
+            active.sync_all()?;
+        }
+        sync_dir(dir)?;
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         report.segments = segments.len();
         report.log_end_offset = log_end_offset;
@@ -224,19 +275,50 @@ impl PartitionLog {
     }
 
     /// Seals the active segment and starts a new one at the log end offset.
+    /// Any failure here (an fsync of the sealed segment, creating the new
+    /// one, syncing the directory) stops the log taking writes: after a
+    /// failed fsync the kernel may have dropped the pages, and a later fsync
+    /// of the same file can succeed without having written them.
     pub fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        if self.closed {
+            return Err(StorageError::LogClosed);
+        }
+        if self.failed {
+            return Err(StorageError::LogFailed);
+        }
         let base = self.log_end_offset;
         if self.segments.contains_key(&base) {
             return Ok(());
         }
+        let rolled = self.seal_and_create(base, now_ms);
+        match rolled {
+            Ok(segment) => {
+                self.segments.insert(base, segment);
+                self.durable_offset = self.durable_offset.max(base);
+                Ok(())
+            }
+            Err(e) => {
+                error!(dir = %self.dir.display(), error = %e, "rolling a segment failed; the partition stops accepting writes until restart");
+                self.failed = true;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn seal_and_create(&mut self, base: i64, now_ms: i64) -> std::io::Result<Segment> {
         if let Some(active) = self.segments.values_mut().next_back() {
             active.seal()?;
         }
         let segment = Segment::create(&self.dir, base, now_ms)?;
         sync_dir(&self.dir)?;
-        self.segments.insert(base, segment);
-        self.durable_offset = self.durable_offset.max(base);
-        Ok(())
+        Ok(segment)
+    }
+
+    /// Whether appending `incoming` bytes with this header would roll a
+    /// segment first: rolling fsyncs and creates files, which a caller on
+    /// an async worker may want to do where blocking is allowed.
+    pub fn roll_due(&self, incoming: usize, header: &BatchHeader) -> bool {
+        self.should_roll(incoming as u64, header)
     }
 
     /// Reads whole batches from `offset` on, up to `max_bytes` (but at least
@@ -342,8 +424,14 @@ impl PartitionLog {
 
     /// fsyncs everything now, while holding the log (shutdown, tests).
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::LogFailed);
+        }
         if let Some(point) = self.sync_point() {
-            point.sync()?;
+            if let Err(e) = point.sync() {
+                self.failed = true;
+                return Err(e.into());
+            }
             self.mark_durable(point.up_to);
         }
         Ok(())
@@ -376,6 +464,11 @@ impl PartitionLog {
             total -= segment.size();
             segment.delete()?;
             deleted += 1;
+        }
+        if deleted > 0 {
+            // Not needed for safety (a deleted segment that comes back holds
+            // valid, older data), but keeps the log start where it was set.
+            sync_dir(&self.dir)?;
         }
         Ok(deleted)
     }
@@ -465,4 +558,23 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
 /// fsyncs a directory so that files created or removed in it stay so.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` (and missing parents) so that it survives a power loss:
+/// each directory created is fsynced into its parent.
+pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
 }

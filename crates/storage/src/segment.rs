@@ -64,18 +64,19 @@ impl Segment {
     /// indexes after checking that they are well formed and that the last
     /// offset-index entry points at the batch it names. `next_offset` is the
     /// base offset of the following segment. When the indexes fail those
-    /// checks the segment is scanned and its indexes rebuilt instead.
+    /// checks the segment is scanned and its indexes rebuilt instead, and
+    /// what the scan found is returned.
     pub fn open_sealed(
         dir: &Path,
         base_offset: i64,
         next_offset: i64,
         index_interval: u64,
-    ) -> io::Result<Segment> {
+    ) -> io::Result<(Segment, Option<ScanOutcome>)> {
         let mut segment = Self::open_files(dir, base_offset, false)?;
         segment.next_offset = next_offset;
         if !segment.indexes_look_sound()? {
-            segment.scan_and_repair(index_interval)?;
-            return Ok(segment);
+            let outcome = segment.scan_and_repair(index_interval)?;
+            return Ok((segment, Some(outcome)));
         }
         segment.max_timestamp = segment.time_index.last().map_or(-1, |e| e.timestamp);
         segment.rolling_timestamp = segment
@@ -83,7 +84,7 @@ impl Segment {
             .entries()
             .first()
             .map_or(segment.max_timestamp, |e| e.timestamp);
-        Ok(segment)
+        Ok((segment, None))
     }
 
     /// Opens the segment and validates every batch in it, truncating a torn
@@ -449,6 +450,13 @@ impl Segment {
                 None => return Ok(None),
             }
         }
+    }
+
+    /// fsyncs the log file and both indexes.
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
     }
 
     /// A handle to the log file, so that it can be fsynced without holding

@@ -2,6 +2,7 @@
 //! that refuses any length or count the frame does not back, and the
 //! schemas it follows.
 
+pub mod sample;
 pub mod schemas;
 pub mod walk;
 

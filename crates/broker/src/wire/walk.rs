@@ -293,135 +293,9 @@ fn walk_value(cursor: &mut Cursor, ty: &Ty, version: i16, flexible: bool) -> Res
 mod tests {
     use super::*;
     use crate::handlers::SUPPORTED_APIS;
+    use crate::wire::sample::{Rng, Sampler};
     use bytes::{BufMut, Bytes, BytesMut};
     use kafka_protocol::messages::RequestKind;
-
-    /// A small deterministic generator (xorshift), so failures reproduce.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
-    fn put_length(out: &mut BytesMut, n: Option<usize>, flexible: bool, wide: bool) {
-        let n = n.map_or(-1, |n| n as i64);
-        if flexible {
-            put_uvarint(out, (n + 1) as u32);
-        } else if wide {
-            out.put_i32(n as i32);
-        } else {
-            out.put_i16(n as i16);
-        }
-    }
-
-    fn put_uvarint(out: &mut BytesMut, mut v: u32) {
-        while v >= 0x80 {
-            out.put_u8((v as u8 & 0x7f) | 0x80);
-            v >>= 7;
-        }
-        out.put_u8(v as u8);
-    }
-
-    /// Writes a random value of `ty` as the schema says it is encoded.
-    fn generate(
-        out: &mut BytesMut,
-        ty: &Ty,
-        version: i16,
-        flexible: bool,
-        rng: &mut Rng,
-        depth: u32,
-    ) {
-        match ty {
-            Ty::Int8 => out.put_i8(rng.next() as i8),
-            Ty::Bool => out.put_u8(rng.below(2) as u8),
-            Ty::Int16 => out.put_i16(rng.next() as i16),
-            Ty::UInt16 => out.put_u16(rng.next() as u16),
-            Ty::Int32 => out.put_i32(rng.next() as i32),
-            Ty::UInt32 => out.put_u32(rng.next() as u32),
-            Ty::Int64 => out.put_i64(rng.next() as i64),
-            Ty::Float64 => out.put_f64(rng.below(1000) as f64 / 8.0),
-            Ty::Uuid => {
-                out.put_u64(rng.next());
-                out.put_u64(rng.next());
-            }
-            Ty::String => {
-                let n = rng.below(6) as usize;
-                put_length(out, Some(n), flexible, false);
-                for _ in 0..n {
-                    out.put_u8(b'a' + rng.below(26) as u8);
-                }
-            }
-            Ty::Bytes => {
-                let n = rng.below(6) as usize;
-                put_length(out, Some(n), flexible, true);
-                for _ in 0..n {
-                    out.put_u8(rng.next() as u8);
-                }
-            }
-            Ty::Array(element) => {
-                let n = if depth > 3 { 0 } else { rng.below(3) as usize };
-                put_length(out, Some(n), flexible, true);
-                for _ in 0..n {
-                    generate(out, element, version, flexible, rng, depth + 1);
-                }
-            }
-            Ty::Struct(schema) => generate_struct(out, schema, version, rng, depth + 1),
-            Ty::OptionStruct(schema) => {
-                if rng.below(2) == 0 {
-                    out.put_i8(-1);
-                } else {
-                    out.put_i8(1);
-                    generate_struct(out, schema, version, rng, depth + 1);
-                }
-            }
-        }
-    }
-
-    fn generate_struct(
-        out: &mut BytesMut,
-        schema: &StructSchema,
-        version: i16,
-        rng: &mut Rng,
-        depth: u32,
-    ) {
-        let flexible = version >= schema.flexible_from;
-        let present = |f: &&Field| version >= f.versions.0 && version <= f.versions.1;
-        for field in schema
-            .fields
-            .iter()
-            .filter(|f| f.tag.is_none())
-            .filter(present)
-        {
-            generate(out, &field.ty, version, flexible, rng, depth);
-        }
-        if !flexible {
-            return;
-        }
-        let mut tagged: Vec<&Field> = schema
-            .fields
-            .iter()
-            .filter(|f| f.tag.is_some())
-            .filter(present)
-            .collect();
-        tagged.retain(|_| rng.below(2) == 0);
-        tagged.sort_by_key(|f| f.tag);
-        put_uvarint(out, tagged.len() as u32);
-        for field in tagged {
-            let mut value = BytesMut::new();
-            generate(&mut value, &field.ty, version, true, rng, depth);
-            put_uvarint(out, field.tag.unwrap_or_default());
-            put_uvarint(out, value.len() as u32);
-            out.extend_from_slice(&value);
-        }
-    }
 
     /// The walker and the crate agree on every version of every request:
     /// bodies generated from the walker's schema are decoded by the crate
@@ -429,13 +303,11 @@ mod tests {
     /// accepts exactly the bytes it generated.
     #[test]
     fn schemas_agree_with_the_crate() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         for schema in super::super::schemas::ALL {
             for version in schema.versions.0..=schema.versions.1 {
                 for round in 0..40 {
-                    let mut body = BytesMut::new();
-                    generate_struct(&mut body, schema.body, version, &mut rng, 0);
-                    let body = body.freeze();
+                    let body = Sampler::body(schema, version, &mut rng).freeze();
                     let what = format!("{:?} v{version} round {round}", schema.api_key);
                     assert_eq!(
                         walk_request(schema, version, &body),
@@ -451,6 +323,27 @@ mod tests {
                         .encode(&mut again, version)
                         .unwrap_or_else(|e| panic!("{what}: crate cannot encode: {e}"));
                     assert_eq!(again.freeze(), body, "{what}: re-encoded differently");
+                }
+            }
+        }
+    }
+
+    /// Every length or count prefix of every request, made huge, is caught
+    /// by the walk (the crate would have reserved memory from it).
+    #[test]
+    fn every_huge_prefix_is_refused() {
+        for schema in super::super::schemas::ALL {
+            for version in schema.versions.0..=schema.versions.1 {
+                let mut n = 0;
+                loop {
+                    let mut rng = Rng::new(7 + version as u64);
+                    let (body, prefixes) = Sampler::hostile_body(schema, version, &mut rng, n);
+                    if n >= prefixes {
+                        break;
+                    }
+                    let what = format!("{:?} v{version} prefix {n}", schema.api_key);
+                    assert!(walk_request(schema, version, &body).is_err(), "{what}");
+                    n += 1;
                 }
             }
         }
