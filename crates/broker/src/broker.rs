@@ -15,6 +15,7 @@ use crate::error::{BrokerError, Result};
 use crate::metadata::{ClusterState, MetadataCommand, MetadataStore, PartitionMeta, TopicMeta};
 use crate::partition::{partition_dir, Partition, PartitionRef};
 use crate::topic_config;
+use sluice_storage::disk::{self, Disk, DiskRef, RealDisk};
 
 /// Longest topic name Kafka accepts (so that `<topic>-<partition>` fits a file name).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -23,6 +24,9 @@ const DELETING_SUFFIX: &str = ".deleting";
 
 pub struct Broker {
     pub config: BrokerConfig,
+    /// Where fsyncs and file creation go: the real disk, or a simulated one
+    /// in tests.
+    disk: DiskRef,
     pub metadata: MetadataStore,
     partitions: RwLock<HashMap<String, Vec<PartitionRef>>>,
     /// Serializes topic creation, deletion and changes, so that two clients
@@ -44,7 +48,13 @@ pub fn now_ms() -> i64 {
 impl Broker {
     /// Opens the data directory: metadata, then every partition's log.
     pub fn open(config: BrokerConfig) -> Result<Broker> {
-        sluice_storage::log::create_dir_durably(&config.data_dir).map_err(|e| {
+        Self::open_on(config, RealDisk::shared())
+    }
+
+    /// [`Broker::open`] with the logs' fsyncs and file creation going
+    /// through `disk` (a simulated one in power-loss tests).
+    pub fn open_on(config: BrokerConfig, disk: DiskRef) -> Result<Broker> {
+        disk::create_dir_durably(&*disk, &config.data_dir).map_err(|e| {
             BrokerError::Storage(format!(
                 "cannot create data dir {}: {e}",
                 config.data_dir.display()
@@ -52,9 +62,9 @@ impl Broker {
         })?;
         let dir_lock = lock_data_dir(&config.data_dir)?;
         remove_deleting_dirs(&config.data_dir);
-        let metadata = MetadataStore::open(&config.data_dir)?;
+        let metadata = MetadataStore::open(&*disk, &config.data_dir)?;
         let state = metadata.snapshot();
-        let partitions = open_partitions(&config, &state)?;
+        let partitions = open_partitions(&config, &disk, &state)?;
         info!(
             data_dir = %config.data_dir.display(),
             topics = state.topics.len(),
@@ -64,6 +74,7 @@ impl Broker {
         );
         Ok(Broker {
             config,
+            disk,
             metadata,
             partitions: RwLock::new(partitions),
             admin: Mutex::new(()),
@@ -215,11 +226,19 @@ impl Broker {
                 // A directory left by a crash during an earlier delete must not
                 // leak old data into the new topic.
                 discard_dir(
+                    &*self.disk,
                     &self.config.data_dir,
                     &partition_dir(&self.config.data_dir, name, index),
                 )?;
-                let partition =
-                    Partition::open(&self.config.data_dir, name, index, 0, settings.clone(), now)?;
+                let partition = Partition::open(
+                    self.disk.clone(),
+                    &self.config.data_dir,
+                    name,
+                    index,
+                    0,
+                    settings.clone(),
+                    now,
+                )?;
                 opened.push(Arc::new(partition));
             }
             let id = Uuid::new_v4();
@@ -272,7 +291,7 @@ impl Broker {
                 // must not write into a re-created topic's directory.
                 partition.log().close();
                 let dir = partition_dir(&self.config.data_dir, name, partition.index);
-                if let Err(e) = discard_dir(&self.config.data_dir, &dir) {
+                if let Err(e) = discard_dir(&*self.disk, &self.config.data_dir, &dir) {
                     warn!(error = %e, "topic deleted but its data could not be moved aside");
                 }
             }
@@ -306,10 +325,12 @@ impl Broker {
             let mut opened = Vec::new();
             for index in current..count {
                 discard_dir(
+                    &*self.disk,
                     &self.config.data_dir,
                     &partition_dir(&self.config.data_dir, name, index),
                 )?;
                 opened.push(Arc::new(Partition::open(
+                    self.disk.clone(),
                     &self.config.data_dir,
                     name,
                     index,
@@ -447,6 +468,7 @@ impl Broker {
 /// each other.
 fn open_partitions(
     config: &BrokerConfig,
+    disk: &DiskRef,
     state: &ClusterState,
 ) -> Result<HashMap<String, Vec<PartitionRef>>> {
     let now = now_ms();
@@ -459,6 +481,7 @@ fn open_partitions(
     let open_job = |(topic, index): (&TopicMeta, usize)| {
         let settings = topic_config::resolve(&topic.configs, config);
         Partition::open(
+            disk.clone(),
             &config.data_dir,
             &topic.name,
             index as i32,
@@ -541,16 +564,17 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 /// so the data is gone from its path at once; a crash during the removal is
 /// finished at the next start. The aside name is short whatever the topic
 /// name's length.
-fn discard_dir(data_dir: &Path, dir: &Path) -> Result<()> {
+fn discard_dir(disk: &dyn Disk, data_dir: &Path, dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
     let aside = data_dir.join(format!("{}{DELETING_SUFFIX}", Uuid::new_v4().simple()));
     std::fs::rename(dir, &aside)
         .map_err(|e| BrokerError::Storage(format!("cannot move {} aside: {e}", dir.display())))?;
+    disk.removed(dir);
     // The rename must survive a power loss, or a re-created topic could
     // find the old data back under its name.
-    sluice_storage::log::sync_dir(data_dir)
+    disk.sync_dir(data_dir)
         .map_err(|e| BrokerError::Storage(format!("cannot sync {}: {e}", data_dir.display())))?;
     if let Err(e) = std::fs::remove_dir_all(&aside) {
         warn!(dir = %aside.display(), error = %e, "could not remove a deleted partition directory");

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use sluice_storage::disk::Disk;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -131,9 +133,11 @@ pub struct MetadataStore {
 
 impl MetadataStore {
     /// Loads the state, or starts a new cluster with a fresh id.
-    pub fn open(data_dir: &Path) -> Result<MetadataStore> {
+    /// The directory goes through `disk`; the file's own writes, fsync
+    /// and rename do not (a simulated disk treats it as always durable).
+    pub fn open(disk: &dyn Disk, data_dir: &Path) -> Result<MetadataStore> {
         let dir = data_dir.join("meta");
-        sluice_storage::log::create_dir_durably(&dir).map_err(meta_err)?;
+        sluice_storage::disk::create_dir_durably(disk, &dir).map_err(meta_err)?;
         let path = dir.join("cluster.json");
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<ClusterState>(&bytes).map_err(|e| {
@@ -238,7 +242,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let id = Uuid::new_v4();
         let cluster_id = {
-            let store = MetadataStore::open(dir.path()).expect("open");
+            let store = MetadataStore::open(&sluice_storage::RealDisk, dir.path()).expect("open");
             store
                 .apply(MetadataCommand::CreateTopic {
                     name: "t".into(),
@@ -255,7 +259,7 @@ mod tests {
                 .expect("add");
             store.snapshot().cluster_id.clone()
         };
-        let store = MetadataStore::open(dir.path()).expect("reopen");
+        let store = MetadataStore::open(&sluice_storage::RealDisk, dir.path()).expect("reopen");
         let state = store.snapshot();
         assert_eq!(state.cluster_id, cluster_id);
         assert_eq!(state.cluster_id.len(), 22);
@@ -267,7 +271,7 @@ mod tests {
     #[test]
     fn refused_commands_change_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = MetadataStore::open(dir.path()).expect("open");
+        let store = MetadataStore::open(&sluice_storage::RealDisk, dir.path()).expect("open");
         assert!(store
             .apply(MetadataCommand::DeleteTopic { name: "x".into() })
             .is_err());

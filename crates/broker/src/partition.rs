@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use sluice_storage::{AppendInfo, FileRegion, PartitionLog, ProducedBatch};
+use sluice_storage::{AppendInfo, DiskRef, FileRegion, PartitionLog, ProducedBatch};
 use tracing::error;
 
 use crate::error::{BrokerError, Result};
@@ -32,6 +32,7 @@ pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 
 impl Partition {
     pub fn open(
+        disk: DiskRef,
         data_dir: &Path,
         topic: &str,
         index: i32,
@@ -40,7 +41,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Partition> {
         let dir = partition_dir(data_dir, topic, index);
-        let (log, _report) = PartitionLog::open(&dir, settings.log.clone(), now_ms)?;
+        let (log, _report) = PartitionLog::open_on(disk, &dir, settings.log.clone(), now_ms)?;
         let end = log.log_end_offset();
         Ok(Partition {
             topic: topic.to_string(),

@@ -297,10 +297,10 @@ pub mod testing {
 
     /// A batch of `count` records with the given timestamp, uncompressed,
     /// each a real Kafka record with no key, no headers and a value of
-    /// `payload` filler bytes (`payload` and `count` below 64 keep every
-    /// varint one byte).
+    /// `payload` filler bytes (`payload` below 58 and `count` below 64 keep
+    /// every varint one byte).
     pub fn batch(count: i32, timestamp: i64, payload: usize) -> Vec<u8> {
-        assert!(payload < 64 && count < 64, "one-byte varints only");
+        assert!(payload < 58 && count < 64, "one-byte varints only");
         // attributes, timestamp delta, offset delta, key length -1, value
         // length, value, header count
         let body_len = 5 + payload + 1;

@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::disk::DiskRef;
+
 /// One fixed-size index entry.
 pub trait Entry: Copy + std::fmt::Debug {
     const SIZE: usize;
@@ -68,17 +70,22 @@ pub struct Index<E: Entry> {
     path: PathBuf,
     file: File,
     entries: Vec<E>,
+    disk: DiskRef,
 }
 
 impl<E: Entry> Index<E> {
     /// Opens (creating if needed) the file and reads its entries, without
     /// judging them; the caller checks them against the log.
-    pub fn open(path: &Path) -> io::Result<Index<E>> {
+    pub fn open(disk: DiskRef, path: &Path) -> io::Result<Index<E>> {
+        let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)?;
+        if !existed {
+            disk.created(path);
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let whole = bytes.len() / E::SIZE * E::SIZE;
@@ -94,6 +101,7 @@ impl<E: Entry> Index<E> {
             path: path.to_path_buf(),
             file,
             entries,
+            disk,
         })
     }
 
@@ -147,7 +155,7 @@ impl<E: Entry> Index<E> {
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.disk.sync_file(&self.file, &self.path)
     }
 
     pub fn path(&self) -> &Path {
@@ -161,13 +169,14 @@ pub type TimeIndex = Index<TimeEntry>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::RealDisk;
 
     #[test]
     fn entries_survive_reopen_and_floor_finds_the_last_not_above() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.index");
         {
-            let mut index = OffsetIndex::open(&path).expect("open");
+            let mut index = OffsetIndex::open(RealDisk::shared(), &path).expect("open");
             for i in 0..5u32 {
                 index
                     .append(OffsetEntry {
@@ -177,7 +186,7 @@ mod tests {
                     .expect("append");
             }
         }
-        let index = OffsetIndex::open(&path).expect("reopen");
+        let index = OffsetIndex::open(RealDisk::shared(), &path).expect("reopen");
         assert_eq!(index.entries().len(), 5);
         let hit = index.floor(25, |e| e.relative_offset).expect("found");
         assert_eq!(hit.position, 200);
@@ -189,7 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.timeindex");
         {
-            let mut index = TimeIndex::open(&path).expect("open");
+            let mut index = TimeIndex::open(RealDisk::shared(), &path).expect("open");
             index
                 .append(TimeEntry {
                     timestamp: 7,
@@ -199,7 +208,7 @@ mod tests {
         }
         let mut file = OpenOptions::new().append(true).open(&path).expect("file");
         file.write_all(&[1, 2, 3]).expect("write");
-        let index = TimeIndex::open(&path).expect("reopen");
+        let index = TimeIndex::open(RealDisk::shared(), &path).expect("reopen");
         assert_eq!(index.entries().len(), 1);
         assert_eq!(std::fs::metadata(&path).expect("meta").len(), 12);
     }

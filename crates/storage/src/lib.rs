@@ -6,6 +6,7 @@
 //! broker calls [`PartitionLog`] under its own lock.
 
 pub mod batch;
+pub mod disk;
 pub mod error;
 pub mod index;
 pub mod log;
@@ -14,6 +15,7 @@ pub mod region;
 pub mod segment;
 
 pub use batch::{BatchError, BatchHeader, ProducedBatch};
+pub use disk::{Disk, DiskRef, PowerLoss, RealDisk, SimDisk};
 pub use error::StorageError;
 pub use log::{AppendInfo, LogConfig, PartitionLog, RecoveryReport, SealedRepair, SyncPoint};
 pub use region::FileRegion;

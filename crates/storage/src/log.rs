@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tracing::{error, info, warn};
 
 use crate::batch::{self, BatchHeader, ProducedBatch};
+use crate::disk::{self, Disk, DiskRef, RealDisk};
 use crate::error::StorageError;
 use crate::region::FileRegion;
 use crate::segment::{Segment, LOG_SUFFIX};
@@ -79,12 +80,14 @@ pub struct SealedRepair {
 #[derive(Debug)]
 pub struct SyncPoint {
     file: Arc<File>,
+    path: PathBuf,
+    disk: DiskRef,
     pub up_to: i64,
 }
 
 impl SyncPoint {
     pub fn sync(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        self.disk.sync_file(&self.file, &self.path)
     }
 }
 
@@ -101,6 +104,7 @@ pub struct PartitionLog {
     /// Set when a failed write could not be undone, or an fsync failed; all
     /// later appends fail.
     failed: bool,
+    disk: DiskRef,
     /// Set when the partition is deleted: appends, rolls and retention stop,
     /// so a handle still held elsewhere cannot touch a new topic's files.
     closed: bool,
@@ -116,7 +120,18 @@ impl PartitionLog {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
-        create_dir_durably(dir)?;
+        Self::open_on(RealDisk::shared(), dir, config, now_ms)
+    }
+
+    /// [`PartitionLog::open`] with every fsync and file creation or
+    /// removal going through `disk` (a simulated one in tests).
+    pub fn open_on(
+        disk: DiskRef,
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
+        disk::create_dir_durably(&*disk, dir)?;
         let bases = segment_bases(dir)?;
         let mut segments = BTreeMap::new();
         let mut report = RecoveryReport::default();
@@ -124,7 +139,8 @@ impl PartitionLog {
         for (i, &base) in bases.iter().enumerate() {
             let segment = match bases.get(i + 1) {
                 Some(&next) => {
-                    let (segment, repair) = Segment::open_sealed(dir, base, next, interval)?;
+                    let (segment, repair) =
+                        Segment::open_sealed(disk.clone(), dir, base, next, interval)?;
                     if let Some(outcome) = repair {
                         let repair = SealedRepair {
                             base_offset: base,
@@ -153,7 +169,8 @@ impl PartitionLog {
                     segment
                 }
                 None => {
-                    let (segment, outcome) = Segment::open_and_recover(dir, base, interval)?;
+                    let (segment, outcome) =
+                        Segment::open_and_recover(disk.clone(), dir, base, interval)?;
                     if outcome.truncated_bytes > 0 {
                         warn!(
                             dir = %dir.display(),
@@ -171,7 +188,7 @@ impl PartitionLog {
             segments.insert(base, segment);
         }
         if segments.is_empty() {
-            segments.insert(0, Segment::create(dir, 0, now_ms)?);
+            segments.insert(0, Segment::create(disk.clone(), dir, 0, now_ms)?);
         }
         // After a kill -9 the active segment's tail may exist only in the
         // page cache. Everything recovered is about to be published and
@@ -179,7 +196,7 @@ impl PartitionLog {
         if let Some(active) = segments.values().next_back() {
             active.sync_all()?;
         }
-        sync_dir(dir)?;
+        disk.sync_dir(dir)?;
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         report.segments = segments.len();
         report.log_end_offset = log_end_offset;
@@ -191,6 +208,7 @@ impl PartitionLog {
             durable_offset: log_end_offset,
             failed: false,
             closed: false,
+            disk,
         };
         report.log_start_offset = log.log_start_offset();
         if report.truncated_bytes > 0 || report.indexes_rebuilt {
@@ -309,8 +327,8 @@ impl PartitionLog {
         if let Some(active) = self.segments.values_mut().next_back() {
             active.seal()?;
         }
-        let segment = Segment::create(&self.dir, base, now_ms)?;
-        sync_dir(&self.dir)?;
+        let segment = Segment::create(self.disk.clone(), &self.dir, base, now_ms)?;
+        self.disk.sync_dir(&self.dir)?;
         Ok(segment)
     }
 
@@ -409,6 +427,8 @@ impl PartitionLog {
         }
         self.segments.values().next_back().map(|s| SyncPoint {
             file: s.log_file(),
+            path: s.log_path().to_path_buf(),
+            disk: self.disk.clone(),
             up_to: self.log_end_offset,
         })
     }
@@ -468,7 +488,7 @@ impl PartitionLog {
         if deleted > 0 {
             // Not needed for safety (a deleted segment that comes back holds
             // valid, older data), but keeps the log start where it was set.
-            sync_dir(&self.dir)?;
+            self.disk.sync_dir(&self.dir)?;
         }
         Ok(deleted)
     }
@@ -519,8 +539,13 @@ impl PartitionLog {
     /// Deletes the whole log directory.
     pub fn delete(self) -> Result<(), StorageError> {
         let dir = self.dir.clone();
+        let disk = self.disk.clone();
         drop(self);
         fs::remove_dir_all(&dir)?;
+        disk.removed(&dir);
+        if let Some(parent) = dir.parent() {
+            disk.sync_dir(parent)?;
+        }
         Ok(())
     }
 
@@ -555,26 +580,7 @@ fn segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
     Ok(bases)
 }
 
-/// fsyncs a directory so that files created or removed in it stay so.
+/// fsyncs a directory on the real disk.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Creates `dir` (and missing parents) so that it survives a power loss:
-/// each directory created is fsynced into its parent.
-pub fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_durably(parent)?;
-    }
-    match fs::create_dir(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
-    }
-    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
-    }
+    RealDisk.sync_dir(dir)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::disk::DiskRef;
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::region::FileRegion;
 
@@ -50,12 +51,13 @@ pub struct Segment {
     bytes_since_index_entry: u64,
     /// A failed append could not be cut back: the file's tail is unknown.
     torn: bool,
+    disk: DiskRef,
 }
 
 impl Segment {
     /// Creates a new, empty segment.
-    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let mut segment = Self::open_files(dir, base_offset, true)?;
+    pub fn create(disk: DiskRef, dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+        let mut segment = Self::open_files(disk, dir, base_offset, true)?;
         segment.rolling_timestamp = now_ms;
         Ok(segment)
     }
@@ -67,12 +69,13 @@ impl Segment {
     /// checks the segment is scanned and its indexes rebuilt instead, and
     /// what the scan found is returned.
     pub fn open_sealed(
+        disk: DiskRef,
         dir: &Path,
         base_offset: i64,
         next_offset: i64,
         index_interval: u64,
     ) -> io::Result<(Segment, Option<ScanOutcome>)> {
-        let mut segment = Self::open_files(dir, base_offset, false)?;
+        let mut segment = Self::open_files(disk, dir, base_offset, false)?;
         segment.next_offset = next_offset;
         if !segment.indexes_look_sound()? {
             let outcome = segment.scan_and_repair(index_interval)?;
@@ -91,18 +94,24 @@ impl Segment {
     /// or corrupt tail and rebuilding the indexes. Used for the active segment
     /// after a restart, and for any segment whose indexes look wrong.
     pub fn open_and_recover(
+        disk: DiskRef,
         dir: &Path,
         base_offset: i64,
         index_interval: u64,
     ) -> io::Result<(Segment, ScanOutcome)> {
-        let mut segment = Self::open_files(dir, base_offset, false)?;
+        let mut segment = Self::open_files(disk, dir, base_offset, false)?;
         let outcome = segment.scan_and_repair(index_interval)?;
         Ok((segment, outcome))
     }
 
     /// Opens the segment's three files (creating them when `create`, which
     /// fails if the log file already exists).
-    fn open_files(dir: &Path, base_offset: i64, create: bool) -> io::Result<Segment> {
+    fn open_files(
+        disk: DiskRef,
+        dir: &Path,
+        base_offset: i64,
+        create: bool,
+    ) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         let log_path = dir.join(format!("{stem}.{LOG_SUFFIX}"));
         let log = OpenOptions::new()
@@ -110,9 +119,16 @@ impl Segment {
             .append(true)
             .create_new(create)
             .open(&log_path)?;
+        if create {
+            disk.created(&log_path);
+        }
         let size = log.metadata()?.len();
-        let offset_index = OffsetIndex::open(&dir.join(format!("{stem}.{INDEX_SUFFIX}")))?;
-        let time_index = TimeIndex::open(&dir.join(format!("{stem}.{TIME_INDEX_SUFFIX}")))?;
+        let offset_index =
+            OffsetIndex::open(disk.clone(), &dir.join(format!("{stem}.{INDEX_SUFFIX}")))?;
+        let time_index = TimeIndex::open(
+            disk.clone(),
+            &dir.join(format!("{stem}.{TIME_INDEX_SUFFIX}")),
+        )?;
         Ok(Segment {
             base_offset,
             log_path,
@@ -125,6 +141,7 @@ impl Segment {
             rolling_timestamp: -1,
             bytes_since_index_entry: 0,
             torn: false,
+            disk,
         })
     }
 
@@ -230,7 +247,7 @@ impl Segment {
         if position < self.size {
             outcome.truncated_bytes = self.size - position;
             self.log.set_len(position)?;
-            self.log.sync_all()?;
+            self.disk.sync_file(&self.log, &self.log_path)?;
             self.size = position;
         }
         if times.last().is_some_and(|t| t.timestamp < max_timestamp) {
@@ -356,9 +373,7 @@ impl Segment {
                 relative_offset: relative,
             })?;
         }
-        self.log.sync_data()?;
-        self.offset_index.sync()?;
-        self.time_index.sync()
+        self.sync_all()
     }
 
     /// Byte position of the first batch whose last offset is at least
@@ -454,7 +469,7 @@ impl Segment {
 
     /// fsyncs the log file and both indexes.
     pub fn sync_all(&self) -> io::Result<()> {
-        self.log.sync_data()?;
+        self.disk.sync_file(&self.log, &self.log_path)?;
         self.offset_index.sync()?;
         self.time_index.sync()
     }
@@ -465,6 +480,10 @@ impl Segment {
         Arc::clone(&self.log)
     }
 
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// Removes the segment's files.
     pub fn delete(self) -> io::Result<()> {
         let offset_path = self.offset_index.path().to_path_buf();
@@ -472,8 +491,12 @@ impl Segment {
         drop(self.offset_index);
         drop(self.time_index);
         fs::remove_file(&self.log_path)?;
+        self.disk.removed(&self.log_path);
         remove_if_present(&offset_path)?;
-        remove_if_present(&time_path)
+        self.disk.removed(&offset_path);
+        remove_if_present(&time_path)?;
+        self.disk.removed(&time_path);
+        Ok(())
     }
 
     pub fn base_offset(&self) -> i64 {
