@@ -96,6 +96,10 @@ pub struct BrokerConfig {
     /// A response that a client does not read within this long closes its
     /// connection, so a stalled reader cannot hold memory or file regions.
     pub connection_write_timeout_ms: u64,
+    /// File descriptors the broker asks for at start (its soft
+    /// RLIMIT_NOFILE); 0 raises it to the hard limit. Every connection and
+    /// every segment's three files take one each.
+    pub max_open_files: u64,
 }
 
 impl Default for BrokerConfig {
@@ -126,6 +130,7 @@ impl Default for BrokerConfig {
             max_partitions: 20_000,
             max_inflight_request_bytes: 256 * 1024 * 1024,
             connection_write_timeout_ms: 60_000,
+            max_open_files: 0,
         }
     }
 }

@@ -375,6 +375,31 @@ fn sendfile_unsupported(error: &std::io::Error) -> bool {
     )
 }
 
+/// Raises the process's open-files limit to `max_open_files` (0: the hard
+/// limit) and returns the limit in force. Failing to raise it is not fatal:
+/// the broker runs with what it has, and says so.
+pub fn raise_open_files_limit(max_open_files: u64) -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = match (max_open_files, limit.maximum) {
+        (0, hard) => hard,
+        (n, Some(hard)) => Some(n.min(hard)),
+        (n, None) => Some(n),
+    };
+    if wanted.is_some() && wanted != limit.current {
+        let raised = Rlimit {
+            current: wanted,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            warn!(error = %e, wanted = ?wanted, "cannot change the open-files limit (max_open_files)");
+        }
+    }
+    let in_force = getrlimit(Resource::Nofile).current;
+    info!(open_files_limit = ?in_force, "open-files limit");
+    in_force
+}
+
 /// Binds the listener and records the address it got in `config.listen`,
 /// so that `--listen HOST:0` picks a free port and advertises it.
 pub async fn bind(config: &mut crate::BrokerConfig) -> std::io::Result<TcpListener> {
