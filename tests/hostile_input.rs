@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use common::raw::{connect, is_closed};
 use common::{wait_until, Broker};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -28,27 +29,6 @@ const INVALID_REQUIRED_ACKS: i16 = 21;
 const UNSUPPORTED_VERSION: i16 = 35;
 const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
 const INVALID_RECORD: i16 = 87;
-
-fn connect(broker: &Broker) -> TcpStream {
-    let stream = TcpStream::connect(broker.bootstrap()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    stream
-}
-
-/// True once the broker has closed the connection.
-fn is_closed(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 1];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => matches!(
-            e.kind(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-        ),
-    }
-}
 
 fn request_bytes<M: Encodable>(
     api_key: i16,

@@ -8,21 +8,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use common::raw::{batch, batch_at, connect, exchange, frame, is_closed, produce, record};
 use common::{wait_until, Broker};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
@@ -86,136 +83,6 @@ fn spawn_producer(
             .expect("producer flush");
         sent
     })
-}
-
-fn connect(broker: &Broker) -> TcpStream {
-    let stream = TcpStream::connect(broker.bootstrap()).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    stream
-}
-
-/// True once the broker has closed the connection.
-fn is_closed(stream: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 1];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => matches!(
-            e.kind(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-        ),
-    }
-}
-
-/// A size-prefixed frame: the request header for `api_key` at `version`
-/// followed by `body`.
-fn frame(api_key: ApiKey, version: i16, body: &[u8]) -> Vec<u8> {
-    let mut header = RequestHeader::default();
-    header.request_api_key = api_key as i16;
-    header.request_api_version = version;
-    header.correlation_id = 7;
-    header.client_id = Some(StrBytes::from_static_str("attacker"));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, api_key.request_header_version(version))
-        .expect("header");
-    buf.extend_from_slice(body);
-    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&buf);
-    out
-}
-
-fn exchange(broker: &Broker, api_key: ApiKey, version: i16, body: &[u8]) -> Bytes {
-    let mut stream = connect(broker);
-    stream
-        .write_all(&frame(api_key, version, body))
-        .expect("send");
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).expect("response size");
-    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut response).expect("response body");
-    let mut response = Bytes::from(response);
-    ResponseHeader::decode(&mut response, api_key.response_header_version(version))
-        .expect("response header");
-    response
-}
-
-/// The error code of a Produce v9 of `records` to partition 0 of `topic`.
-fn produce(broker: &Broker, topic: &str, records: Vec<u8>) -> i16 {
-    let mut data = PartitionProduceData::default();
-    data.index = 0;
-    data.records = Some(records.into());
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = -1;
-    request.timeout_ms = 10_000;
-    request.topic_data = vec![topic_data];
-    let mut body = BytesMut::new();
-    request.encode(&mut body, 9).expect("produce body");
-    let mut response = exchange(broker, ApiKey::Produce, 9, &body);
-    let response = ProduceResponse::decode(&mut response, 9).expect("produce response");
-    response.responses[0].partition_responses[0].error_code
-}
-
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut raw = ((v << 1) ^ (v >> 63)) as u64;
-    while raw >= 0x80 {
-        out.push((raw as u8 & 0x7f) | 0x80);
-        raw >>= 7;
-    }
-    out.push(raw as u8);
-}
-
-/// One record: no key, `value`, and `header_count` as its header count
-/// (whether or not that many headers follow).
-fn record(offset_delta: i64, value: &[u8], header_count: i64) -> Vec<u8> {
-    let mut body = vec![0u8];
-    put_varint(&mut body, 0);
-    put_varint(&mut body, offset_delta);
-    put_varint(&mut body, -1);
-    put_varint(&mut body, value.len() as i64);
-    body.extend_from_slice(value);
-    put_varint(&mut body, header_count);
-    let mut out = Vec::new();
-    put_varint(&mut out, body.len() as i64);
-    out.extend_from_slice(&body);
-    out
-}
-
-/// A magic-2 batch with a correct CRC around a records section as given.
-fn batch(base_offset: i64, attributes: i16, count: i32, section: &[u8]) -> Vec<u8> {
-    batch_at(base_offset, attributes, count, section, 1_700_000_000_000)
-}
-
-fn batch_at(
-    base_offset: i64,
-    attributes: i16,
-    count: i32,
-    section: &[u8],
-    timestamp: i64,
-) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&base_offset.to_be_bytes());
-    b.extend_from_slice(&((49 + section.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
-    b.push(2); // magic
-    b.extend_from_slice(&[0; 4]); // crc, below
-    b.extend_from_slice(&attributes.to_be_bytes());
-    b.extend_from_slice(&(count - 1).to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&(-1i64).to_be_bytes());
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.extend_from_slice(&count.to_be_bytes());
-    b.extend_from_slice(section);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -358,10 +225,7 @@ fn offset_for_time(broker: &Broker, topic: &str, timestamp: i64) -> (i16, i64) {
     let mut request = ListOffsetsRequest::default();
     request.replica_id = BrokerId(-1);
     request.topics = vec![list_topic];
-    let mut body = BytesMut::new();
-    request.encode(&mut body, 7).expect("list offsets body");
-    let mut response = exchange(broker, ApiKey::ListOffsets, 7, &body);
-    let response = ListOffsetsResponse::decode(&mut response, 7).expect("list offsets response");
+    let response: ListOffsetsResponse = exchange(broker, ApiKey::ListOffsets, 7, &request);
     let partition = &response.topics[0].partitions[0];
     (partition.error_code, partition.offset)
 }
