@@ -163,11 +163,17 @@ impl Segment {
             return Ok(false);
         }
         if let Some(last) = self.offset_index.last() {
-            match self.header_at(u64::from(last.position)) {
-                Ok(Some(h))
-                    if h.base_offset == self.base_offset + i64::from(last.relative_offset) => {}
+            // The last indexed batch must be where the index says, and the
+            // batches after it must end exactly at the end of the file and
+            // at the next segment's base offset: a sealed segment cut short
+            // or grown (a bad disk, a careless copy) fails here, at the
+            // cost of reading a few headers.
+            let expected = self.base_offset + i64::from(last.relative_offset);
+            match self.tail_is_whole(u64::from(last.position), expected) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
                 Err(e) if e.kind() != io::ErrorKind::InvalidData => return Err(e),
-                _ => return Ok(false),
+                Err(_) => return Ok(false),
             }
         }
         let times = self.time_index.entries();
@@ -176,6 +182,23 @@ impl Segment {
         });
         let times_in_bounds = times.iter().all(|e| i64::from(e.relative_offset) < span);
         Ok(times_ordered && times_in_bounds)
+    }
+
+    /// Whether the batches from `position` (where the batch at `offset`
+    /// starts) follow each other with contiguous offsets up to exactly the
+    /// end of the file and the segment's next offset.
+    fn tail_is_whole(&self, mut position: u64, mut offset: i64) -> io::Result<bool> {
+        while position < self.size {
+            let Some(header) = self.header_at(position)? else {
+                return Ok(false);
+            };
+            if header.base_offset != offset {
+                return Ok(false);
+            }
+            position += header.total_size() as u64;
+            offset = header.next_offset();
+        }
+        Ok(position == self.size && offset == self.next_offset)
     }
 
     /// Reads every batch from the start, validating each one; cuts the file
