@@ -18,8 +18,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+
+use sluice_storage::{records, BatchHeader};
 
 use crate::connection::Connection;
 
@@ -412,32 +414,64 @@ impl Client {
             &format!("fetching '{topic}' partition {partition}"),
         )?;
         let mut records = Vec::new();
-        if let Some(mut bytes) = data.records.clone() {
-            while bytes.len() >= 61 {
+        if let Some(bytes) = data.records.clone() {
+            let mut rest = &bytes[..];
+            while let Ok(header) = BatchHeader::parse(rest) {
                 // A batch cut off at the end of the response is skipped; the
                 // next fetch starts at it.
-                let length = i32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-                if length < 0 || bytes.len() < 12 + length as usize {
+                let Some(whole) = rest.get(..header.total_size()) else {
                     break;
-                }
-                let set = RecordBatchDecoder::decode(&mut bytes)
-                    .context("cannot decode a fetched record batch")?;
-                records.extend(
-                    set.records
-                        .into_iter()
-                        .filter(|r| !r.control && r.offset >= offset)
-                        .map(|r| ConsumedRecord {
-                            partition,
-                            offset: r.offset,
-                            timestamp: r.timestamp,
-                            key: r.key,
-                            value: r.value,
-                        }),
-                );
+                };
+                decode_batch(whole, partition, offset, &mut records)?;
+                rest = &rest[header.total_size()..];
             }
         }
         Ok((records, data.high_watermark))
     }
+}
+
+/// Largest size a fetched batch may inflate to in this client.
+const MAX_INFLATED_BATCH: usize = 256 * 1024 * 1024;
+
+/// Appends the data records of one whole batch at or after `from` to `out`,
+/// with the same bounded decoding the broker uses: a hostile or damaged
+/// batch is an error, never an allocation sized by a count it claims.
+fn decode_batch(
+    batch: &[u8],
+    partition: i32,
+    from: i64,
+    out: &mut Vec<ConsumedRecord>,
+) -> Result<()> {
+    let header = sluice_storage::batch::validate(batch).context("invalid fetched batch")?;
+    if header.is_control() {
+        return Ok(());
+    }
+    let codec = records::Codec::from_id(header.compression())?;
+    let section = records::inflate(
+        codec,
+        &batch[sluice_storage::batch::HEADER_SIZE..],
+        MAX_INFLATED_BATCH,
+    )?;
+    for record in records::Records::new(&section, header.records_count) {
+        let record = record.context("cannot decode a fetched record")?;
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        if offset < from {
+            continue;
+        }
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.saturating_add(record.timestamp_delta)
+        };
+        out.push(ConsumedRecord {
+            partition,
+            offset,
+            timestamp,
+            key: record.key.map(Bytes::copy_from_slice),
+            value: record.value.map(Bytes::copy_from_slice),
+        });
+    }
+    Ok(())
 }
 
 fn topic_name(name: &str) -> TopicName {
