@@ -26,7 +26,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         return Ok(());
     }
     init_logging();
-    server::raise_open_files_limit(config.max_open_files);
+    server::raise_open_files_limit(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")

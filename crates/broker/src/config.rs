@@ -458,4 +458,23 @@ mod tests {
         std::fs::write(&path, "fsnyc = \"interval\"\n").expect("write");
         assert!(BrokerConfig::load(Some(&path)).is_err());
     }
+
+    #[test]
+    fn limits_that_could_never_be_met_are_refused() {
+        let too_small_budget = BrokerConfig {
+            max_inflight_request_bytes: 1024,
+            ..BrokerConfig::default()
+        };
+        assert!(too_small_budget.validate().is_err());
+        let inflation_below_batches = BrokerConfig {
+            max_uncompressed_batch_bytes: 10,
+            ..BrokerConfig::default()
+        };
+        assert!(inflation_below_batches.validate().is_err());
+        let no_topics = BrokerConfig {
+            max_topics: 0,
+            ..BrokerConfig::default()
+        };
+        assert!(no_topics.validate().is_err());
+    }
 }

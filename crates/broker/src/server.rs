@@ -377,8 +377,10 @@ fn sendfile_unsupported(error: &std::io::Error) -> bool {
 
 /// Raises the process's open-files limit to `max_open_files` (0: the hard
 /// limit) and returns the limit in force. Failing to raise it is not fatal:
-/// the broker runs with what it has, and says so.
-pub fn raise_open_files_limit(max_open_files: u64) -> Option<u64> {
+/// the broker runs with what it has, and says so, as it does when the
+/// limit is below what `max_partitions` and `max_connections` could need.
+pub fn raise_open_files_limit(config: &crate::BrokerConfig) -> Option<u64> {
+    let max_open_files = config.max_open_files;
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
     let wanted = match (max_open_files, limit.maximum) {
@@ -397,6 +399,19 @@ pub fn raise_open_files_limit(max_open_files: u64) -> Option<u64> {
     }
     let in_force = getrlimit(Resource::Nofile).current;
     info!(open_files_limit = ?in_force, "open-files limit");
+    // Each partition keeps at least its active segment's three files open.
+    let needed = (config.max_partitions as u64)
+        .saturating_mul(3)
+        .saturating_add(config.max_connections as u64);
+    if let Some(limit) = in_force.filter(|&l| l < needed) {
+        warn!(
+            open_files_limit = limit,
+            needed,
+            "the open-files limit is below what max_partitions and max_connections can use; \
+             creating partitions or accepting connections will fail near it (raise the hard \
+             limit, or lower max_partitions)"
+        );
+    }
     in_force
 }
 
