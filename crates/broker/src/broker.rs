@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::config::{BrokerConfig, FsyncPolicy};
 use crate::error::{BrokerError, Result};
+use crate::group::GroupCoordinator;
 use crate::metadata::{ClusterState, MetadataCommand, MetadataStore, PartitionMeta, TopicMeta};
 use crate::partition::{partition_dir, Partition, PartitionRef};
 use crate::topic_config;
@@ -34,6 +35,8 @@ pub struct Broker {
     admin: Mutex<()>,
     /// Woken whenever a high watermark advances, for long-polling fetches.
     pub data_arrived: Notify,
+    /// Consumer groups and their committed offsets.
+    pub groups: GroupCoordinator,
     /// Held open with an exclusive lock so that a second broker cannot use
     /// the same data directory.
     _dir_lock: std::fs::File,
@@ -72,15 +75,19 @@ impl Broker {
             cluster_id = %state.cluster_id,
             "opened data directory"
         );
-        Ok(Broker {
+        let groups = GroupCoordinator::new(&config);
+        let broker = Broker {
             config,
             disk,
             metadata,
             partitions: RwLock::new(partitions),
             admin: Mutex::new(()),
             data_arrived: Notify::new(),
+            groups,
             _dir_lock: dir_lock,
-        })
+        };
+        broker.groups.load(&broker);
+        Ok(broker)
     }
 
     pub fn state(&self) -> Arc<ClusterState> {
@@ -274,6 +281,11 @@ impl Broker {
 
     /// Deletes a topic: removes it from the metadata, then its data.
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta> {
+        if crate::group::is_internal_topic(name) {
+            return Err(BrokerError::InvalidTopic(format!(
+                "'{name}' is internal and cannot be deleted"
+            )));
+        }
         crate::blocking::disk_work(|| {
             let _admin = self.admin_lock();
             let topic = self.topic(name)?;
@@ -445,6 +457,16 @@ impl Broker {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { return };
                 let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
+            }
+        });
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            // Group deadlines (sessions, rebalances) are checked this often.
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                broker.groups.tick();
             }
         });
         if self.config.fsync == FsyncPolicy::Interval {

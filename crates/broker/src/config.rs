@@ -100,6 +100,23 @@ pub struct BrokerConfig {
     /// RLIMIT_NOFILE); 0 raises it to the hard limit. Every connection and
     /// every segment's three files take one each.
     pub max_open_files: u64,
+    /// Shortest session timeout a group member may ask for.
+    pub group_min_session_timeout_ms: u64,
+    /// Longest session timeout a group member may ask for.
+    pub group_max_session_timeout_ms: u64,
+    /// A new group waits this long after its first member joins (extended
+    /// by each member that joins meanwhile) before its first rebalance
+    /// completes, so that members started together land in one generation.
+    /// Kafka's default is 3000 ms; 300 ms settles a group of three members
+    /// started together in well under a second.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Most members a group may have (GROUP_MAX_SIZE_REACHED above).
+    pub group_max_size: usize,
+    /// Partitions of the internal `__consumer_offsets` topic, created on
+    /// first use; a group lives on one of them.
+    pub offsets_topic_partitions: i32,
+    /// Longest metadata string a committed offset may carry.
+    pub offset_metadata_max_bytes: usize,
 }
 
 impl Default for BrokerConfig {
@@ -131,6 +148,12 @@ impl Default for BrokerConfig {
             max_inflight_request_bytes: 256 * 1024 * 1024,
             connection_write_timeout_ms: 60_000,
             max_open_files: 0,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 300,
+            group_max_size: 1000,
+            offsets_topic_partitions: 50,
+            offset_metadata_max_bytes: 4096,
         }
     }
 }
@@ -280,6 +303,23 @@ impl BrokerConfig {
         if self.connection_write_timeout_ms == 0 {
             return invalid("connection_write_timeout_ms", "must be at least 1");
         }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return invalid(
+                "group_min_session_timeout_ms",
+                "must not exceed group_max_session_timeout_ms",
+            );
+        }
+        if self.group_max_size == 0 {
+            return invalid("group_max_size", "must be at least 1");
+        }
+        if self.offsets_topic_partitions < 1
+            || self.offsets_topic_partitions as usize > self.max_partitions_per_topic
+        {
+            return invalid(
+                "offsets_topic_partitions",
+                "must be between 1 and max_partitions_per_topic",
+            );
+        }
         Ok(())
     }
 
@@ -402,6 +442,36 @@ impl BrokerConfig {
                 "queued.max.request.bytes",
                 self.max_inflight_request_bytes.to_string(),
                 d.max_inflight_request_bytes.to_string(),
+            ),
+            setting(
+                "group.initial.rebalance.delay.ms",
+                self.group_initial_rebalance_delay_ms.to_string(),
+                d.group_initial_rebalance_delay_ms.to_string(),
+            ),
+            setting(
+                "group.min.session.timeout.ms",
+                self.group_min_session_timeout_ms.to_string(),
+                d.group_min_session_timeout_ms.to_string(),
+            ),
+            setting(
+                "group.max.session.timeout.ms",
+                self.group_max_session_timeout_ms.to_string(),
+                d.group_max_session_timeout_ms.to_string(),
+            ),
+            setting(
+                "group.max.size",
+                self.group_max_size.to_string(),
+                d.group_max_size.to_string(),
+            ),
+            setting(
+                "offsets.topic.num.partitions",
+                self.offsets_topic_partitions.to_string(),
+                d.offsets_topic_partitions.to_string(),
+            ),
+            setting(
+                "offset.metadata.max.bytes",
+                self.offset_metadata_max_bytes.to_string(),
+                d.offset_metadata_max_bytes.to_string(),
             ),
             setting(
                 "num.recovery.threads.per.data.dir",

@@ -53,6 +53,32 @@ pub enum BrokerError {
     UnknownLeaderEpoch,
     #[error("this broker cannot serve the request: {0}")]
     UnsupportedVersion(String),
+    #[error("{0}")]
+    InvalidGroupId(String),
+    #[error("the coordinator does not know this member")]
+    UnknownMemberId,
+    #[error("generation {0} is not the group's generation {1}")]
+    IllegalGeneration(i32, i32),
+    #[error("the group is rebalancing; rejoin")]
+    RebalanceInProgress,
+    #[error("join again with member id {0}")]
+    MemberIdRequired(String),
+    #[error("another member holds group.instance.id '{0}'")]
+    FencedInstanceId(String),
+    #[error("{0}")]
+    InconsistentGroupProtocol(String),
+    #[error("{0}")]
+    InvalidSessionTimeout(String),
+    #[error("the group has reached group_max_size ({0})")]
+    GroupMaxSizeReached(usize),
+    #[error("the group has members")]
+    NonEmptyGroup,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("offset metadata of {size} bytes exceeds offset_metadata_max_bytes ({max})")]
+    OffsetMetadataTooLarge { size: usize, max: usize },
+    #[error("the group coordinator is not available")]
+    CoordinatorNotAvailable,
     #[error("storage error: {0}")]
     Storage(String),
     #[error("metadata store error: {0}")]
@@ -88,6 +114,19 @@ impl BrokerError {
             FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
             UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
             UnsupportedVersion(_) => ResponseError::UnsupportedVersion,
+            InvalidGroupId(_) => ResponseError::InvalidGroupId,
+            UnknownMemberId => ResponseError::UnknownMemberId,
+            IllegalGeneration(..) => ResponseError::IllegalGeneration,
+            RebalanceInProgress => ResponseError::RebalanceInProgress,
+            MemberIdRequired(_) => ResponseError::MemberIdRequired,
+            FencedInstanceId(_) => ResponseError::FencedInstanceId,
+            InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
+            InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
+            GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
+            NonEmptyGroup => ResponseError::NonEmptyGroup,
+            GroupIdNotFound => ResponseError::GroupIdNotFound,
+            OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
+            CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             Storage(_) => ResponseError::KafkaStorageError,
             Metadata(_) => ResponseError::UnknownServerError,
         }

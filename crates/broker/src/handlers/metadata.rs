@@ -123,6 +123,7 @@ pub fn describe_topic(topic: &TopicMeta, with_operations: bool) -> MetadataRespo
     let mut out = MetadataResponseTopic::default();
     out.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     out.topic_id = topic.id;
+    out.is_internal = crate::group::is_internal_topic(&topic.name);
     out.partitions = topic
         .partitions
         .iter()

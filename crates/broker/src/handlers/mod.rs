@@ -13,14 +13,24 @@ use crate::server::{decode_body, encode_body, EncodedBody, RequestContext};
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_topic_partitions;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 /// Every API this broker implements, with the versions it implements.
 /// Minimums follow what Kafka 4.x still accepts (KIP-896).
@@ -36,6 +46,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 2, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -97,6 +117,40 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
         ),
         ApiKey::DescribeTopicPartitions => reply(
             describe_topic_partitions::handle(broker, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::FindCoordinator => reply(
+            find_coordinator::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::JoinGroup => reply(
+            join_group::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::SyncGroup => reply(
+            sync_group::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::Heartbeat => reply(heartbeat::handle(broker, decode_body(request, body)?), v),
+        ApiKey::LeaveGroup => reply(
+            leave_group::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::OffsetCommit => reply(
+            offset_commit::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::OffsetFetch => reply(
+            offset_fetch::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::ListGroups => reply(list_groups::handle(broker, decode_body(request, body)?), v),
+        ApiKey::DescribeGroups => reply(
+            describe_groups::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::DeleteGroups => reply(
+            delete_groups::handle(broker, decode_body(request, body)?).await,
             v,
         ),
         other => Err(format!("no handler for {other:?}")),

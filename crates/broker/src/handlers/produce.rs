@@ -113,12 +113,21 @@ pub async fn handle(
 /// The topic's name, from its id on versions that send ids. A missing topic
 /// named by the producer is auto-created if the broker allows it.
 fn resolve_topic(broker: &Broker, version: i16, name: &str, id: uuid::Uuid) -> Result<String> {
-    if version >= FIRST_VERSION_WITH_TOPIC_IDS {
-        return broker
+    let by_id;
+    let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+        by_id = broker
             .state()
             .topic_by_id(id)
             .map(|t| t.name.clone())
-            .ok_or(BrokerError::UnknownTopicId);
+            .ok_or(BrokerError::UnknownTopicId)?;
+        &by_id
+    } else {
+        name
+    };
+    if crate::group::is_internal_topic(name) {
+        return Err(BrokerError::InvalidTopic(format!(
+            "'{name}' is internal; only the broker writes to it"
+        )));
     }
     if broker.state().topic(name).is_some() {
         return Ok(name.to_string());

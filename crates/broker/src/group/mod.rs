@@ -1,0 +1,562 @@
+//! The group coordinator: consumer groups (classic protocol, see
+//! `classic.rs`) and their committed offsets.
+//!
+//! Offsets are durable in the internal topic `__consumer_offsets`, a log
+//! like any other (same fsync policy, same crash recovery). A group lives
+//! on the partition Kafka would choose (`records::partition_for`), so that
+//! replication can later move coordinators with partition leadership. On
+//! start the coordinator replays every partition of the topic; the latest
+//! value of each key wins and tombstones delete.
+//!
+//! Not yet: compaction of `__consumer_offsets` (it grows with every
+//! commit until retention), group metadata records (after a broker restart
+//! members rejoin), offset expiry for empty groups.
+
+pub mod classic;
+pub mod records;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use tracing::{info, warn};
+
+use crate::broker::{now_ms, Broker};
+use crate::error::{BrokerError, Result};
+use classic::{ClassicGroup, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply};
+pub use records::{CommittedOffset, OffsetKey};
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Topics the broker keeps for itself: clients may read them but not
+/// produce to or delete them.
+pub fn is_internal_topic(name: &str) -> bool {
+    name == OFFSETS_TOPIC
+}
+
+/// Group ids Kafka refuses: empty ones.
+fn check_group_id(group: &str) -> Result<()> {
+    if group.is_empty() {
+        return Err(BrokerError::InvalidGroupId("the group id is empty".into()));
+    }
+    Ok(())
+}
+
+/// A group and its offsets.
+#[derive(Debug)]
+struct GroupEntry {
+    classic: ClassicGroup,
+    /// Committed offsets, each with the `__consumer_offsets` offset that
+    /// stored it, so that commits completing out of order keep the latest.
+    offsets: BTreeMap<(String, i32), (i64, CommittedOffset)>,
+}
+
+impl GroupEntry {
+    fn new(id: &str) -> GroupEntry {
+        GroupEntry {
+            classic: ClassicGroup::new(id),
+            offsets: BTreeMap::new(),
+        }
+    }
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<classic::MemberView>,
+}
+
+/// Committed offsets by topic, then partition (None: nothing committed).
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+/// One offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetToCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub value: CommittedOffset,
+}
+
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, GroupEntry>>,
+    limits: GroupLimits,
+    offsets_partitions: i32,
+    metadata_max_bytes: usize,
+}
+
+/// Who is committing: a member of a given generation, or a simple
+/// (generation -1, no member) commit.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub generation: i32,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: &crate::BrokerConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            limits: GroupLimits {
+                min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+                max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+                initial_rebalance_delay: Duration::from_millis(
+                    config.group_initial_rebalance_delay_ms,
+                ),
+                max_size: config.group_max_size,
+            },
+            offsets_partitions: config.offsets_topic_partitions,
+            metadata_max_bytes: config.offset_metadata_max_bytes,
+        }
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<String, GroupEntry>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rebuilds the offsets from `__consumer_offsets`, if it exists.
+    pub fn load(&self, broker: &Broker) {
+        let partitions = broker.topic_partitions(OFFSETS_TOPIC);
+        let mut groups = self.groups();
+        let mut applied = 0usize;
+        for partition in partitions {
+            let log = partition.log();
+            let mut offset = log.log_start_offset();
+            let end = log.log_end_offset();
+            while offset < end {
+                let bytes = match log.read(offset, 1 << 20, end, true) {
+                    Ok(bytes) if !bytes.is_empty() => bytes,
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(partition = partition.index, error = %e, "cannot read {OFFSETS_TOPIC}");
+                        break;
+                    }
+                };
+                let mut rest = &bytes[..];
+                while let Ok(header) = sluice_storage::BatchHeader::parse(rest) {
+                    let Some(batch) = rest.get(..header.total_size()) else {
+                        break;
+                    };
+                    applied += apply_batch(&mut groups, batch);
+                    offset = header.next_offset();
+                    rest = &rest[header.total_size()..];
+                }
+            }
+        }
+        if applied > 0 {
+            info!(
+                records = applied,
+                groups = groups.len(),
+                "loaded committed offsets"
+            );
+        }
+    }
+
+    /// Makes sure `__consumer_offsets` exists (Kafka creates it on first use).
+    pub fn ensure_offsets_topic(&self, broker: &Broker) -> Result<()> {
+        if broker.state().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        match broker.create_topic(OFFSETS_TOPIC, self.offsets_partitions, 1, BTreeMap::new()) {
+            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn join(&self, group: &str, request: JoinRequest) -> Result<JoinReply> {
+        check_group_id(group)?;
+        let mut groups = self.groups();
+        let entry = groups
+            .entry(group.to_string())
+            .or_insert_with(|| GroupEntry::new(group));
+        Ok(entry.classic.join(request, &self.limits, Instant::now()))
+    }
+
+    pub fn sync(
+        &self,
+        group: &str,
+        member: &Committer,
+        protocol: (Option<&str>, Option<&str>),
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<SyncReply> {
+        check_group_id(group)?;
+        let mut groups = self.groups();
+        let entry = groups.get_mut(group).ok_or(BrokerError::UnknownMemberId)?;
+        Ok(entry.classic.sync(
+            &member.member_id,
+            member.instance_id.as_deref(),
+            member.generation,
+            protocol,
+            assignments,
+        ))
+    }
+
+    pub fn heartbeat(&self, group: &str, member: &Committer) -> Result<()> {
+        check_group_id(group)?;
+        let mut groups = self.groups();
+        let entry = groups.get_mut(group).ok_or(BrokerError::UnknownMemberId)?;
+        entry.classic.heartbeat(
+            &member.member_id,
+            member.instance_id.as_deref(),
+            member.generation,
+            Instant::now(),
+        )
+    }
+
+    pub fn leave(&self, group: &str, member_id: &str, instance_id: Option<&str>) -> Result<()> {
+        check_group_id(group)?;
+        let mut groups = self.groups();
+        let entry = groups.get_mut(group).ok_or(BrokerError::UnknownMemberId)?;
+        entry
+            .classic
+            .leave(member_id, instance_id, &self.limits, Instant::now())
+    }
+
+    /// Applies timeouts to every group.
+    pub fn tick(&self) {
+        let now = Instant::now();
+        for entry in self.groups().values_mut() {
+            entry.classic.tick(&self.limits, now);
+        }
+    }
+
+    pub fn list(&self) -> Vec<GroupListing> {
+        let groups = self.groups();
+        let mut out: Vec<GroupListing> = groups
+            .values()
+            .filter(|e| e.classic.state() != GroupState::Dead)
+            .map(|e| GroupListing {
+                group_id: e.classic.id.clone(),
+                protocol_type: e.classic.protocol_type().unwrap_or_default().to_string(),
+                state: e.classic.state(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe(&self, group: &str) -> Option<GroupDescription> {
+        let groups = self.groups();
+        let entry = groups.get(group)?;
+        Some(GroupDescription {
+            state: entry.classic.state(),
+            protocol_type: entry
+                .classic
+                .protocol_type()
+                .unwrap_or_default()
+                .to_string(),
+            protocol: entry.classic.protocol().unwrap_or_default().to_string(),
+            members: entry.classic.members(),
+        })
+    }
+
+    /// Checks that `committer` may commit for `group` now.
+    fn check_committer(&self, group: &str, committer: &Committer) -> Result<()> {
+        check_group_id(group)?;
+        let groups = self.groups();
+        let Some(entry) = groups.get(group) else {
+            return if committer.generation < 0 {
+                Ok(())
+            } else {
+                Err(BrokerError::IllegalGeneration(committer.generation, 0))
+            };
+        };
+        let classic = &entry.classic;
+        match classic.state() {
+            GroupState::Dead => Err(BrokerError::CoordinatorNotAvailable),
+            _ if committer.generation < 0 && committer.member_id.is_empty() => {
+                if classic.is_empty() {
+                    Ok(())
+                } else {
+                    Err(BrokerError::UnknownMemberId)
+                }
+            }
+            GroupState::CompletingRebalance => Err(BrokerError::RebalanceInProgress),
+            _ if !classic.has_member(&committer.member_id) => Err(BrokerError::UnknownMemberId),
+            _ if committer.generation != classic.generation() => Err(
+                BrokerError::IllegalGeneration(committer.generation, classic.generation()),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Commits offsets: checks the committer, appends the records to the
+    /// group's partition of `__consumer_offsets`, waits until they are
+    /// durable under the fsync policy, then makes them visible. Per-offset
+    /// results, in order.
+    pub async fn commit(
+        &self,
+        broker: &Broker,
+        group: &str,
+        committer: &Committer,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<Result<()>>> {
+        self.check_committer(group, committer)?;
+        self.ensure_offsets_topic(broker)?;
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let size = o.value.metadata.as_deref().map_or(0, str::len);
+            let outcome = if size > self.metadata_max_bytes {
+                Err(BrokerError::OffsetMetadataTooLarge {
+                    size,
+                    max: self.metadata_max_bytes,
+                })
+            } else if broker.partition(&o.topic, o.partition).is_none() {
+                Err(BrokerError::UnknownTopicOrPartition)
+            } else {
+                Ok(())
+            };
+            if outcome.is_ok() {
+                accepted.push(o);
+            }
+            results.push(outcome);
+        }
+        if accepted.is_empty() {
+            return Ok(results);
+        }
+        let records: Vec<(OffsetKey, Option<CommittedOffset>)> = accepted
+            .into_iter()
+            .map(|o| {
+                let key = OffsetKey {
+                    group: group.to_string(),
+                    topic: o.topic,
+                    partition: o.partition,
+                };
+                (key, Some(o.value))
+            })
+            .collect();
+        let stored = self.append(broker, group, &records).await;
+        if let Err(e) = stored {
+            // Every accepted offset failed with the storage error.
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(e.clone());
+            }
+            return Ok(results);
+        }
+        Ok(results)
+    }
+
+    /// Appends offset records (None: a tombstone) for `group`, waits for
+    /// durability, then applies them to the in-memory state.
+    async fn append(
+        &self,
+        broker: &Broker,
+        group: &str,
+        records: &[(OffsetKey, Option<CommittedOffset>)],
+    ) -> Result<()> {
+        let index = records::partition_for(group, self.offsets_partitions);
+        let partition = broker
+            .partition(OFFSETS_TOPIC, index)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let batch = encode_batch(records)?;
+        let info = partition.append(batch, now_ms())?;
+        broker
+            .commit_append(&partition, info.last_offset + 1)
+            .await?;
+        let mut groups = self.groups();
+        let entry = groups
+            .entry(group.to_string())
+            .or_insert_with(|| GroupEntry::new(group));
+        for (i, (key, value)) in records.iter().enumerate() {
+            apply_offset(entry, info.base_offset + i as i64, key, value.clone());
+        }
+        Ok(())
+    }
+
+    /// The committed offset of each requested partition (all of the
+    /// group's when `wanted` is None).
+    pub fn fetch_offsets(
+        &self,
+        group: &str,
+        wanted: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<FetchedOffsets> {
+        check_group_id(group)?;
+        let groups = self.groups();
+        let entry = groups.get(group);
+        let lookup = |topic: &str, partition: i32| {
+            entry
+                .and_then(|e| e.offsets.get(&(topic.to_string(), partition)))
+                .map(|(_, v)| v.clone())
+        };
+        Ok(match wanted {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let found = partitions
+                        .into_iter()
+                        .map(|p| (p, lookup(&topic, p)))
+                        .collect();
+                    (topic, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                if let Some(e) = entry {
+                    for ((topic, partition), (_, value)) in &e.offsets {
+                        by_topic
+                            .entry(topic.clone())
+                            .or_default()
+                            .push((*partition, Some(value.clone())));
+                    }
+                }
+                by_topic.into_iter().collect()
+            }
+        })
+    }
+
+    /// Deletes an empty group and its offsets.
+    pub async fn delete_group(&self, broker: &Broker, group: &str) -> Result<()> {
+        check_group_id(group)?;
+        let keys: Vec<OffsetKey> = {
+            let groups = self.groups();
+            let entry = groups.get(group).ok_or(BrokerError::GroupIdNotFound)?;
+            if entry.classic.state() == GroupState::Dead {
+                return Err(BrokerError::GroupIdNotFound);
+            }
+            if !entry.classic.is_empty() {
+                return Err(BrokerError::NonEmptyGroup);
+            }
+            entry
+                .offsets
+                .keys()
+                .map(|(topic, partition)| OffsetKey {
+                    group: group.to_string(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                })
+                .collect()
+        };
+        if !keys.is_empty() {
+            let tombstones: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
+            self.append(broker, group, &tombstones).await?;
+        }
+        let mut groups = self.groups();
+        if let Some(mut entry) = groups.remove(group) {
+            entry.classic.mark_dead();
+        }
+        Ok(())
+    }
+}
+
+fn apply_offset(
+    entry: &mut GroupEntry,
+    log_offset: i64,
+    key: &OffsetKey,
+    value: Option<CommittedOffset>,
+) {
+    let slot = (key.topic.clone(), key.partition);
+    if entry
+        .offsets
+        .get(&slot)
+        .is_some_and(|(at, _)| *at > log_offset)
+    {
+        return;
+    }
+    match value {
+        Some(v) => {
+            entry.offsets.insert(slot, (log_offset, v));
+        }
+        None => {
+            entry.offsets.remove(&slot);
+        }
+    }
+}
+
+/// Applies one stored batch of offset records; returns how many applied.
+fn apply_batch(groups: &mut HashMap<String, GroupEntry>, batch: &[u8]) -> usize {
+    use sluice_storage::records::{inflate, Codec, Records};
+    let Ok(header) = sluice_storage::batch::validate(batch) else {
+        return 0;
+    };
+    let Ok(codec) = Codec::from_id(header.compression()) else {
+        return 0;
+    };
+    let Ok(section) = inflate(
+        codec,
+        &batch[sluice_storage::batch::HEADER_SIZE..],
+        64 << 20,
+    ) else {
+        return 0;
+    };
+    let mut applied = 0;
+    for record in Records::new(&section, header.records_count) {
+        let Ok(record) = record else {
+            warn!("a damaged record batch in {OFFSETS_TOPIC}; skipping the rest of it");
+            break;
+        };
+        let Some(key) = record.key.and_then(records::decode_key) else {
+            continue;
+        };
+        let value = match record.value {
+            Some(v) => match records::decode_value(v) {
+                Some(v) => Some(v),
+                None => continue,
+            },
+            None => None,
+        };
+        let entry = groups
+            .entry(key.group.clone())
+            .or_insert_with(|| GroupEntry::new(&key.group));
+        apply_offset(
+            entry,
+            header.base_offset + i64::from(record.offset_delta),
+            &key,
+            value,
+        );
+        applied += 1;
+    }
+    applied
+}
+
+/// One uncompressed batch holding the records.
+fn encode_batch(records: &[(OffsetKey, Option<CommittedOffset>)]) -> Result<Vec<u8>> {
+    let now = now_ms();
+    let encoded: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now,
+            key: Some(records::encode_key(key)),
+            value: value.as_ref().map(records::encode_value),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &encoded,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| BrokerError::Storage(format!("cannot encode offset records: {e}")))?;
+    Ok(buf.to_vec())
+}

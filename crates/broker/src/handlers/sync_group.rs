@@ -1,0 +1,54 @@
+//! SyncGroup: the leader hands in the assignment; every member gets its
+//! part once the leader's has arrived.
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::group::Committer;
+use crate::server::RequestContext;
+
+pub async fn handle(
+    broker: &Broker,
+    request: &RequestContext,
+    body: SyncGroupRequest,
+) -> SyncGroupResponse {
+    let member = Committer {
+        member_id: body.member_id.to_string(),
+        instance_id: body.group_instance_id.map(|s| s.to_string()),
+        generation: body.generation_id,
+    };
+    let protocol_type = body.protocol_type.as_ref().map(|s| s.to_string());
+    let protocol_name = body.protocol_name.as_ref().map(|s| s.to_string());
+    let assignments = body
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let outcome = match broker.groups.sync(
+        &body.group_id.0,
+        &member,
+        (protocol_type.as_deref(), protocol_name.as_deref()),
+        assignments,
+    ) {
+        Ok(reply) => reply
+            .await
+            .unwrap_or(Err(BrokerError::CoordinatorNotAvailable)),
+        Err(e) => Err(e),
+    };
+    let mut response = SyncGroupResponse::default();
+    match outcome {
+        Ok(assignment) => {
+            response.assignment = assignment;
+            if request.version >= 5 {
+                if let Some(description) = broker.groups.describe(&body.group_id.0) {
+                    response.protocol_type = Some(StrBytes::from_string(description.protocol_type));
+                    response.protocol_name = Some(StrBytes::from_string(description.protocol));
+                }
+            }
+        }
+        Err(e) => response.error_code = e.code(),
+    }
+    response
+}
