@@ -8,9 +8,10 @@
 //! start the coordinator replays every partition of the topic; the latest
 //! value of each key wins and tombstones delete.
 //!
-//! Not yet: compaction of `__consumer_offsets` (it grows with every
-//! commit until retention), group metadata records (after a broker restart
-//! members rejoin), offset expiry for empty groups.
+//! Not yet: compaction of `__consumer_offsets` (it is kept whole, with
+//! `retention.ms=-1`, so it grows with every commit), group metadata
+//! records (after a broker restart members rejoin), offset expiry for
+//! empty groups.
 
 pub mod classic;
 pub mod records;
@@ -173,7 +174,13 @@ impl GroupCoordinator {
         if broker.state().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        match broker.create_topic(OFFSETS_TOPIC, self.offsets_partitions, 1, BTreeMap::new()) {
+        // Until the topic is compacted, retention must never delete a
+        // commit that is still the latest for its partition: keep it all.
+        let configs = BTreeMap::from([
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
+        ]);
+        match broker.create_topic(OFFSETS_TOPIC, self.offsets_partitions, 1, configs) {
             Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
             Err(e) => Err(e),
         }
