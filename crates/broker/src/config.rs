@@ -112,6 +112,9 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: u64,
     /// Most members a group may have (GROUP_MAX_SIZE_REACHED above).
     pub group_max_size: usize,
+    /// Most groups the coordinator holds; a new one beyond gets
+    /// POLICY_VIOLATION.
+    pub max_groups: usize,
     /// Partitions of the internal `__consumer_offsets` topic, created on
     /// first use; a group lives on one of them.
     pub offsets_topic_partitions: i32,
@@ -152,6 +155,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 300,
             group_max_size: 1000,
+            max_groups: 100_000,
             offsets_topic_partitions: 50,
             offset_metadata_max_bytes: 4096,
         }
@@ -311,6 +315,9 @@ impl BrokerConfig {
         }
         if self.group_max_size == 0 {
             return invalid("group_max_size", "must be at least 1");
+        }
+        if self.max_groups == 0 {
+            return invalid("max_groups", "must be at least 1");
         }
         if self.offsets_topic_partitions < 1
             || self.offsets_topic_partitions as usize > self.max_partitions_per_topic

@@ -179,6 +179,12 @@ impl ClassicGroup {
         self.members.is_empty()
     }
 
+    /// Empty, with no member ids handed out and waiting: nothing would be
+    /// lost if the group were forgotten.
+    pub fn is_idle(&self) -> bool {
+        self.state == GroupState::Empty && self.members.is_empty() && self.pending_ids.is_empty()
+    }
+
     pub fn has_member(&self, member_id: &str) -> bool {
         self.members.contains_key(member_id)
     }

@@ -99,6 +99,7 @@ pub struct GroupCoordinator {
     limits: GroupLimits,
     offsets_partitions: i32,
     metadata_max_bytes: usize,
+    max_groups: usize,
 }
 
 /// Who is committing: a member of a given generation, or a simple
@@ -124,6 +125,7 @@ impl GroupCoordinator {
             },
             offsets_partitions: config.offsets_topic_partitions,
             metadata_max_bytes: config.offset_metadata_max_bytes,
+            max_groups: config.max_groups,
         }
     }
 
@@ -189,6 +191,7 @@ impl GroupCoordinator {
     pub fn join(&self, group: &str, request: JoinRequest) -> Result<JoinReply> {
         check_group_id(group)?;
         let mut groups = self.groups();
+        self.check_room_for(&groups, group)?;
         let entry = groups
             .entry(group.to_string())
             .or_insert_with(|| GroupEntry::new(group));
@@ -235,12 +238,15 @@ impl GroupCoordinator {
             .leave(member_id, instance_id, &self.limits, Instant::now())
     }
 
-    /// Applies timeouts to every group.
+    /// Applies timeouts to every group, and forgets groups with neither
+    /// members nor offsets (as Kafka lets them die).
     pub fn tick(&self) {
         let now = Instant::now();
-        for entry in self.groups().values_mut() {
+        let mut groups = self.groups();
+        for entry in groups.values_mut() {
             entry.classic.tick(&self.limits, now);
         }
+        groups.retain(|_, e| !(e.classic.is_idle() && e.offsets.is_empty()));
     }
 
     pub fn list(&self) -> Vec<GroupListing> {
@@ -273,10 +279,23 @@ impl GroupCoordinator {
         })
     }
 
+    /// Refuses a new group beyond `max_groups`: each one holds memory.
+    fn check_room_for(&self, groups: &HashMap<String, GroupEntry>, group: &str) -> Result<()> {
+        if groups.len() >= self.max_groups && !groups.contains_key(group) {
+            return Err(BrokerError::PolicyViolation(format!(
+                "the broker holds {} groups; max_groups is {}",
+                groups.len(),
+                self.max_groups
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks that `committer` may commit for `group` now.
     fn check_committer(&self, group: &str, committer: &Committer) -> Result<()> {
         check_group_id(group)?;
         let groups = self.groups();
+        self.check_room_for(&groups, group)?;
         let Some(entry) = groups.get(group) else {
             return if committer.generation < 0 {
                 Ok(())
