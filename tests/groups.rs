@@ -195,3 +195,161 @@ fn committed_offsets_survive_a_broker_kill_9() {
     assert_eq!(seen[0].2, 120, "resumed at the committed offset");
     assert_eq!(seen[0].3, "value-120");
 }
+
+/// A kafka-python group member in its own process, so that it can be
+/// killed without leaving the group.
+struct PythonMember {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl PythonMember {
+    fn spawn(broker: &Broker, topic: &str, group: &str) -> PythonMember {
+        use std::io::BufRead;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/run.sh");
+        let mut child = std::process::Command::new("bash")
+            .arg(script)
+            .args(["group-member", &broker.bootstrap(), topic, group])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the kafka-python member");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        PythonMember { child, lines }
+    }
+
+    fn values(&self) -> BTreeSet<String> {
+        let lines = self.lines.lock().expect("lines");
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("RECORD "))
+            .filter_map(|l| l.split(' ').nth(2).map(str::to_string))
+            .collect()
+    }
+
+    fn assignment(&self) -> Option<BTreeSet<i32>> {
+        let lines = self.lines.lock().expect("lines");
+        let last = lines
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("ASSIGNED "))?;
+        Some(last.split(',').filter_map(|p| p.parse().ok()).collect())
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PythonMember {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// kafka-python, a client that shares no code with librdkafka: two members
+/// share four partitions; one is killed with SIGKILL (no LeaveGroup), and
+/// after its session times out the other owns every partition and reads
+/// what the dead one left, so that nothing is skipped.
+#[test]
+fn a_killed_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
+    let broker = Broker::start();
+    create_topic(&broker, "shared", 4);
+    produce(&broker, "shared", 0..400);
+    let mut a = PythonMember::spawn(&broker, "shared", "pyg");
+    let b = PythonMember::spawn(&broker, "shared", "pyg");
+    let all_of = |range: std::ops::Range<usize>, a: &PythonMember, b: &PythonMember| {
+        let seen: BTreeSet<String> = a.values().union(&b.values()).cloned().collect();
+        range
+            .into_iter()
+            .all(|i| seen.contains(&format!("value-{i}")))
+    };
+    common::wait_until(
+        "two members, two partitions each",
+        Duration::from_secs(120),
+        || {
+            a.assignment().is_some_and(|p| p.len() == 2)
+                && b.assignment().is_some_and(|p| p.len() == 2)
+                && all_of(0..400, &a, &b)
+        },
+    );
+    let (mine, theirs) = (a.assignment(), b.assignment());
+    assert!(mine.zip(theirs).is_some_and(|(x, y)| x.is_disjoint(&y)));
+
+    a.kill9();
+    produce(&broker, "shared", 400..800);
+    common::wait_until(
+        "the survivor owns everything",
+        Duration::from_secs(120),
+        || b.assignment() == Some((0..4).collect()) && all_of(0..800, &a, &b),
+    );
+}
+
+/// Bad commits get their Kafka error codes and a log line, and change
+/// nothing: the group's offsets are what the good commits left.
+#[test]
+fn bad_commits_are_refused_and_leave_the_offsets_alone() {
+    use common::raw::exchange;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{
+        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+        OffsetFetchResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+
+    let broker = Broker::start();
+    create_topic(&broker, "books", 2);
+    let commit = |generation: i32, partition: i32, offset: i64, metadata: &str| -> i16 {
+        let mut p = OffsetCommitRequestPartition::default();
+        p.partition_index = partition;
+        p.committed_offset = offset;
+        p.committed_metadata = Some(StrBytes::from_string(metadata.to_string()));
+        let mut t = OffsetCommitRequestTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("books"));
+        t.partitions = vec![p];
+        let mut request = OffsetCommitRequest::default();
+        request.group_id = GroupId(StrBytes::from_static_str("auditors"));
+        request.generation_id_or_member_epoch = generation;
+        request.topics = vec![t];
+        let response: OffsetCommitResponse = exchange(&broker, ApiKey::OffsetCommit, 8, &request);
+        response.topics[0].partitions[0].error_code
+    };
+    assert_eq!(commit(-1, 0, 17, "ok"), 0, "a simple commit");
+    // A member that does not exist, as Kafka answers it.
+    assert_eq!(commit(5, 0, 99, ""), UNKNOWN_MEMBER_ID);
+    assert_eq!(commit(-1, 7, 99, ""), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(
+        commit(-1, 0, 99, &"m".repeat(5000)),
+        OFFSET_METADATA_TOO_LARGE
+    );
+
+    let mut t = OffsetFetchRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("books"));
+    t.partition_indexes = vec![0, 1];
+    let mut request = OffsetFetchRequest::default();
+    request.group_id = GroupId(StrBytes::from_static_str("auditors"));
+    request.topics = Some(vec![t]);
+    let response: OffsetFetchResponse = exchange(&broker, ApiKey::OffsetFetch, 7, &request);
+    let partitions = &response.topics[0].partitions;
+    assert_eq!(partitions[0].committed_offset, 17);
+    assert_eq!(partitions[0].metadata.as_deref(), Some("ok"));
+    assert_eq!(partitions[1].committed_offset, -1);
+    assert!(broker.log().contains("offset commit rejected"));
+}

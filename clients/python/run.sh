@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Run the kafka-python round-trip test: run.sh BOOTSTRAP TOPIC COUNT
+# or one consumer group member:          run.sh group-member BOOTSTRAP TOPIC GROUP
 # Creates clients/python/.venv on first use and installs requirements.txt
 # into it (again whenever requirements.txt changes).
 set -euo pipefail
@@ -8,8 +9,13 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv"
 PYTHON="${PYTHON:-python3}"
 
+script="roundtrip.py"
+if [[ "${1:-}" == "group-member" ]]; then
+    script="group_member.py"
+    shift
+fi
 if [[ $# -ne 3 ]]; then
-    echo "usage: $0 BOOTSTRAP TOPIC COUNT" >&2
+    echo "usage: $0 BOOTSTRAP TOPIC COUNT | $0 group-member BOOTSTRAP TOPIC GROUP" >&2
     exit 2
 fi
 
@@ -24,4 +30,4 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 
-exec "$VENV/bin/python" "$HERE/roundtrip.py" "$@"
+exec "$VENV/bin/python" "$HERE/$script" "$@"

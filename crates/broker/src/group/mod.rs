@@ -370,6 +370,7 @@ impl GroupCoordinator {
             .collect();
         let stored = self.append(broker, group, &records).await;
         if let Err(e) = stored {
+            warn!(group, error = %e, "storing committed offsets failed");
             // Every accepted offset failed with the storage error.
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(e.clone());
@@ -566,7 +567,10 @@ fn encode_batch(records: &[(OffsetKey, Option<CommittedOffset>)]) -> Result<Vec<
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder keeps records in one batch only while offset
+            // minus sequence stays constant; the first sequence (-1, no
+            // producer id) is the batch's base sequence.
+            sequence: i as i32 - 1,
             timestamp: now,
             key: Some(records::encode_key(key)),
             value: value.as_ref().map(records::encode_value),
@@ -585,4 +589,31 @@ fn encode_batch(records: &[(OffsetKey, Option<CommittedOffset>)]) -> Result<Vec<
     )
     .map_err(|e| BrokerError::Storage(format!("cannot encode offset records: {e}")))?;
     Ok(buf.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_batches_pass_the_producer_checks() {
+        let records: Vec<_> = (0..3)
+            .map(|p| {
+                let key = OffsetKey {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: p,
+                };
+                let value = CommittedOffset {
+                    offset: 10,
+                    leader_epoch: -1,
+                    metadata: Some(String::new()),
+                    commit_timestamp_ms: 0,
+                };
+                (key, Some(value))
+            })
+            .collect();
+        let batch = encode_batch(&records).expect("encode");
+        sluice_storage::ProducedBatch::new(batch, 1 << 20).expect("valid");
+    }
 }

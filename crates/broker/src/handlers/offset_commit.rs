@@ -6,6 +6,8 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use tracing::warn;
+
 use crate::broker::{now_ms, Broker};
 use crate::group::{CommittedOffset, Committer, OffsetToCommit};
 use crate::server::RequestContext;
@@ -45,6 +47,16 @@ pub async fn handle(
         .groups
         .commit(broker, &body.group_id.0, &committer, offsets)
         .await;
+    match &results {
+        Err(e) => {
+            warn!(peer = %request.peer, group = %body.group_id.0, error = %e, "offset commit rejected")
+        }
+        Ok(per_offset) => {
+            if let Some(e) = per_offset.iter().find_map(|r| r.as_ref().err()) {
+                warn!(peer = %request.peer, group = %body.group_id.0, error = %e, "offset commit partly rejected");
+            }
+        }
+    }
     let mut codes = match &results {
         Ok(per_offset) => per_offset
             .iter()
