@@ -196,23 +196,46 @@ fn committed_offsets_survive_a_broker_kill_9() {
     assert_eq!(seen[0].3, "value-120");
 }
 
-/// A kafka-python group member in its own process, so that it can be
-/// killed without leaving the group.
-struct PythonMember {
+/// A group member in its own process (kafka-python's or the Java
+/// client's), so that it can be killed without leaving the group. Both
+/// print the same lines: `ASSIGNED p,…`, `REVOKED p,…`, `RECORD p o value`.
+struct Member {
     child: std::process::Child,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-impl PythonMember {
-    fn spawn(broker: &Broker, topic: &str, group: &str) -> PythonMember {
-        use std::io::BufRead;
+impl Member {
+    fn python(broker: &Broker, topic: &str, group: &str) -> Member {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/run.sh");
-        let mut child = std::process::Command::new("bash")
+        let mut command = std::process::Command::new("bash");
+        command
             .arg(script)
-            .args(["group-member", &broker.bootstrap(), topic, group])
+            .args(["group-member", &broker.bootstrap(), topic, group]);
+        Member::spawn(command)
+    }
+
+    fn java(
+        jar: &std::path::Path,
+        broker: &Broker,
+        topic: &str,
+        group: &str,
+        mode: &str,
+    ) -> Member {
+        let mut command = std::process::Command::new("java");
+        command
+            .arg("-cp")
+            .arg(jar)
+            .arg("dev.sluice.GroupMember")
+            .args([broker.bootstrap().as_str(), topic, group, mode]);
+        Member::spawn(command)
+    }
+
+    fn spawn(mut command: std::process::Command) -> Member {
+        use std::io::BufRead;
+        let mut child = command
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("start the kafka-python member");
+            .expect("start a group member");
         let stdout = child.stdout.take().expect("stdout");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = std::sync::Arc::clone(&lines);
@@ -224,12 +247,15 @@ impl PythonMember {
                 sink.lock().expect("lines").push(line);
             }
         });
-        PythonMember { child, lines }
+        Member { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
     }
 
     fn values(&self) -> BTreeSet<String> {
-        let lines = self.lines.lock().expect("lines");
-        lines
+        self.lines()
             .iter()
             .filter_map(|l| l.strip_prefix("RECORD "))
             .filter_map(|l| l.split(' ').nth(2).map(str::to_string))
@@ -237,12 +263,12 @@ impl PythonMember {
     }
 
     fn assignment(&self) -> Option<BTreeSet<i32>> {
-        let lines = self.lines.lock().expect("lines");
+        let lines = self.lines();
         let last = lines
             .iter()
             .rev()
             .find_map(|l| l.strip_prefix("ASSIGNED "))?;
-        Some(last.split(',').filter_map(|p| p.parse().ok()).collect())
+        Some(partition_set(last))
     }
 
     fn kill9(&mut self) {
@@ -251,48 +277,125 @@ impl PythonMember {
     }
 }
 
-impl Drop for PythonMember {
+impl Drop for Member {
     fn drop(&mut self) {
         self.kill9();
     }
 }
 
-/// kafka-python, a client that shares no code with librdkafka: two members
-/// share four partitions; one is killed with SIGKILL (no LeaveGroup), and
-/// after its session times out the other owns every partition and reads
-/// what the dead one left, so that nothing is skipped.
-#[test]
-fn a_killed_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
-    let broker = Broker::start();
-    create_topic(&broker, "shared", 4);
-    produce(&broker, "shared", 0..400);
-    let mut a = PythonMember::spawn(&broker, "shared", "pyg");
-    let b = PythonMember::spawn(&broker, "shared", "pyg");
-    let all_of = |range: std::ops::Range<usize>, a: &PythonMember, b: &PythonMember| {
-        let seen: BTreeSet<String> = a.values().union(&b.values()).cloned().collect();
-        range
-            .into_iter()
-            .all(|i| seen.contains(&format!("value-{i}")))
-    };
+fn partition_set(list: &str) -> BTreeSet<i32> {
+    list.split(',').filter_map(|p| p.parse().ok()).collect()
+}
+
+/// Every value `value-i` for i in `range` was read by one of `members`.
+fn all_read(range: std::ops::Range<usize>, members: &[&Member]) -> bool {
+    let seen: BTreeSet<String> = members.iter().flat_map(|m| m.values()).collect();
+    range
+        .into_iter()
+        .all(|i| seen.contains(&format!("value-{i}")))
+}
+
+/// Two members share four partitions; one is killed with SIGKILL (no
+/// LeaveGroup), and after its session times out the other owns every
+/// partition and reads what the dead one left, so that nothing is skipped.
+fn killed_member_hands_over(broker: &Broker, mut a: Member, b: Member, topic: &str) {
     common::wait_until(
         "two members, two partitions each",
         Duration::from_secs(120),
         || {
             a.assignment().is_some_and(|p| p.len() == 2)
                 && b.assignment().is_some_and(|p| p.len() == 2)
-                && all_of(0..400, &a, &b)
+                && all_read(0..400, &[&a, &b])
         },
     );
     let (mine, theirs) = (a.assignment(), b.assignment());
     assert!(mine.zip(theirs).is_some_and(|(x, y)| x.is_disjoint(&y)));
-
     a.kill9();
-    produce(&broker, "shared", 400..800);
+    produce(broker, topic, 400..800);
     common::wait_until(
         "the survivor owns everything",
         Duration::from_secs(120),
-        || b.assignment() == Some((0..4).collect()) && all_of(0..800, &a, &b),
+        || b.assignment() == Some((0..4).collect()) && all_read(0..800, &[&a, &b]),
     );
+}
+
+/// kafka-python, a client that shares no code with librdkafka.
+#[test]
+fn a_killed_python_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
+    let broker = Broker::start();
+    create_topic(&broker, "shared", 4);
+    produce(&broker, "shared", 0..400);
+    let a = Member::python(&broker, "shared", "pyg");
+    let b = Member::python(&broker, "shared", "pyg");
+    killed_member_hands_over(&broker, a, b, "shared");
+}
+
+/// The Java client with its defaults (classic protocol, range then
+/// cooperative-sticky assignors).
+#[test]
+fn a_killed_java_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
+    let jar = common::java_client_jar();
+    let broker = Broker::start();
+    create_topic(&broker, "shared", 4);
+    produce(&broker, "shared", 0..400);
+    let a = Member::java(&jar, &broker, "shared", "jg", "default");
+    let b = Member::java(&jar, &broker, "shared", "jg", "default");
+    killed_member_hands_over(&broker, a, b, "shared");
+}
+
+/// With the cooperative-sticky assignor a third member joining takes
+/// partitions from the others without revoking any they keep.
+#[test]
+fn a_cooperative_rebalance_moves_only_the_partitions_it_must() {
+    let jar = common::java_client_jar();
+    let broker = Broker::start();
+    create_topic(&broker, "coop", 6);
+    produce(&broker, "coop", 0..300);
+    let a = Member::java(&jar, &broker, "coop", "cg", "cooperative");
+    let b = Member::java(&jar, &broker, "coop", "cg", "cooperative");
+    common::wait_until(
+        "two members, three partitions each",
+        Duration::from_secs(120),
+        || {
+            a.assignment().is_some_and(|p| p.len() == 3)
+                && b.assignment().is_some_and(|p| p.len() == 3)
+        },
+    );
+    let before = [a.assignment(), b.assignment()];
+    let marks = [a.lines().len(), b.lines().len()];
+    let c = Member::java(&jar, &broker, "coop", "cg", "cooperative");
+    common::wait_until(
+        "three members, two partitions each",
+        Duration::from_secs(120),
+        || {
+            [&a, &b, &c]
+                .iter()
+                .all(|m| m.assignment().is_some_and(|p| p.len() == 2))
+        },
+    );
+    for ((member, before), mark) in [&a, &b].into_iter().zip(before).zip(marks) {
+        let before = before.expect("an assignment");
+        let after = member.assignment().expect("an assignment");
+        let revoked: BTreeSet<i32> = member.lines()[mark..]
+            .iter()
+            .filter_map(|l| l.strip_prefix("REVOKED "))
+            .flat_map(partition_set)
+            .collect();
+        let moved: BTreeSet<i32> = before.difference(&after).copied().collect();
+        assert_eq!(
+            revoked, moved,
+            "only the partitions that moved were revoked"
+        );
+        assert!(
+            after.is_subset(&before),
+            "a member of the old generation gained a partition"
+        );
+    }
+    let union: BTreeSet<i32> = [&a, &b, &c]
+        .iter()
+        .flat_map(|m| m.assignment().unwrap_or_default())
+        .collect();
+    assert_eq!(union, (0..6).collect());
 }
 
 /// Bad commits get their Kafka error codes and a log line, and change

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::Broker;
@@ -29,26 +29,9 @@ fn run(what: &str, command: &mut Command) -> String {
     stdout
 }
 
-fn java_client_jar() -> PathBuf {
-    let project = repo().join("clients/java");
-    run(
-        "building the Java client test with Maven",
-        Command::new("mvn")
-            .args(["-B", "-q", "package", "-DskipTests"])
-            .current_dir(&project),
-    );
-    let jar = project.join("target/sluice-java-client-tests.jar");
-    assert!(
-        Path::new(&jar).exists(),
-        "Maven did not produce {}",
-        jar.display()
-    );
-    jar
-}
-
 #[test]
 fn java_client_round_trip() {
-    let jar = java_client_jar();
+    let jar = common::java_client_jar();
     let broker = Broker::start();
     let out = run(
         "the Java client round trip",

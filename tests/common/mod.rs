@@ -173,3 +173,27 @@ pub fn sluice(args: &[&str], stdin: Option<&str>) -> String {
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
+
+/// Builds the Java client tests (`clients/java`) with Maven once per test
+/// binary and returns the jar with its dependencies.
+pub fn java_client_jar() -> PathBuf {
+    static JAR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    JAR.get_or_init(|| {
+        let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/java");
+        let output = Command::new("mvn")
+            .args(["-B", "-q", "package", "-DskipTests"])
+            .current_dir(&project)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run Maven (needed for the Java client tests): {e}"));
+        assert!(
+            output.status.success(),
+            "building the Java client tests with Maven failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let jar = project.join("target/sluice-java-client-tests.jar");
+        assert!(jar.exists(), "Maven did not produce {}", jar.display());
+        jar
+    })
+    .clone()
+}
