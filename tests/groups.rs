@@ -221,12 +221,24 @@ impl Member {
         group: &str,
         mode: &str,
     ) -> Member {
+        Member::java_static(jar, broker, topic, group, mode, None)
+    }
+
+    fn java_static(
+        jar: &std::path::Path,
+        broker: &Broker,
+        topic: &str,
+        group: &str,
+        mode: &str,
+        instance_id: Option<&str>,
+    ) -> Member {
         let mut command = std::process::Command::new("java");
         command
             .arg("-cp")
             .arg(jar)
             .arg("dev.sluice.GroupMember")
-            .args([broker.bootstrap().as_str(), topic, group, mode]);
+            .args([broker.bootstrap().as_str(), topic, group, mode])
+            .args(instance_id);
         Member::spawn(command)
     }
 
@@ -396,6 +408,52 @@ fn a_cooperative_rebalance_moves_only_the_partitions_it_must() {
         .flat_map(|m| m.assignment().unwrap_or_default())
         .collect();
     assert_eq!(union, (0..6).collect());
+}
+
+/// A static member (group.instance.id) killed and restarted within its
+/// session timeout gets its partitions back, and the other member is not
+/// disturbed: no rebalance, nothing revoked.
+#[test]
+fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance() {
+    let jar = common::java_client_jar();
+    let broker = Broker::start();
+    create_topic(&broker, "static", 4);
+    produce(&broker, "static", 0..100);
+    let start = |id: &str| Member::java_static(&jar, &broker, "static", "sg", "default", Some(id));
+    let mut w1 = start("worker-1");
+    let w2 = start("worker-2");
+    common::wait_until(
+        "two static members, two partitions each",
+        Duration::from_secs(120),
+        || {
+            w1.assignment().is_some_and(|p| p.len() == 2)
+                && w2.assignment().is_some_and(|p| p.len() == 2)
+        },
+    );
+    let (mine, theirs) = (w1.assignment(), w2.assignment());
+    let mark = w2.lines().len();
+    w1.kill9();
+    let w1 = start("worker-1");
+    common::wait_until(
+        "the restarted member's assignment",
+        Duration::from_secs(60),
+        || w1.assignment().is_some_and(|p| !p.is_empty()),
+    );
+    assert_eq!(
+        w1.assignment(),
+        mine,
+        "the static member got other partitions"
+    );
+    assert_eq!(w2.assignment(), theirs);
+    let disturbed: Vec<String> = w2.lines()[mark..]
+        .iter()
+        .filter(|l| !l.starts_with("RECORD "))
+        .cloned()
+        .collect();
+    assert!(
+        disturbed.is_empty(),
+        "the other member saw a rebalance: {disturbed:?}"
+    );
 }
 
 /// Bad commits get their Kafka error codes and a log line, and change

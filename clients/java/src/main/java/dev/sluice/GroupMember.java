@@ -21,13 +21,14 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  * subscribing consumer, for tests that start, stop and kill members.
  *
  * <p>Usage: {@code java -cp sluice-java-client-tests.jar dev.sluice.GroupMember
- * BOOTSTRAP TOPIC GROUP [default|eager|cooperative]}
+ * BOOTSTRAP TOPIC GROUP [default|eager|cooperative] [INSTANCE_ID]}
  *
  * <p>Client defaults, except: offsets are committed synchronously after each
  * poll that returned records (so that a kill loses no commit it claimed),
  * reading starts at the earliest offset, and the session timeout is 6 s.
  * "eager" uses only the RangeAssignor, "cooperative" only the
- * CooperativeStickyAssignor. Prints, flushed as they happen:
+ * CooperativeStickyAssignor; INSTANCE_ID makes it a static member
+ * ({@code group.instance.id}). Prints, flushed as they happen:
  * {@code REVOKED p,...}, {@code ASSIGNED p,...} (the whole assignment after
  * each change) and {@code RECORD partition offset value}. Runs until killed.
  */
@@ -44,8 +45,9 @@ public final class GroupMember {
     }
 
     public static void main(String[] args) {
-        if (args.length < 3 || args.length > 4) {
-            System.err.println("usage: GroupMember BOOTSTRAP TOPIC GROUP [default|eager|cooperative]");
+        if (args.length < 3 || args.length > 5) {
+            System.err.println(
+                    "usage: GroupMember BOOTSTRAP TOPIC GROUP [default|eager|cooperative] [INSTANCE_ID]");
             System.exit(2);
         }
         Properties props = new Properties();
@@ -57,7 +59,10 @@ public final class GroupMember {
         props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        String mode = args.length == 4 ? args[3] : "default";
+        String mode = args.length >= 4 ? args[3] : "default";
+        if (args.length == 5) {
+            props.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, args[4]);
+        }
         if (mode.equals("eager")) {
             props.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, RangeAssignor.class.getName());
         } else if (mode.equals("cooperative")) {
