@@ -464,16 +464,20 @@ fn bad_commits_are_refused_and_leave_the_offsets_alone() {
     use kafka_protocol::messages::offset_commit_request::{
         OffsetCommitRequestPartition, OffsetCommitRequestTopic,
     };
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
     use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
     use kafka_protocol::messages::{
-        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-        OffsetFetchResponse, TopicName,
+        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+        OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
     };
     use kafka_protocol::protocol::StrBytes;
 
     const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     const OFFSET_METADATA_TOO_LARGE: i16 = 12;
     const UNKNOWN_MEMBER_ID: i16 = 25;
+    const GROUP_ID_NOT_FOUND: i16 = 69;
 
     let broker = Broker::start();
     create_topic(&broker, "books", 2);
@@ -513,4 +517,23 @@ fn bad_commits_are_refused_and_leave_the_offsets_alone() {
     assert_eq!(partitions[0].metadata.as_deref(), Some("ok"));
     assert_eq!(partitions[1].committed_offset, -1);
     assert!(broker.log().contains("offset commit rejected"));
+
+    // OffsetDelete: the empty group's offset goes; a missing group is named.
+    let delete = |group: &'static str| -> OffsetDeleteResponse {
+        let mut p = OffsetDeleteRequestPartition::default();
+        p.partition_index = 0;
+        let mut t = OffsetDeleteRequestTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("books"));
+        t.partitions = vec![p];
+        let mut request = OffsetDeleteRequest::default();
+        request.group_id = GroupId(StrBytes::from_static_str(group));
+        request.topics = vec![t];
+        exchange(&broker, ApiKey::OffsetDelete, 0, &request)
+    };
+    assert_eq!(delete("nobody-here").error_code, GROUP_ID_NOT_FOUND);
+    let deleted = delete("auditors");
+    assert_eq!(deleted.error_code, 0);
+    assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
+    let response: OffsetFetchResponse = exchange(&broker, ApiKey::OffsetFetch, 7, &request);
+    assert_eq!(response.topics[0].partitions[0].committed_offset, -1);
 }

@@ -75,6 +75,8 @@ pub enum BrokerError {
     NonEmptyGroup,
     #[error("the group does not exist")]
     GroupIdNotFound,
+    #[error("the group is subscribed to topic '{0}'")]
+    GroupSubscribedToTopic(String),
     #[error("offset metadata of {size} bytes exceeds offset_metadata_max_bytes ({max})")]
     OffsetMetadataTooLarge { size: usize, max: usize },
     #[error("the group coordinator is not available")]
@@ -125,6 +127,7 @@ impl BrokerError {
             GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached,
             NonEmptyGroup => ResponseError::NonEmptyGroup,
             GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupSubscribedToTopic(_) => ResponseError::GroupSubscribedToTopic,
             OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
             CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             Storage(_) => ResponseError::KafkaStorageError,

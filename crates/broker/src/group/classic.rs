@@ -179,6 +179,23 @@ impl ClassicGroup {
         self.members.is_empty()
     }
 
+    /// Whether any member's subscription (consumer protocol metadata for
+    /// the group's protocol) names `topic`. A subscription that cannot be
+    /// read counts as naming it, so that nothing in use is deleted.
+    pub fn is_subscribed_to(&self, topic: &str) -> bool {
+        if self.members.is_empty() {
+            return false;
+        }
+        let protocol = self.protocol.clone().unwrap_or_default();
+        self.members.values().any(|m| {
+            if self.protocol_type.as_deref() != Some("consumer") {
+                return true;
+            }
+            subscribed_topics(&m.metadata_for(&protocol))
+                .is_none_or(|topics| topics.iter().any(|t| t == topic))
+        })
+    }
+
     /// Empty, with no member ids handed out and waiting: nothing would be
     /// lost if the group were forgotten.
     pub fn is_idle(&self) -> bool {
@@ -825,6 +842,22 @@ impl ClassicGroup {
     }
 }
 
+/// The topics of a consumer protocol subscription (version i16, then an
+/// array of strings), or None if the bytes are not one.
+fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut rest = metadata.get(2..)?;
+    let count = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    rest = &rest[4..];
+    let mut topics = Vec::new();
+    for _ in 0..count.max(0) {
+        let len = usize::try_from(i16::from_be_bytes(rest.get(..2)?.try_into().ok()?)).ok()?;
+        let name = rest.get(2..2 + len)?;
+        topics.push(String::from_utf8(name.to_vec()).ok()?);
+        rest = &rest[2 + len..];
+    }
+    Some(topics)
+}
+
 fn reply<T>(slot: &mut Option<oneshot::Sender<Result<T>>>, value: Result<T>) {
     if let Some(tx) = slot.take() {
         let _ = tx.send(value);
@@ -1041,6 +1074,21 @@ mod tests {
             outcomes.iter().all(|o| o.generation == 1),
             "one generation for all three"
         );
+    }
+
+    #[test]
+    fn consumer_subscriptions_are_read_without_trusting_their_counts() {
+        let mut metadata = vec![0, 1, 0, 0, 0, 2];
+        for topic in ["orders", "audit"] {
+            metadata.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+            metadata.extend_from_slice(topic.as_bytes());
+        }
+        assert_eq!(
+            subscribed_topics(&metadata),
+            Some(vec!["orders".to_string(), "audit".to_string()])
+        );
+        assert_eq!(subscribed_topics(&[0, 1, 0x7f, 0xff, 0xff, 0xff]), None);
+        assert_eq!(subscribed_topics(&[0]), None);
     }
 
     #[test]

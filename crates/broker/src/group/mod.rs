@@ -449,6 +449,46 @@ impl GroupCoordinator {
         })
     }
 
+    /// OffsetDelete: removes committed offsets of topics the group does not
+    /// subscribe to. Per-partition results, in order.
+    pub async fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<Result<()>>> {
+        check_group_id(group)?;
+        let (results, keys) = {
+            let groups = self.groups();
+            let entry = groups.get(group).ok_or(BrokerError::GroupIdNotFound)?;
+            if entry.classic.state() == GroupState::Dead {
+                return Err(BrokerError::GroupIdNotFound);
+            }
+            let mut results = Vec::new();
+            let mut keys = Vec::new();
+            for (topic, partition) in partitions {
+                if entry.classic.is_subscribed_to(&topic) {
+                    results.push(Err(BrokerError::GroupSubscribedToTopic(topic)));
+                    continue;
+                }
+                if entry.offsets.contains_key(&(topic.clone(), partition)) {
+                    keys.push(OffsetKey {
+                        group: group.to_string(),
+                        topic,
+                        partition,
+                    });
+                }
+                results.push(Ok(()));
+            }
+            (results, keys)
+        };
+        if !keys.is_empty() {
+            let tombstones: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
+            self.append(broker, group, &tombstones).await?;
+        }
+        Ok(results)
+    }
+
     /// Deletes an empty group and its offsets.
     pub async fn delete_group(&self, broker: &Broker, group: &str) -> Result<()> {
         check_group_id(group)?;

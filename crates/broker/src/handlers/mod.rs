@@ -28,6 +28,7 @@ pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
+pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
@@ -56,6 +57,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -151,6 +153,10 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
         ),
         ApiKey::DeleteGroups => reply(
             delete_groups::handle(broker, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::OffsetDelete => reply(
+            offset_delete::handle(broker, decode_body(request, body)?).await,
             v,
         ),
         other => Err(format!("no handler for {other:?}")),
