@@ -469,6 +469,24 @@ impl Broker {
                 broker.groups.tick();
             }
         });
+        let weak = Arc::downgrade(self);
+        let period = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { return };
+                let retention_ms = broker
+                    .config
+                    .offsets_retention_minutes
+                    .saturating_mul(60_000);
+                broker
+                    .groups
+                    .expire_offsets(&broker, retention_ms, now_ms())
+                    .await;
+            }
+        });
         if self.config.fsync == FsyncPolicy::Interval {
             let weak = Arc::downgrade(self);
             let period = Duration::from_millis(self.config.fsync_interval_ms);

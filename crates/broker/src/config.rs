@@ -120,6 +120,11 @@ pub struct BrokerConfig {
     pub offsets_topic_partitions: i32,
     /// Longest metadata string a committed offset may carry.
     pub offset_metadata_max_bytes: usize,
+    /// Committed offsets of a group with no members expire this long after
+    /// their last commit (Kafka's offsets.retention.minutes, 7 days).
+    pub offsets_retention_minutes: i64,
+    /// How often expired offsets are looked for.
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -158,6 +163,8 @@ impl Default for BrokerConfig {
             max_groups: 100_000,
             offsets_topic_partitions: 50,
             offset_metadata_max_bytes: 4096,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
         }
     }
 }
@@ -315,6 +322,12 @@ impl BrokerConfig {
         }
         if self.group_max_size == 0 {
             return invalid("group_max_size", "must be at least 1");
+        }
+        if self.offsets_retention_minutes < 1 {
+            return invalid("offsets_retention_minutes", "must be at least 1");
+        }
+        if self.offsets_retention_check_interval_ms == 0 {
+            return invalid("offsets_retention_check_interval_ms", "must be at least 1");
         }
         if self.max_groups == 0 {
             return invalid("max_groups", "must be at least 1");
@@ -474,6 +487,11 @@ impl BrokerConfig {
                 "offsets.topic.num.partitions",
                 self.offsets_topic_partitions.to_string(),
                 d.offsets_topic_partitions.to_string(),
+            ),
+            setting(
+                "offsets.retention.minutes",
+                self.offsets_retention_minutes.to_string(),
+                d.offsets_retention_minutes.to_string(),
             ),
             setting(
                 "offset.metadata.max.bytes",

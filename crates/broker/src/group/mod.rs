@@ -10,8 +10,7 @@
 //!
 //! Not yet: compaction of `__consumer_offsets` (it is kept whole, with
 //! `retention.ms=-1`, so it grows with every commit), group metadata
-//! records (after a broker restart members rejoin), offset expiry for
-//! empty groups.
+//! records (after a broker restart members rejoin).
 
 pub mod classic;
 pub mod records;
@@ -487,6 +486,46 @@ impl GroupCoordinator {
             self.append(broker, group, &tombstones).await?;
         }
         Ok(results)
+    }
+
+    /// Expires the committed offsets of empty groups that were last
+    /// committed more than `retention_ms` ago (Kafka's
+    /// offsets.retention.minutes, KIP-211: a group with members keeps its
+    /// offsets). Returns how many offsets expired.
+    pub async fn expire_offsets(&self, broker: &Broker, retention_ms: i64, now_ms: i64) -> usize {
+        let expired: Vec<(String, Vec<OffsetKey>)> = {
+            let groups = self.groups();
+            groups
+                .iter()
+                .filter(|(_, e)| e.classic.is_idle())
+                .filter_map(|(group, e)| {
+                    let keys: Vec<OffsetKey> = e
+                        .offsets
+                        .iter()
+                        .filter(|(_, (_, v))| now_ms - v.commit_timestamp_ms > retention_ms)
+                        .map(|((topic, partition), _)| OffsetKey {
+                            group: group.clone(),
+                            topic: topic.clone(),
+                            partition: *partition,
+                        })
+                        .collect();
+                    (!keys.is_empty()).then(|| (group.clone(), keys))
+                })
+                .collect()
+        };
+        let mut count = 0;
+        for (group, keys) in expired {
+            let n = keys.len();
+            let tombstones: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
+            match self.append(broker, &group, &tombstones).await {
+                Ok(()) => {
+                    info!(group = %group, offsets = n, "expired committed offsets of an empty group");
+                    count += n;
+                }
+                Err(e) => warn!(group = %group, error = %e, "cannot expire committed offsets"),
+            }
+        }
+        count
     }
 
     /// Deletes an empty group and its offsets.
