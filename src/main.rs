@@ -1,11 +1,13 @@
 //! `sluice`: the broker (`serve`, the default) and command-line tools that
-//! talk to any Kafka-compatible broker (`topic`, `produce`, `consume`).
+//! talk to any Kafka-compatible broker (`topic`, `produce`, `consume`,
+//! `group`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod group_tools;
 mod serve;
 mod tools;
 
@@ -31,6 +33,9 @@ enum Command {
     Produce(tools::ProduceArgs),
     /// Print records of a topic to standard output.
     Consume(tools::ConsumeArgs),
+    /// List, describe (members, lag), reset offsets of, or delete consumer groups.
+    #[command(subcommand)]
+    Group(group_tools::GroupCommand),
 }
 
 #[derive(clap::Args, Default)]
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Command::Topic(command) => tools::run_topic(command),
         Command::Produce(args) => tools::run_produce(args),
         Command::Consume(args) => tools::run_consume(args),
+        Command::Group(command) => group_tools::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

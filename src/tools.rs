@@ -17,7 +17,7 @@ const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 pub struct Connect {
     /// Broker to bootstrap from, HOST:PORT
     #[arg(short = 'b', long, env = "SLUICE_BOOTSTRAP", default_value = DEFAULT_BOOTSTRAP)]
-    bootstrap_server: String,
+    pub bootstrap_server: String,
 }
 
 #[derive(Subcommand)]
@@ -122,7 +122,7 @@ pub struct ConsumeArgs {
     connect: Connect,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -96,7 +96,7 @@ impl Client {
         self.auto_create_topics = on;
     }
 
-    async fn connection(&mut self, address: &str) -> Result<&mut Connection> {
+    pub(crate) async fn connection(&mut self, address: &str) -> Result<&mut Connection> {
         if !self.connections.contains_key(address) {
             let connection = Connection::connect(address, &self.client_id).await?;
             self.connections.insert(address.to_string(), connection);
@@ -106,7 +106,7 @@ impl Client {
             .ok_or_else(|| anyhow!("connection to {address} vanished"))
     }
 
-    async fn any_broker(&mut self) -> Result<&mut Connection> {
+    pub(crate) async fn any_broker(&mut self) -> Result<&mut Connection> {
         let address = self.bootstrap.clone();
         self.connection(&address).await
     }
@@ -474,7 +474,7 @@ fn decode_batch(
     Ok(())
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
@@ -504,7 +504,7 @@ fn topic_info(
     }
 }
 
-fn check(code: i16, what: &str) -> Result<()> {
+pub(crate) fn check(code: i16, what: &str) -> Result<()> {
     check_with_message(code, None, what)
 }
 

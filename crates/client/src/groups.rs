@@ -1,0 +1,274 @@
+//! Consumer group administration, as `kafka-consumer-groups` does it:
+//! find a group's coordinator, list and describe groups, read and set
+//! committed offsets, delete groups. Works against any Kafka broker.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    OffsetCommitRequest, OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::{check, topic_name, Client};
+use crate::connection::Connection;
+
+const FIND_COORDINATOR_MAX: i16 = 3;
+const LIST_GROUPS_MAX: i16 = 4;
+const DESCRIBE_GROUPS_MAX: i16 = 5;
+const OFFSET_FETCH_MAX: i16 = 7;
+const OFFSET_COMMIT_MAX: i16 = 8;
+const DELETE_GROUPS_MAX: i16 = 2;
+
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupMemberInfo {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub host: String,
+    /// Partitions assigned to the member (consumer protocol groups).
+    pub assigned: Vec<(String, i32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupInfo {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<GroupMemberInfo>,
+}
+
+impl Client {
+    /// A connection to `group`'s coordinator.
+    async fn coordinator(&mut self, group: &str) -> Result<&mut Connection> {
+        let mut request = FindCoordinatorRequest::default();
+        request.key = StrBytes::from_string(group.to_string());
+        let response = self
+            .any_broker()
+            .await?
+            .send(&request, FIND_COORDINATOR_MAX)
+            .await?;
+        check(
+            response.error_code,
+            &format!("finding the coordinator of group '{group}'"),
+        )?;
+        let address = format!("{}:{}", response.host.as_str(), response.port);
+        self.connection(&address).await
+    }
+
+    /// Every group the brokers know.
+    pub async fn list_groups(&mut self) -> Result<Vec<GroupSummary>> {
+        let response = self
+            .any_broker()
+            .await?
+            .send(&ListGroupsRequest::default(), LIST_GROUPS_MAX)
+            .await?;
+        check(response.error_code, "listing groups")?;
+        let mut groups: Vec<GroupSummary> = response
+            .groups
+            .into_iter()
+            .map(|g| GroupSummary {
+                group_id: g.group_id.0.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(groups)
+    }
+
+    pub async fn describe_group(&mut self, group: &str) -> Result<GroupInfo> {
+        let mut request = DescribeGroupsRequest::default();
+        request.groups = vec![GroupId(StrBytes::from_string(group.to_string()))];
+        let response = self
+            .coordinator(group)
+            .await?
+            .send(&request, DESCRIBE_GROUPS_MAX)
+            .await?;
+        let described = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("empty DescribeGroups response"))?;
+        check(described.error_code, &format!("describing group '{group}'"))?;
+        let consumer = described.protocol_type.as_str() == "consumer";
+        Ok(GroupInfo {
+            group_id: group.to_string(),
+            state: described.group_state.to_string(),
+            protocol_type: described.protocol_type.to_string(),
+            protocol: described.protocol_data.to_string(),
+            members: described
+                .members
+                .into_iter()
+                .map(|m| GroupMemberInfo {
+                    member_id: m.member_id.to_string(),
+                    instance_id: m.group_instance_id.map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assigned: if consumer {
+                        decode_assignment(&m.member_assignment).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// The group's committed offset of every partition it has one for.
+    pub async fn committed_offsets(&mut self, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
+        let mut request = OffsetFetchRequest::default();
+        request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+        request.topics = None;
+        let response = self
+            .coordinator(group)
+            .await?
+            .send(&request, OFFSET_FETCH_MAX)
+            .await?;
+        check(response.error_code, &format!("offsets of group '{group}'"))?;
+        let mut out = BTreeMap::new();
+        for topic in response.topics {
+            for p in topic.partitions {
+                check(
+                    p.error_code,
+                    &format!(
+                        "offset of '{}' partition {}",
+                        topic.name.0.as_str(),
+                        p.partition_index
+                    ),
+                )?;
+                if p.committed_offset >= 0 {
+                    out.insert(
+                        (topic.name.0.to_string(), p.partition_index),
+                        p.committed_offset,
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets committed offsets as a simple (generation -1) commit, which a
+    /// broker accepts only while the group has no members.
+    pub async fn commit_offsets(
+        &mut self,
+        group: &str,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<()> {
+        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (topic, partition, offset) in offsets {
+            let mut p = OffsetCommitRequestPartition::default();
+            p.partition_index = *partition;
+            p.committed_offset = *offset;
+            p.committed_leader_epoch = -1;
+            by_topic.entry(topic).or_default().push(p);
+        }
+        let mut request = OffsetCommitRequest::default();
+        request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+        request.generation_id_or_member_epoch = -1;
+        request.topics = by_topic
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let mut t = OffsetCommitRequestTopic::default();
+                t.name = topic_name(topic);
+                t.partitions = partitions;
+                t
+            })
+            .collect();
+        let response = self
+            .coordinator(group)
+            .await?
+            .send(&request, OFFSET_COMMIT_MAX)
+            .await?;
+        for topic in response.topics {
+            for p in topic.partitions {
+                check(
+                    p.error_code,
+                    &format!(
+                        "committing '{}' partition {} for group '{group}'",
+                        topic.name.0.as_str(),
+                        p.partition_index
+                    ),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_group(&mut self, group: &str) -> Result<()> {
+        let mut request = DeleteGroupsRequest::default();
+        request.groups_names = vec![GroupId(StrBytes::from_string(group.to_string()))];
+        let response = self
+            .coordinator(group)
+            .await?
+            .send(&request, DELETE_GROUPS_MAX)
+            .await?;
+        match response.results.first() {
+            Some(result) => check(result.error_code, &format!("deleting group '{group}'")),
+            None => bail!("empty DeleteGroups response"),
+        }
+    }
+}
+
+/// The partitions of a consumer protocol assignment (version i16, then an
+/// array of topic name and partition array, then user data), read with no
+/// trust in its counts; None if the bytes are not one.
+pub fn decode_assignment(bytes: &[u8]) -> Option<Vec<(String, i32)>> {
+    let mut rest = bytes.get(2..)?;
+    let topics = take_i32(&mut rest)?;
+    let mut out = Vec::new();
+    for _ in 0..topics.max(0) {
+        let len = usize::try_from(take_i16(&mut rest)?).ok()?;
+        let name = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
+        rest = &rest[len..];
+        let count = take_i32(&mut rest)?;
+        for _ in 0..count.max(0) {
+            out.push((name.clone(), take_i32(&mut rest)?));
+        }
+    }
+    Some(out)
+}
+
+fn take_i16(rest: &mut &[u8]) -> Option<i16> {
+    let value = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+    *rest = &rest[2..];
+    Some(value)
+}
+
+fn take_i32(rest: &mut &[u8]) -> Option<i32> {
+    let value = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    *rest = &rest[4..];
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_decode_without_trusting_counts() {
+        let mut bytes = vec![0, 1, 0, 0, 0, 1, 0, 3];
+        bytes.extend_from_slice(b"ord");
+        bytes.extend_from_slice(&2i32.to_be_bytes());
+        bytes.extend_from_slice(&4i32.to_be_bytes());
+        bytes.extend_from_slice(&5i32.to_be_bytes());
+        bytes.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(
+            decode_assignment(&bytes),
+            Some(vec![("ord".to_string(), 4), ("ord".to_string(), 5)])
+        );
+        assert_eq!(decode_assignment(&[0, 1, 0x7f, 0xff, 0xff, 0xff]), None);
+    }
+}
