@@ -194,6 +194,44 @@ fn committed_offsets_survive_a_broker_kill_9() {
     );
     assert_eq!(seen[0].2, 120, "resumed at the committed offset");
     assert_eq!(seen[0].3, "value-120");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("ledger", 0, rdkafka::Offset::Offset(150))
+        .expect("offset");
+    consumer.commit(&offsets, CommitMode::Sync).expect("commit");
+    drop(consumer);
+
+    // The operator's view and tools: lag, then a reset to the start.
+    let bootstrap = broker.bootstrap();
+    let described = common::sluice(&["group", "describe", "settle", "-b", &bootstrap], None);
+    assert!(described.contains("state Empty"), "{described}");
+    assert!(
+        described.contains("ledger\t0\t150\t200\t50\t-"),
+        "{described}"
+    );
+    let listed = common::sluice(&["group", "list", "-b", &bootstrap], None);
+    assert!(listed.contains("settle\tEmpty\tconsumer"), "{listed}");
+    common::sluice(
+        &[
+            "group",
+            "reset-offsets",
+            "settle",
+            "--topic",
+            "ledger",
+            "--to-earliest",
+            "-b",
+            &bootstrap,
+        ],
+        None,
+    );
+    let consumer = member(&broker, "settle", &[("enable.auto.commit", "false")]);
+    consumer.subscribe(&["ledger"]).expect("subscribe");
+    let seen = poll_until(
+        std::slice::from_ref(&consumer),
+        Duration::from_secs(60),
+        |s| !s.is_empty(),
+    );
+    assert_eq!(seen[0].2, 0, "the reset took effect");
 }
 
 /// A group member in its own process (kafka-python's or the Java
