@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
-use sluice_client::{partition_for_key, Client, Compression, EARLIEST, LATEST};
+use sluice_client::{partition_for_key, Client, Compression, GroupConsumer, EARLIEST, LATEST};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
@@ -106,6 +106,11 @@ pub struct ConsumeArgs {
     /// Start at this offset (needs --partition)
     #[arg(short, long, requires = "partition")]
     offset: Option<i64>,
+    /// Consume as a member of this group: share the topic's partitions with
+    /// the group's other members, start at the group's committed offsets
+    /// (or as --from-beginning says where there are none), commit as it goes
+    #[arg(short, long, conflicts_with_all = ["partition", "offset"])]
+    group: Option<String>,
     /// Exit after this many records
     #[arg(short = 'n', long)]
     max_messages: Option<u64>,
@@ -283,12 +288,66 @@ async fn flush(
     Ok(sent)
 }
 
+/// `consume --group`: a member of a consumer group, until --max-messages
+/// or --timeout-ms, then it commits and leaves.
+async fn consume_in_group(client: Client, group: &str, args: &ConsumeArgs) -> Result<()> {
+    let mut consumer =
+        GroupConsumer::join(client, group, vec![args.topic.clone()], args.from_beginning).await?;
+    let mut printed = 0u64;
+    let mut last_record = Instant::now();
+    let stdout = std::io::stdout();
+    'polling: loop {
+        let records = consumer.poll(500).await?;
+        {
+            let mut out = stdout.lock();
+            for (topic, record) in records {
+                print_record(&mut out, args, &record)?;
+                consumer.consumed(&topic, record.partition, record.offset);
+                printed += 1;
+                last_record = Instant::now();
+                if args.max_messages.is_some_and(|max| printed >= max) {
+                    out.flush()?;
+                    break 'polling;
+                }
+            }
+            out.flush()?;
+        }
+        consumer.commit().await?;
+        if let Some(timeout) = args.timeout_ms {
+            if last_record.elapsed() >= Duration::from_millis(timeout) {
+                break;
+            }
+        }
+    }
+    consumer.close().await
+}
+
+fn print_record(
+    out: &mut impl Write,
+    args: &ConsumeArgs,
+    record: &sluice_client::ConsumedRecord,
+) -> Result<()> {
+    if args.print_offset {
+        write!(out, "{}\t{}\t", record.partition, record.offset)?;
+    }
+    if args.print_key {
+        out.write_all(record.key.as_deref().unwrap_or_default())?;
+        out.write_all(b"\t")?;
+    }
+    out.write_all(record.value.as_deref().unwrap_or_default())?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
 pub fn run_consume(args: ConsumeArgs) -> Result<()> {
     runtime()?.block_on(consume(args))
 }
 
 async fn consume(args: ConsumeArgs) -> Result<()> {
     let mut client = Client::connect(&args.connect.bootstrap_server).await?;
+    if let Some(group) = args.group.clone() {
+        return consume_in_group(client, &group, &args).await;
+    }
     let topic = client.describe_topic(&args.topic).await?;
     let partitions: Vec<i32> = match args.partition {
         Some(p) => {
@@ -319,16 +378,7 @@ async fn consume(args: ConsumeArgs) -> Result<()> {
                 .await?;
             let mut out = stdout.lock();
             for record in records {
-                if args.print_offset {
-                    write!(out, "{}\t{}\t", record.partition, record.offset)?;
-                }
-                if args.print_key {
-                    let key = record.key.as_deref().unwrap_or_default();
-                    out.write_all(key)?;
-                    out.write_all(b"\t")?;
-                }
-                out.write_all(record.value.as_deref().unwrap_or_default())?;
-                out.write_all(b"\n")?;
+                print_record(&mut out, &args, &record)?;
                 *position = record.offset + 1;
                 printed += 1;
                 last_record = Instant::now();

@@ -575,3 +575,54 @@ fn bad_commits_are_refused_and_leave_the_offsets_alone() {
     let response: OffsetFetchResponse = exchange(&broker, ApiKey::OffsetFetch, 7, &request);
     assert_eq!(response.topics[0].partitions[0].committed_offset, -1);
 }
+
+/// Both models with the command-line consumer: two members of one group
+/// share the messages (point-to-point: each handled once), another group
+/// reads them all (publish/subscribe), and a finished group holds its
+/// place.
+#[test]
+fn sluice_consume_group_splits_within_a_group_and_copies_across_groups() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    create_topic(&broker, "jobs", 4);
+    produce(&broker, "jobs", 0..200);
+    let consume = |group: &str, extra: &[&str]| {
+        let mut args = vec![
+            "consume",
+            "jobs",
+            "--group",
+            group,
+            "--from-beginning",
+            "-b",
+            &bootstrap,
+        ];
+        args.extend_from_slice(extra);
+        common::sluice(&args, None)
+    };
+    let (one, two) = std::thread::scope(|s| {
+        let a = s.spawn(|| consume("workers", &["--timeout-ms", "3000"]));
+        let b = s.spawn(|| consume("workers", &["--timeout-ms", "3000"]));
+        (a.join().expect("member"), b.join().expect("member"))
+    });
+    let mut all: Vec<&str> = one.lines().chain(two.lines()).collect();
+    assert_eq!(all.len(), 200, "each message handled once in the group");
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 200);
+    assert!(
+        !one.is_empty() && !two.is_empty(),
+        "both members took a share"
+    );
+
+    let audit = consume("audit", &["--max-messages", "200"]);
+    assert_eq!(audit.lines().count(), 200, "another group reads everything");
+    let again = consume("workers", &["--timeout-ms", "1000"]);
+    assert_eq!(
+        again.lines().count(),
+        0,
+        "the group resumes where it stopped"
+    );
+    let described = common::sluice(&["group", "describe", "workers", "-b", &bootstrap], None);
+    assert!(described.contains("members 0"), "members left: {described}");
+    assert!(described.contains("total lag 0"), "{described}");
+}
