@@ -48,6 +48,17 @@ pub enum TopicCommand {
         #[command(flatten)]
         connect: Connect,
     },
+    /// Add partitions to a topic, to spread a backlog over more consumers.
+    /// Records with a key may land on another partition than before, so a
+    /// key's order holds only among records produced after the change.
+    Expand {
+        name: String,
+        /// The new total number of partitions
+        #[arg(short, long)]
+        partitions: i32,
+        #[command(flatten)]
+        connect: Connect,
+    },
     /// Delete a topic and its data.
     Delete {
         name: String,
@@ -184,6 +195,21 @@ async fn topic(command: TopicCommand) -> Result<()> {
                     p.index, p.leader, p.leader_epoch, p.replicas, p.isr
                 );
             }
+        }
+        TopicCommand::Expand {
+            name,
+            partitions,
+            connect,
+        } => {
+            let mut client = Client::connect(&connect.bootstrap_server).await?;
+            let before = client.describe_topic(&name).await?.partitions.len();
+            client.add_partitions(&name, partitions).await?;
+            println!("topic {name} now has {partitions} partitions (was {before})");
+            eprintln!(
+                "note: keyed records now map to partitions by {partitions}, not {before}: \
+                 a key's new records may go to another partition than its old ones, so \
+                 per-key order holds only among records produced from now on"
+            );
         }
         TopicCommand::Delete { name, connect } => {
             let mut client = Client::connect(&connect.bootstrap_server).await?;

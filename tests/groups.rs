@@ -625,4 +625,17 @@ fn sluice_consume_group_splits_within_a_group_and_copies_across_groups() {
     let described = common::sluice(&["group", "describe", "workers", "-b", &bootstrap], None);
     assert!(described.contains("members 0"), "members left: {described}");
     assert!(described.contains("total lag 0"), "{described}");
+
+    // More partitions for a backlog: the group reads on across all of them.
+    let expanded = common::sluice(
+        &["topic", "expand", "jobs", "--partitions", "6", "-b", &bootstrap],
+        None,
+    );
+    assert!(expanded.contains("now has 6 partitions (was 4)"), "{expanded}");
+    produce(&broker, "jobs", 200..300);
+    let more = consume("workers", &["--max-messages", "100"]);
+    let mut values: Vec<&str> = more.lines().collect();
+    values.sort_unstable();
+    values.dedup();
+    assert_eq!(values.len(), 100, "only the new records, once each");
 }

@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
+    ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -226,6 +227,29 @@ impl Client {
             result.error_code,
             result.error_message.as_deref(),
             &format!("deleting topic '{name}'"),
+        )
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions).
+    pub async fn add_partitions(&mut self, name: &str, count: i32) -> Result<()> {
+        let mut topic = CreatePartitionsTopic::default();
+        topic.name = topic_name(name);
+        topic.count = count;
+        topic.assignments = None;
+        let mut request = CreatePartitionsRequest::default();
+        request.topics = vec![topic];
+        request.timeout_ms = 30_000;
+        let response = self.any_broker().await?.send(&request, 3).await?;
+        let result = response
+            .results
+            .first()
+            .ok_or_else(|| anyhow!("empty CreatePartitions response"))?;
+        // Forget leaders: the topic has new partitions.
+        self.leaders.retain(|(t, _), _| t != name);
+        check_with_message(
+            result.error_code,
+            result.error_message.as_deref(),
+            &format!("growing topic '{name}' to {count} partitions"),
         )
     }
 
