@@ -628,14 +628,62 @@ fn sluice_consume_group_splits_within_a_group_and_copies_across_groups() {
 
     // More partitions for a backlog: the group reads on across all of them.
     let expanded = common::sluice(
-        &["topic", "expand", "jobs", "--partitions", "6", "-b", &bootstrap],
+        &[
+            "topic",
+            "expand",
+            "jobs",
+            "--partitions",
+            "6",
+            "-b",
+            &bootstrap,
+        ],
         None,
     );
-    assert!(expanded.contains("now has 6 partitions (was 4)"), "{expanded}");
+    assert!(
+        expanded.contains("now has 6 partitions (was 4)"),
+        "{expanded}"
+    );
     produce(&broker, "jobs", 200..300);
     let more = consume("workers", &["--max-messages", "100"]);
     let mut values: Vec<&str> = more.lines().collect();
     values.sort_unstable();
     values.dedup();
     assert_eq!(values.len(), 100, "only the new records, once each");
+}
+
+/// The group's state is stored with its offsets: after a broker kill -9
+/// its members go on with the same generation and partitions, with no
+/// rebalance, and read what is produced after the restart.
+#[test]
+fn a_stable_group_survives_a_broker_kill_9_without_a_rebalance() {
+    let jar = common::java_client_jar();
+    let mut broker = Broker::start();
+    create_topic(&broker, "steady", 4);
+    produce(&broker, "steady", 0..100);
+    let a = Member::java(&jar, &broker, "steady", "kept", "default");
+    let b = Member::java(&jar, &broker, "steady", "kept", "default");
+    common::wait_until("a stable group of two", Duration::from_secs(120), || {
+        a.assignment().is_some_and(|p| p.len() == 2)
+            && b.assignment().is_some_and(|p| p.len() == 2)
+            && all_read(0..100, &[&a, &b])
+    });
+    let marks = [a.lines().len(), b.lines().len()];
+    broker.restart();
+    produce(&broker, "steady", 100..200);
+    common::wait_until(
+        "reading after the restart",
+        Duration::from_secs(120),
+        || all_read(100..200, &[&a, &b]),
+    );
+    for (member, mark) in [&a, &b].into_iter().zip(marks) {
+        let rebalanced: Vec<String> = member.lines()[mark..]
+            .iter()
+            .filter(|l| !l.starts_with("RECORD "))
+            .cloned()
+            .collect();
+        assert!(
+            rebalanced.is_empty(),
+            "a rebalance after the restart: {rebalanced:?}"
+        );
+    }
 }

@@ -467,6 +467,7 @@ impl Broker {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { return };
                 broker.groups.tick();
+                broker.groups.store_group_changes(&broker).await;
             }
         });
         let weak = Arc::downgrade(self);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::records::{StoredGroup, StoredMember};
 use crate::error::{BrokerError, Result};
 
 /// Group states, named as Kafka names them (DescribeGroups, ListGroups).
@@ -157,6 +158,74 @@ impl ClassicGroup {
             initial_delay_until: None,
             next_seq: 0,
         }
+    }
+
+    /// The group as stored in `__consumer_offsets`.
+    pub fn stored(&self) -> StoredGroup {
+        StoredGroup {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            protocol: self.protocol.clone().unwrap_or_default(),
+            leader: self.leader.clone().unwrap_or_default(),
+            generation: self.generation,
+            members: self
+                .members
+                .values()
+                .map(|m| StoredMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: duration_ms(m.session_timeout),
+                    rebalance_timeout_ms: duration_ms(m.rebalance_timeout),
+                    protocols: m.protocols.clone(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group as it was stored: stable with its members (whose sessions
+    /// start now, so that they can come back after a broker restart), or
+    /// empty.
+    pub fn restore(id: &str, stored: StoredGroup, now: Instant) -> ClassicGroup {
+        let mut group = ClassicGroup::new(id);
+        group.generation = stored.generation;
+        group.protocol_type = Some(stored.protocol_type).filter(|p| !p.is_empty());
+        group.protocol = Some(stored.protocol).filter(|p| !p.is_empty());
+        group.leader = Some(stored.leader).filter(|l| !l.is_empty());
+        for m in stored.members {
+            group.next_seq += 1;
+            let seq = if group.leader.as_deref() == Some(m.member_id.as_str()) {
+                0
+            } else {
+                group.next_seq
+            };
+            let member = Member {
+                id: m.member_id.clone(),
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout: Duration::from_millis(
+                    u64::try_from(m.session_timeout_ms).unwrap_or(0),
+                ),
+                rebalance_timeout: Duration::from_millis(
+                    u64::try_from(m.rebalance_timeout_ms).unwrap_or(0),
+                ),
+                protocols: m.protocols,
+                assignment: m.assignment,
+                last_heartbeat: now,
+                joined_seq: seq,
+                awaiting_join: None,
+                awaiting_sync: None,
+            };
+            group.members.insert(m.member_id, member);
+        }
+        group.state = if group.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        group
     }
 
     pub fn state(&self) -> GroupState {
@@ -856,6 +925,10 @@ fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
         rest = &rest[2 + len..];
     }
     Some(topics)
+}
+
+fn duration_ms(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
 fn reply<T>(slot: &mut Option<oneshot::Sender<Result<T>>>, value: Result<T>) {

@@ -9,8 +9,11 @@
 //! value of each key wins and tombstones delete.
 //!
 //! Not yet: compaction of `__consumer_offsets` (it is kept whole, with
-//! `retention.ms=-1`, so it grows with every commit), group metadata
-//! records (after a broker restart members rejoin).
+//! `retention.ms=-1`, so it grows with every commit).
+//!
+//! Each group's state is stored too, when a new generation becomes stable
+//! and when the group empties, so that after a restart (kill -9 included)
+//! its members go on with the same generation and assignment.
 
 pub mod classic;
 pub mod records;
@@ -29,6 +32,7 @@ use crate::broker::{now_ms, Broker};
 use crate::error::{BrokerError, Result};
 use classic::{ClassicGroup, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply};
 pub use records::{CommittedOffset, OffsetKey};
+use records::{Key, StoredGroup};
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -54,6 +58,11 @@ struct GroupEntry {
     /// Committed offsets, each with the `__consumer_offsets` offset that
     /// stored it, so that commits completing out of order keep the latest.
     offsets: BTreeMap<(String, i32), (i64, CommittedOffset)>,
+    /// The generation last stored, and whether it had members: the group
+    /// record is written again when a new generation becomes stable or the
+    /// group empties.
+    stored_generation: i32,
+    stored_members: bool,
 }
 
 impl GroupEntry {
@@ -61,7 +70,26 @@ impl GroupEntry {
         GroupEntry {
             classic: ClassicGroup::new(id),
             offsets: BTreeMap::new(),
+            stored_generation: 0,
+            stored_members: false,
         }
+    }
+
+    /// The group's record, if its stored form is out of date.
+    fn record_due(&mut self) -> Option<StoredGroup> {
+        let state = self.classic.state();
+        let generation = self.classic.generation();
+        let due = match state {
+            GroupState::Stable => generation != self.stored_generation || !self.stored_members,
+            GroupState::Empty => self.stored_members,
+            _ => false,
+        };
+        if !due {
+            return None;
+        }
+        self.stored_generation = generation;
+        self.stored_members = state == GroupState::Stable;
+        Some(self.classic.stored())
     }
 }
 
@@ -237,6 +265,32 @@ impl GroupCoordinator {
             .leave(member_id, instance_id, &self.limits, Instant::now())
     }
 
+    /// Stores the record of every group whose stable generation or
+    /// emptiness changed since it was last stored, so that a restarted
+    /// broker brings the group back as it was.
+    pub async fn store_group_changes(&self, broker: &Broker) {
+        let due: Vec<(String, StoredGroup)> = {
+            let mut groups = self.groups();
+            groups
+                .iter_mut()
+                .filter_map(|(id, e)| e.record_due().map(|g| (id.clone(), g)))
+                .collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ensure_offsets_topic(broker) {
+            warn!(error = %e, "cannot store group state");
+            return;
+        }
+        for (group, stored) in due {
+            let record = vec![(Key::Group(group.clone()), Some(GroupRecord::Group(stored)))];
+            if let Err(e) = self.append_records(broker, &group, record).await {
+                warn!(group = %group, error = %e, "cannot store group state");
+            }
+        }
+    }
+
     /// Applies timeouts to every group, and forgets groups with neither
     /// members nor offsets (as Kafka lets them die).
     pub fn tick(&self) {
@@ -245,7 +299,9 @@ impl GroupCoordinator {
         for entry in groups.values_mut() {
             entry.classic.tick(&self.limits, now);
         }
-        groups.retain(|_, e| !(e.classic.is_idle() && e.offsets.is_empty()));
+        // A group whose stored record still lists members is kept until
+        // the empty record is stored.
+        groups.retain(|_, e| !(e.classic.is_idle() && e.offsets.is_empty() && !e.stored_members));
     }
 
     pub fn list(&self) -> Vec<GroupListing> {
@@ -387,11 +443,27 @@ impl GroupCoordinator {
         group: &str,
         records: &[(OffsetKey, Option<CommittedOffset>)],
     ) -> Result<()> {
+        let records = records
+            .iter()
+            .map(|(k, v)| (Key::Offset(k.clone()), v.clone().map(GroupRecord::Offset)))
+            .collect();
+        self.append_records(broker, group, records).await
+    }
+
+    /// Appends records for `group` to its partition of `__consumer_offsets`,
+    /// waits until they are durable, then applies the offsets among them
+    /// to the in-memory state (group records describe state it already has).
+    async fn append_records(
+        &self,
+        broker: &Broker,
+        group: &str,
+        records: Vec<(Key, Option<GroupRecord>)>,
+    ) -> Result<()> {
         let index = records::partition_for(group, self.offsets_partitions);
         let partition = broker
             .partition(OFFSETS_TOPIC, index)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let batch = encode_batch(records)?;
+        let batch = encode_batch(&records)?;
         let info = partition.append(batch, now_ms())?;
         broker
             .commit_append(&partition, info.last_offset + 1)
@@ -400,8 +472,14 @@ impl GroupCoordinator {
         let entry = groups
             .entry(group.to_string())
             .or_insert_with(|| GroupEntry::new(group));
-        for (i, (key, value)) in records.iter().enumerate() {
-            apply_offset(entry, info.base_offset + i as i64, key, value.clone());
+        for (i, (key, value)) in records.into_iter().enumerate() {
+            if let Key::Offset(key) = key {
+                let value = match value {
+                    Some(GroupRecord::Offset(v)) => Some(v),
+                    _ => None,
+                };
+                apply_offset(entry, info.base_offset + i as i64, &key, value);
+            }
         }
         Ok(())
     }
@@ -550,10 +628,11 @@ impl GroupCoordinator {
                 })
                 .collect()
         };
-        if !keys.is_empty() {
-            let tombstones: Vec<_> = keys.into_iter().map(|k| (k, None)).collect();
-            self.append(broker, group, &tombstones).await?;
-        }
+        let mut tombstones: Vec<(Key, Option<GroupRecord>)> =
+            keys.into_iter().map(|k| (Key::Offset(k), None)).collect();
+        tombstones.push((Key::Group(group.to_string()), None));
+        self.ensure_offsets_topic(broker)?;
+        self.append_records(broker, group, tombstones).await?;
         let mut groups = self.groups();
         if let Some(mut entry) = groups.remove(group) {
             entry.classic.mark_dead();
@@ -608,32 +687,57 @@ fn apply_batch(groups: &mut HashMap<String, GroupEntry>, batch: &[u8]) -> usize 
             warn!("a damaged record batch in {OFFSETS_TOPIC}; skipping the rest of it");
             break;
         };
-        let Some(key) = record.key.and_then(records::decode_key) else {
+        let Some(key) = record.key.and_then(records::decode_any_key) else {
             continue;
         };
-        let value = match record.value {
-            Some(v) => match records::decode_value(v) {
-                Some(v) => Some(v),
-                None => continue,
-            },
-            None => None,
-        };
-        let entry = groups
-            .entry(key.group.clone())
-            .or_insert_with(|| GroupEntry::new(&key.group));
-        apply_offset(
-            entry,
-            header.base_offset + i64::from(record.offset_delta),
-            &key,
-            value,
-        );
+        let log_offset = header.base_offset + i64::from(record.offset_delta);
+        match key {
+            Key::Offset(key) => {
+                let value = match record.value {
+                    Some(v) => match records::decode_value(v) {
+                        Some(v) => Some(v),
+                        None => continue,
+                    },
+                    None => None,
+                };
+                let entry = groups
+                    .entry(key.group.clone())
+                    .or_insert_with(|| GroupEntry::new(&key.group));
+                apply_offset(entry, log_offset, &key, value);
+            }
+            Key::Group(group) => {
+                let entry = groups
+                    .entry(group.clone())
+                    .or_insert_with(|| GroupEntry::new(&group));
+                match record.value.map(records::decode_group_value) {
+                    Some(Some(stored)) => {
+                        entry.stored_generation = stored.generation;
+                        entry.stored_members = !stored.members.is_empty();
+                        entry.classic = ClassicGroup::restore(&group, stored, Instant::now());
+                    }
+                    Some(None) => continue,
+                    None => {
+                        entry.classic = ClassicGroup::new(&group);
+                        entry.stored_generation = 0;
+                        entry.stored_members = false;
+                    }
+                }
+            }
+        }
         applied += 1;
     }
     applied
 }
 
-/// One uncompressed batch holding the records.
-fn encode_batch(records: &[(OffsetKey, Option<CommittedOffset>)]) -> Result<Vec<u8>> {
+/// The value of a record in `__consumer_offsets`.
+#[derive(Debug, Clone)]
+enum GroupRecord {
+    Offset(CommittedOffset),
+    Group(StoredGroup),
+}
+
+/// One uncompressed batch holding the records (None: a tombstone).
+fn encode_batch(records: &[(Key, Option<GroupRecord>)]) -> Result<Vec<u8>> {
     let now = now_ms();
     let encoded: Vec<Record> = records
         .iter()
@@ -651,8 +755,14 @@ fn encode_batch(records: &[(OffsetKey, Option<CommittedOffset>)]) -> Result<Vec<
             // producer id) is the batch's base sequence.
             sequence: i as i32 - 1,
             timestamp: now,
-            key: Some(records::encode_key(key)),
-            value: value.as_ref().map(records::encode_value),
+            key: Some(match key {
+                Key::Offset(k) => records::encode_key(k),
+                Key::Group(g) => records::encode_group_key(g),
+            }),
+            value: value.as_ref().map(|v| match v {
+                GroupRecord::Offset(o) => records::encode_value(o),
+                GroupRecord::Group(g) => records::encode_group_value(g),
+            }),
             headers: Default::default(),
             delete_horizon: false,
         })
@@ -666,7 +776,7 @@ fn encode_batch(records: &[(OffsetKey, Option<CommittedOffset>)]) -> Result<Vec<
             compression: Compression::None,
         },
     )
-    .map_err(|e| BrokerError::Storage(format!("cannot encode offset records: {e}")))?;
+    .map_err(|e| BrokerError::Storage(format!("cannot encode group records: {e}")))?;
     Ok(buf.to_vec())
 }
 
@@ -689,7 +799,7 @@ mod tests {
                     metadata: Some(String::new()),
                     commit_timestamp_ms: 0,
                 };
-                (key, Some(value))
+                (Key::Offset(key), Some(GroupRecord::Offset(value)))
             })
             .collect();
         let batch = encode_batch(&records).expect("encode");

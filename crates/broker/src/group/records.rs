@@ -3,10 +3,16 @@
 //! (tombstone) deletes. Sluice's own versioned binary layout:
 //!
 //! ```text
-//! key:   version u8 (0), kind u8 (0 = offset), group (u16 length + UTF-8),
-//!        topic (u16 length + UTF-8), partition i32
-//! value: version u8 (0), offset i64, leader epoch i32, commit time i64,
-//!        metadata (i32 length, -1 for null, + UTF-8)
+//! offset key:   version u8 (0), kind u8 (0), group (u16 length + UTF-8),
+//!               topic (u16 length + UTF-8), partition i32
+//! offset value: version u8 (0), offset i64, leader epoch i32, commit time i64,
+//!               metadata (i32 length, -1 for null, + UTF-8)
+//! group key:    version u8 (0), kind u8 (1), group (u16 length + UTF-8)
+//! group value:  version u8 (0), protocol type, protocol, leader (strings),
+//!               generation i32, member count i32, then per member: member
+//!               id, instance id (u16 0xffff for none), client id, client
+//!               host, session and rebalance timeouts (i32 ms), protocol
+//!               count i32 with (name, metadata bytes) each, assignment bytes
 //! ```
 //!
 //! Decoding never trusts a length: a record that does not parse is skipped
@@ -33,6 +39,151 @@ pub struct OffsetKey {
 
 const VERSION: u8 = 0;
 const KIND_OFFSET: u8 = 0;
+const KIND_GROUP: u8 = 1;
+
+/// A stable group as stored, so that a restarted broker keeps its
+/// generation and members (who go on heartbeating as if nothing happened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGroup {
+    pub protocol_type: String,
+    pub protocol: String,
+    pub leader: String,
+    pub generation: i32,
+    pub members: Vec<StoredMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+}
+
+/// What a key in `__consumer_offsets` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Offset(OffsetKey),
+    Group(String),
+}
+
+pub fn encode_group_key(group: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(4 + group.len());
+    out.put_u8(VERSION);
+    out.put_u8(KIND_GROUP);
+    put_short_string(&mut out, group);
+    out.freeze()
+}
+
+pub fn encode_group_value(group: &StoredGroup) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(VERSION);
+    put_short_string(&mut out, &group.protocol_type);
+    put_short_string(&mut out, &group.protocol);
+    put_short_string(&mut out, &group.leader);
+    out.put_i32(group.generation);
+    out.put_i32(group.members.len() as i32);
+    for m in &group.members {
+        put_short_string(&mut out, &m.member_id);
+        match &m.instance_id {
+            Some(id) => put_short_string(&mut out, id),
+            None => out.put_u16(u16::MAX),
+        }
+        put_short_string(&mut out, &m.client_id);
+        put_short_string(&mut out, &m.client_host);
+        out.put_i32(m.session_timeout_ms);
+        out.put_i32(m.rebalance_timeout_ms);
+        out.put_i32(m.protocols.len() as i32);
+        for (name, metadata) in &m.protocols {
+            put_short_string(&mut out, name);
+            put_bytes(&mut out, metadata);
+        }
+        put_bytes(&mut out, &m.assignment);
+    }
+    out.freeze()
+}
+
+fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+    out.put_i32(b.len() as i32);
+    out.put_slice(b);
+}
+
+/// Decodes any key: an offset's or a group's.
+pub fn decode_any_key(buf: &[u8]) -> Option<Key> {
+    match buf.get(..2)? {
+        [VERSION, KIND_OFFSET] => decode_key(buf).map(Key::Offset),
+        [VERSION, KIND_GROUP] => {
+            let mut rest = &buf[2..];
+            let group = short_string(&mut rest)?;
+            rest.is_empty().then_some(Key::Group(group))
+        }
+        _ => None,
+    }
+}
+
+pub fn decode_group_value(mut buf: &[u8]) -> Option<StoredGroup> {
+    if buf.remaining() < 1 || buf.get_u8() != VERSION {
+        return None;
+    }
+    let protocol_type = short_string(&mut buf)?;
+    let protocol = short_string(&mut buf)?;
+    let leader = short_string(&mut buf)?;
+    let generation = take_i32(&mut buf)?;
+    let count = take_i32(&mut buf)?;
+    let mut members = Vec::new();
+    for _ in 0..count.max(0) {
+        let member_id = short_string(&mut buf)?;
+        let instance_id = if buf.get(..2)? == [0xff, 0xff] {
+            buf.advance(2);
+            None
+        } else {
+            Some(short_string(&mut buf)?)
+        };
+        let client_id = short_string(&mut buf)?;
+        let client_host = short_string(&mut buf)?;
+        let session_timeout_ms = take_i32(&mut buf)?;
+        let rebalance_timeout_ms = take_i32(&mut buf)?;
+        let protocol_count = take_i32(&mut buf)?;
+        let mut protocols = Vec::new();
+        for _ in 0..protocol_count.max(0) {
+            let name = short_string(&mut buf)?;
+            protocols.push((name, take_bytes(&mut buf)?));
+        }
+        let assignment = take_bytes(&mut buf)?;
+        members.push(StoredMember {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+            protocols,
+            assignment,
+        });
+    }
+    buf.is_empty().then_some(StoredGroup {
+        protocol_type,
+        protocol,
+        leader,
+        generation,
+        members,
+    })
+}
+
+fn take_i32(buf: &mut &[u8]) -> Option<i32> {
+    (buf.remaining() >= 4).then(|| buf.get_i32())
+}
+
+fn take_bytes(buf: &mut &[u8]) -> Option<Bytes> {
+    let len = usize::try_from(take_i32(buf)?).ok()?;
+    let bytes = Bytes::copy_from_slice(buf.get(..len)?);
+    buf.advance(len);
+    Some(bytes)
+}
 
 pub fn encode_key(key: &OffsetKey) -> Bytes {
     let mut out = BytesMut::with_capacity(12 + key.group.len() + key.topic.len());
@@ -151,6 +302,62 @@ mod tests {
             };
             assert_eq!(decode_value(&encode_value(&value)), Some(value));
         }
+    }
+
+    #[test]
+    fn groups_round_trip() {
+        let group = StoredGroup {
+            protocol_type: "consumer".into(),
+            protocol: "range".into(),
+            leader: "m1".into(),
+            generation: 7,
+            members: vec![
+                StoredMember {
+                    member_id: "m1".into(),
+                    instance_id: None,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    session_timeout_ms: 10_000,
+                    rebalance_timeout_ms: 30_000,
+                    protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+                    assignment: Bytes::from_static(b"a"),
+                },
+                StoredMember {
+                    member_id: "m2".into(),
+                    instance_id: Some("w2".into()),
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    session_timeout_ms: 10_000,
+                    rebalance_timeout_ms: 30_000,
+                    protocols: vec![],
+                    assignment: Bytes::new(),
+                },
+            ],
+        };
+        assert_eq!(decode_group_value(&encode_group_value(&group)), Some(group));
+        assert_eq!(
+            decode_any_key(&encode_group_key("g")),
+            Some(Key::Group("g".into()))
+        );
+        let mut lying = encode_group_value(&StoredGroup {
+            members: vec![],
+            ..decode_group_value(&encode_group_value(&StoredGroup {
+                protocol_type: String::new(),
+                protocol: String::new(),
+                leader: String::new(),
+                generation: 1,
+                members: vec![],
+            }))
+            .unwrap()
+        })
+        .to_vec();
+        let at = lying.len() - 4;
+        lying[at..].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(
+            decode_group_value(&lying),
+            None,
+            "a member count with no members"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub async fn handle(
             .unwrap_or(Err(BrokerError::CoordinatorNotAvailable)),
         Err(e) => Err(e),
     };
+    // A new stable generation is stored before anyone is told about it
+    // by a later request (the members already waiting have their answer).
+    broker.groups.store_group_changes(broker).await;
     let mut response = SyncGroupResponse::default();
     match outcome {
         Ok(assignment) => {
