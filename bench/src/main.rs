@@ -69,6 +69,18 @@ enum Command {
     },
     /// Produce at a fixed rate while consuming; report end-to-end latency.
     EndToEnd(ProduceArgs),
+    /// Start a consumer group of N members at once (subscribe, classic
+    /// protocol); report the time until every partition is assigned with
+    /// no overlap.
+    GroupSettle {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 3)]
+        members: u32,
+        /// Group id (use a fresh one per run)
+        #[arg(long)]
+        group: String,
+    },
     /// NATS JetStream: publish records to a stream; report throughput and
     /// acknowledgement latency.
     #[cfg(feature = "nats")]
@@ -144,6 +156,11 @@ fn main() -> Result<()> {
             consumers,
         } => consume(&target, records, consumers),
         Command::EndToEnd(args) => end_to_end(&args),
+        Command::GroupSettle {
+            target,
+            members,
+            group,
+        } => group_settle(&target, members, &group),
         #[cfg(feature = "nats")]
         Command::NatsProduce(args) => nats::produce_command(&args),
         #[cfg(feature = "nats")]
@@ -348,6 +365,59 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
         args.record_size,
         elapsed,
     ))
+}
+
+/// Starts `members` subscribing consumers together and measures the time
+/// until their assignments cover every partition exactly once.
+fn group_settle(target: &Target, members: u32, group: &str) -> Result<()> {
+    let partitions = {
+        let probe = consumer(target)?;
+        let metadata = probe.fetch_metadata(Some(&target.topic), Duration::from_secs(10))?;
+        metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len())
+    };
+    if partitions == 0 {
+        bail!("topic {} has no partitions", target.topic);
+    }
+    let consumers: Vec<BaseConsumer> = (0..members)
+        .map(|_| {
+            ClientConfig::new()
+                .set("bootstrap.servers", &target.bootstrap)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .create()
+                .map_err(anyhow::Error::from)
+        })
+        .collect::<Result<_>>()?;
+    let started = Instant::now();
+    for c in &consumers {
+        c.subscribe(&[&target.topic])?;
+    }
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        for c in &consumers {
+            // Polling drives the rebalance callbacks; records are not read.
+            let _ = c.poll(Duration::from_millis(5));
+        }
+        let owned: Vec<usize> = consumers
+            .iter()
+            .map(|c| c.assignment().map_or(0, |a| a.count()))
+            .collect();
+        if owned.iter().sum::<usize>() == partitions && owned.iter().all(|&n| n > 0) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the group did not settle within 120 s: {owned:?}");
+        }
+    }
+    let settled = started.elapsed();
+    println!(
+        "{{\"kind\":\"group_settle\",\"members\":{members},\"partitions\":{partitions},\"settle_ms\":{:.1}}}",
+        settled.as_secs_f64() * 1000.0
+    );
+    Ok(())
 }
 
 fn consumer(target: &Target) -> Result<BaseConsumer> {
