@@ -14,20 +14,17 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    OffsetCommitRequest, SyncGroupRequest,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::client::{check, topic_name, Client, ConsumedRecord, EARLIEST, LATEST};
+use crate::client::{check, Client, ConsumedRecord, EARLIEST, LATEST};
 use crate::connection::Connection;
-use crate::groups::decode_assignment;
+use crate::groups::{decode_assignment, offset_commit_request, send_commit};
 
 const SESSION_TIMEOUT_MS: i32 = 10_000;
 const REBALANCE_TIMEOUT_MS: i32 = 60_000;
@@ -327,36 +324,13 @@ impl GroupConsumer {
             return Ok(());
         }
         let m = self.membership();
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in &self.positions {
-            let mut p = OffsetCommitRequestPartition::default();
-            p.partition_index = *partition;
-            p.committed_offset = *offset;
-            p.committed_leader_epoch = -1;
-            by_topic.entry(topic).or_default().push(p);
-        }
-        let mut request = OffsetCommitRequest::default();
-        request.group_id = GroupId(StrBytes::from_string(self.group.clone()));
-        request.generation_id_or_member_epoch = m.generation;
-        request.member_id = StrBytes::from_string(m.member_id);
-        request.topics = by_topic
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let mut t = OffsetCommitRequestTopic::default();
-                t.name = topic_name(topic);
-                t.partitions = partitions;
-                t
-            })
+        let offsets: Vec<(String, i32, i64)> = self
+            .positions
+            .iter()
+            .map(|((topic, partition), offset)| (topic.clone(), *partition, *offset))
             .collect();
-        let response = self.coordinator.send(&request, 8).await?;
-        for topic in response.topics {
-            for p in topic.partitions {
-                check(
-                    p.error_code,
-                    &format!("committing for group '{}'", self.group),
-                )?;
-            }
-        }
+        let request = offset_commit_request(&self.group, m.generation, &m.member_id, &offsets);
+        send_commit(&mut self.coordinator, &request, &self.group).await?;
         self.dirty = false;
         Ok(())
     }

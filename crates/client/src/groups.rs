@@ -167,44 +167,9 @@ impl Client {
         group: &str,
         offsets: &[(String, i32, i64)],
     ) -> Result<()> {
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (topic, partition, offset) in offsets {
-            let mut p = OffsetCommitRequestPartition::default();
-            p.partition_index = *partition;
-            p.committed_offset = *offset;
-            p.committed_leader_epoch = -1;
-            by_topic.entry(topic).or_default().push(p);
-        }
-        let mut request = OffsetCommitRequest::default();
-        request.group_id = GroupId(StrBytes::from_string(group.to_string()));
-        request.generation_id_or_member_epoch = -1;
-        request.topics = by_topic
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let mut t = OffsetCommitRequestTopic::default();
-                t.name = topic_name(topic);
-                t.partitions = partitions;
-                t
-            })
-            .collect();
-        let response = self
-            .coordinator(group)
-            .await?
-            .send(&request, OFFSET_COMMIT_MAX)
-            .await?;
-        for topic in response.topics {
-            for p in topic.partitions {
-                check(
-                    p.error_code,
-                    &format!(
-                        "committing '{}' partition {} for group '{group}'",
-                        topic.name.0.as_str(),
-                        p.partition_index
-                    ),
-                )?;
-            }
-        }
-        Ok(())
+        let request = offset_commit_request(group, -1, "", offsets);
+        let connection = self.coordinator(group).await?;
+        send_commit(connection, &request, group).await
     }
 
     pub async fn delete_group(&mut self, group: &str) -> Result<()> {
@@ -220,6 +185,60 @@ impl Client {
             None => bail!("empty DeleteGroups response"),
         }
     }
+}
+
+/// An OffsetCommit of `offsets` (topic, partition, offset) for a member
+/// of `generation` (-1 with no member: a simple commit).
+pub(crate) fn offset_commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(String, i32, i64)],
+) -> OffsetCommitRequest {
+    let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for (topic, partition, offset) in offsets {
+        let mut p = OffsetCommitRequestPartition::default();
+        p.partition_index = *partition;
+        p.committed_offset = *offset;
+        p.committed_leader_epoch = -1;
+        by_topic.entry(topic).or_default().push(p);
+    }
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.generation_id_or_member_epoch = generation;
+    request.member_id = StrBytes::from_string(member_id.to_string());
+    request.topics = by_topic
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let mut t = OffsetCommitRequestTopic::default();
+            t.name = topic_name(topic);
+            t.partitions = partitions;
+            t
+        })
+        .collect();
+    request
+}
+
+/// Sends an OffsetCommit and fails on the first partition's error.
+pub(crate) async fn send_commit(
+    connection: &mut Connection,
+    request: &OffsetCommitRequest,
+    group: &str,
+) -> Result<()> {
+    let response = connection.send(request, OFFSET_COMMIT_MAX).await?;
+    for topic in response.topics {
+        for p in topic.partitions {
+            check(
+                p.error_code,
+                &format!(
+                    "committing '{}' partition {} for group '{group}'",
+                    topic.name.0.as_str(),
+                    p.partition_index
+                ),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The partitions of a consumer protocol assignment (version i16, then an

@@ -357,6 +357,16 @@ impl ClassicGroup {
         Ok(())
     }
 
+    /// FENCED_INSTANCE_ID when `instance_id` belongs to another member.
+    fn check_not_fenced(&self, member_id: &str, instance_id: Option<&str>) -> Result<()> {
+        match instance_id.and_then(|i| self.static_member(i).map(|owner| (i, owner))) {
+            Some((instance, owner)) if owner != member_id => {
+                Err(BrokerError::FencedInstanceId(instance.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn static_member(&self, instance_id: &str) -> Option<&str> {
         self.members
             .values()
@@ -404,13 +414,9 @@ impl ClassicGroup {
         tx: oneshot::Sender<Result<JoinOutcome>>,
     ) {
         let member_id = req.member_id.clone();
-        if let Some(instance) = &req.instance_id {
-            if let Some(owner) = self.static_member(instance) {
-                if owner != member_id {
-                    let _ = tx.send(Err(BrokerError::FencedInstanceId(instance.clone())));
-                    return;
-                }
-            }
+        if let Err(e) = self.check_not_fenced(&member_id, req.instance_id.as_deref()) {
+            let _ = tx.send(Err(e));
+            return;
         }
         if self.pending_ids.remove(&member_id).is_some() {
             if self.members.len() >= limits.max_size {
@@ -701,13 +707,7 @@ impl ClassicGroup {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<()> {
-        if let Some(instance) = instance_id {
-            if let Some(owner) = self.static_member(instance) {
-                if owner != member_id {
-                    return Err(BrokerError::FencedInstanceId(instance.to_string()));
-                }
-            }
-        }
+        self.check_not_fenced(member_id, instance_id)?;
         if !self.members.contains_key(member_id) {
             return Err(BrokerError::UnknownMemberId);
         }
@@ -794,13 +794,7 @@ impl ClassicGroup {
         if matches!(self.state, GroupState::Empty | GroupState::Dead) {
             return Err(BrokerError::UnknownMemberId);
         }
-        if let Some(instance) = instance_id {
-            if let Some(owner) = self.static_member(instance) {
-                if owner != member_id {
-                    return Err(BrokerError::FencedInstanceId(instance.to_string()));
-                }
-            }
-        }
+        self.check_not_fenced(member_id, instance_id)?;
         let Some(member) = self.members.get_mut(member_id) else {
             return Err(BrokerError::UnknownMemberId);
         };
@@ -832,13 +826,7 @@ impl ClassicGroup {
                 .map(str::to_string)
                 .ok_or(BrokerError::UnknownMemberId)?,
             _ => {
-                if let Some(instance) = instance_id {
-                    if let Some(owner) = self.static_member(instance) {
-                        if owner != member_id {
-                            return Err(BrokerError::FencedInstanceId(instance.to_string()));
-                        }
-                    }
-                }
+                self.check_not_fenced(member_id, instance_id)?;
                 member_id.to_string()
             }
         };
