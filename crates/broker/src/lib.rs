@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod fetch_wire;
+pub mod fuzzing;
 pub mod group;
 pub mod handlers;
 pub mod metadata;

@@ -76,6 +76,13 @@ pub enum BatchError {
     BadCompression(String),
     #[error("batch inflates past {limit} bytes (max_uncompressed_batch_bytes)")]
     InflatedTooLarge { limit: usize },
+    #[error(
+        "batch offsets overflow: base offset {base_offset}, last offset delta {last_offset_delta}"
+    )]
+    OffsetOverflow {
+        base_offset: i64,
+        last_offset_delta: i32,
+    },
 }
 
 /// The fixed header of one record batch, decoded.
@@ -99,7 +106,10 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     /// Decodes the header at the start of `buf`. Checks only what is needed to
-    /// know the batch's extent: the length and the magic byte.
+    /// know the batch's extent (the length and the magic byte) and that its
+    /// offsets, and the one after them, fit an i64, so that
+    /// [`BatchHeader::last_offset`] and [`BatchHeader::next_offset`] cannot
+    /// overflow.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         if buf.len() < HEADER_SIZE {
             return Err(BatchError::Truncated {
@@ -115,14 +125,26 @@ impl BatchHeader {
         if magic != MAGIC_V2 {
             return Err(BatchError::UnsupportedMagic(magic));
         }
+        let base_offset = read_i64(buf, BASE_OFFSET_AT);
+        let last_offset_delta = read_i32(buf, LAST_OFFSET_DELTA_AT);
+        if base_offset
+            .checked_add(i64::from(last_offset_delta))
+            .and_then(|last| last.checked_add(1))
+            .is_none()
+        {
+            return Err(BatchError::OffsetOverflow {
+                base_offset,
+                last_offset_delta,
+            });
+        }
         Ok(BatchHeader {
-            base_offset: read_i64(buf, BASE_OFFSET_AT),
+            base_offset,
             batch_length,
             partition_leader_epoch: read_i32(buf, LEADER_EPOCH_AT),
             magic,
             crc: u32::from_be_bytes(fixed(buf, CRC_AT)),
             attributes: i16::from_be_bytes(fixed(buf, ATTRIBUTES_AT)),
-            last_offset_delta: read_i32(buf, LAST_OFFSET_DELTA_AT),
+            last_offset_delta,
             base_timestamp: read_i64(buf, BASE_TIMESTAMP_AT),
             max_timestamp: read_i64(buf, MAX_TIMESTAMP_AT),
             producer_id: read_i64(buf, PRODUCER_ID_AT),
@@ -429,6 +451,24 @@ mod tests {
             validate_produced(&overlong, 1 << 20),
             Err(BatchError::BadRecordFraming(_))
         ));
+    }
+
+    /// A header whose offsets run past i64::MAX (a corrupt segment, or a
+    /// log whose end is i64::MAX taking one more batch) is refused instead
+    /// of overflowing `last_offset`/`next_offset`.
+    #[test]
+    fn offsets_past_i64_max_are_refused() {
+        let mut buf = batch(3, 5, 4);
+        set_base_offset(&mut buf, i64::MAX - 2);
+        assert_eq!(
+            BatchHeader::parse(&buf),
+            Err(BatchError::OffsetOverflow {
+                base_offset: i64::MAX - 2,
+                last_offset_delta: 2
+            })
+        );
+        set_base_offset(&mut buf, i64::MAX - 3);
+        assert_eq!(validate(&buf).map(|h| h.next_offset()), Ok(i64::MAX));
     }
 
     #[test]

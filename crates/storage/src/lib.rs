@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod disk;
 pub mod error;
+pub mod fuzzing;
 pub mod index;
 pub mod log;
 pub mod records;

@@ -51,16 +51,31 @@ const ZSTD_MAX_WINDOW_LOG: u32 = 25;
 pub fn inflate(codec: Codec, input: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, BatchError> {
     let too_large = || BatchError::InflatedTooLarge { limit };
     let corrupt = |e: std::io::Error| BatchError::BadCompression(e.to_string());
+    // The output grows by doubling, as `read_to_end` would, but never past
+    // `limit`: `read_to_end` would let a batch inflating to just over the
+    // limit take a buffer of twice the limit.
     let bounded = |reader: &mut dyn Read| -> Result<Vec<u8>, BatchError> {
-        let mut out = Vec::new();
-        reader
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(corrupt)?;
-        if out.len() > limit {
-            return Err(too_large());
+        let mut out: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 8 * 1024];
+        loop {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) => return Ok(out),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(e)),
+            };
+            if n > limit - out.len() {
+                return Err(too_large());
+            }
+            if out.capacity() - out.len() < n {
+                let grown = (out.capacity() * 2)
+                    .max(chunk.len())
+                    .min(limit)
+                    .max(out.len() + n);
+                out.reserve_exact(grown - out.len());
+            }
+            out.extend_from_slice(&chunk[..n]);
         }
-        Ok(out)
     };
     match codec {
         Codec::None => {
@@ -329,10 +344,18 @@ pub fn first_at_or_after(
         let record = record?;
         let at = header.base_timestamp.saturating_add(record.timestamp_delta);
         if at >= timestamp {
-            return Ok(Some((
-                header.base_offset + i64::from(record.offset_delta),
-                at,
-            )));
+            // A stored batch's deltas are dense, but one read from a
+            // damaged disk need not be.
+            let offset = header
+                .base_offset
+                .checked_add(i64::from(record.offset_delta))
+                .ok_or_else(|| {
+                    BatchError::BadRecordFraming(format!(
+                        "record offset delta {} overflows base offset {}",
+                        record.offset_delta, header.base_offset
+                    ))
+                })?;
+            return Ok(Some((offset, at)));
         }
     }
     Ok(None)
