@@ -78,7 +78,7 @@ impl Segment {
         let mut segment = Self::open_files(disk, dir, base_offset, false)?;
         segment.next_offset = next_offset;
         if !segment.indexes_look_sound()? {
-            let outcome = segment.scan_and_repair(index_interval)?;
+            let outcome = segment.scan_and_repair(index_interval, Some(next_offset))?;
             return Ok((segment, Some(outcome)));
         }
         segment.max_timestamp = segment.time_index.last().map_or(-1, |e| e.timestamp);
@@ -100,7 +100,7 @@ impl Segment {
         index_interval: u64,
     ) -> io::Result<(Segment, ScanOutcome)> {
         let mut segment = Self::open_files(disk, dir, base_offset, false)?;
-        let outcome = segment.scan_and_repair(index_interval)?;
+        let outcome = segment.scan_and_repair(index_interval, None)?;
         Ok((segment, outcome))
     }
 
@@ -203,7 +203,13 @@ impl Segment {
 
     /// Reads every batch from the start, validating each one; cuts the file
     /// at the first invalid byte and rebuilds both indexes from what remains.
-    fn scan_and_repair(&mut self, index_interval: u64) -> io::Result<ScanOutcome> {
+    /// `end`, for a sealed segment, is the next segment's base offset: a
+    /// batch reaching it overlaps the next segment and is cut as well.
+    fn scan_and_repair(
+        &mut self,
+        index_interval: u64,
+        end: Option<i64>,
+    ) -> io::Result<ScanOutcome> {
         let mut outcome = ScanOutcome::default();
         let mut offsets = Vec::new();
         let mut times: Vec<TimeEntry> = Vec::new();
@@ -244,6 +250,14 @@ impl Segment {
                 outcome.stop_reason = Some(format!(
                     "batch at position {position} has offset {} below the expected {expected_offset}",
                     header.base_offset
+                ));
+                break;
+            }
+            if let Some(end) = end.filter(|&end| header.last_offset() >= end) {
+                outcome.stop_reason = Some(format!(
+                    "batch at position {position} (offsets {}..={}) runs into the next segment at {end}",
+                    header.base_offset,
+                    header.last_offset()
                 ));
                 break;
             }
