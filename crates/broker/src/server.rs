@@ -398,18 +398,23 @@ pub fn raise_open_files_limit(config: &crate::BrokerConfig) -> Option<u64> {
         }
     }
     let in_force = getrlimit(Resource::Nofile).current;
-    info!(open_files_limit = ?in_force, "open-files limit");
-    // Each partition keeps at least its active segment's three files open.
-    let needed = (config.max_partitions as u64)
-        .saturating_mul(3)
-        .saturating_add(config.max_connections as u64);
-    if let Some(limit) = in_force.filter(|&l| l < needed) {
+    // Each partition keeps at least its active segment's three files open,
+    // each connection one.
+    let connections = config.max_connections as u64;
+    let fit = in_force.map(|limit| limit.saturating_sub(connections) / 3);
+    info!(
+        open_files_limit = ?in_force,
+        partitions_that_fit = ?fit,
+        "open-files limit"
+    );
+    let explicit = config.max_partitions != crate::BrokerConfig::default().max_partitions;
+    if let Some(fit) = fit.filter(|&fit| explicit && fit < config.max_partitions as u64) {
         warn!(
-            open_files_limit = limit,
-            needed,
-            "the open-files limit is below what max_partitions and max_connections can use; \
-             creating partitions or accepting connections will fail near it (raise the hard \
-             limit, or lower max_partitions)"
+            max_partitions = config.max_partitions,
+            partitions_that_fit = fit,
+            "max_partitions is above what the open-files limit allows with max_connections \
+             connections; creating partitions will fail near the limit (raise the hard limit, \
+             or lower max_partitions)"
         );
     }
     in_force
