@@ -19,6 +19,10 @@ if [[ $# -ne 3 ]]; then
     exit 2
 fi
 
+# Several runs may start at once (group members in the tests): one of them
+# creates the venv while the others wait.
+exec 9>"$HERE/.venv.lock"
+flock 9
 if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
@@ -29,5 +33,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
         -r "$HERE/requirements.txt"
     echo "$want" >"$stamp"
 fi
+flock -u 9
+exec 9>&-
 
 exec "$VENV/bin/python" "$HERE/$script" "$@"
