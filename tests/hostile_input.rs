@@ -10,13 +10,12 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::raw::{connect, is_closed};
+use common::raw::{connect, is_closed, message_frame, produce_request, produce_with_acks};
 use common::{wait_until, Broker};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, MetadataRequest,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -55,35 +54,6 @@ fn read_frame(stream: &mut TcpStream) -> Bytes {
     let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
     stream.read_exact(&mut body).expect("response body");
     Bytes::from(body)
-}
-
-fn produce_request(topic: &str, records: Bytes, acks: i16) -> Vec<u8> {
-    let mut data = PartitionProduceData::default();
-    data.index = 0;
-    data.records = Some(records);
-    let mut topic_data = TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = acks;
-    request.timeout_ms = 10_000;
-    request.topic_data = vec![topic_data];
-    let api = ApiKey::Produce;
-    request_bytes(api as i16, 9, api.request_header_version(9), &request)
-}
-
-/// Sends a Produce v9 (flexible) with `records` for partition 0 of `topic`.
-fn produce_raw(broker: &Broker, topic: &str, records: Bytes, acks: i16) -> i16 {
-    let mut stream = connect(broker);
-    let version = 9;
-    let api = ApiKey::Produce;
-    stream
-        .write_all(&produce_request(topic, records, acks))
-        .expect("send");
-    let mut frame = read_frame(&mut stream);
-    ResponseHeader::decode(&mut frame, api.response_header_version(version)).expect("header");
-    let response = ProduceResponse::decode(&mut frame, version).expect("produce response");
-    response.responses[0].partition_responses[0].error_code
 }
 
 /// Fetches partition 0 of `topic` from offset 0 (Fetch v12) and returns the
@@ -285,35 +255,35 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
     let last = wrong_crc.len() - 1;
     wrong_crc[last] ^= 0xff;
     assert_eq!(
-        produce_raw(&broker, "guarded", wrong_crc.into(), -1),
+        produce_with_acks(&broker, "guarded", wrong_crc, -1),
         CORRUPT_MESSAGE
     );
 
     let mut impossible_length = valid_batch(50);
     impossible_length[8..12].copy_from_slice(&1_000_000i32.to_be_bytes());
     assert_eq!(
-        produce_raw(&broker, "guarded", impossible_length.into(), -1),
+        produce_with_acks(&broker, "guarded", impossible_length, -1),
         CORRUPT_MESSAGE
     );
 
     let mut negative_length = valid_batch(50);
     negative_length[8..12].copy_from_slice(&(-1i32).to_be_bytes());
     assert_eq!(
-        produce_raw(&broker, "guarded", negative_length.into(), -1),
+        produce_with_acks(&broker, "guarded", negative_length, -1),
         CORRUPT_MESSAGE
     );
 
     let truncated = valid_batch(50);
     let truncated = Bytes::copy_from_slice(&truncated[..truncated.len() - 10]);
     assert_eq!(
-        produce_raw(&broker, "guarded", truncated, -1),
+        produce_with_acks(&broker, "guarded", truncated, -1),
         CORRUPT_MESSAGE
     );
 
     let mut old_magic = valid_batch(50);
     old_magic[16] = 1;
     assert_eq!(
-        produce_raw(&broker, "guarded", old_magic.into(), -1),
+        produce_with_acks(&broker, "guarded", old_magic, -1),
         UNSUPPORTED_FOR_MESSAGE_FORMAT
     );
 
@@ -324,29 +294,29 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
     let crc = crc32c::crc32c(&miscounted[21..]);
     miscounted[17..21].copy_from_slice(&crc.to_be_bytes());
     assert_eq!(
-        produce_raw(&broker, "guarded", miscounted.into(), -1),
+        produce_with_acks(&broker, "guarded", miscounted, -1),
         INVALID_RECORD
     );
 
     let mut two_batches = valid_batch(10);
     two_batches.extend_from_slice(&valid_batch(10));
     assert_eq!(
-        produce_raw(&broker, "guarded", two_batches.into(), -1),
+        produce_with_acks(&broker, "guarded", two_batches, -1),
         INVALID_RECORD
     );
 
     assert_eq!(
-        produce_raw(&broker, "guarded", Bytes::new(), -1),
+        produce_with_acks(&broker, "guarded", Bytes::new(), -1),
         INVALID_RECORD
     );
 
     assert_eq!(
-        produce_raw(&broker, "guarded", valid_batch(5000).into(), -1),
+        produce_with_acks(&broker, "guarded", valid_batch(5000), -1),
         MESSAGE_TOO_LARGE
     );
 
     assert_eq!(
-        produce_raw(&broker, "guarded", valid_batch(10).into(), 5),
+        produce_with_acks(&broker, "guarded", valid_batch(10), 5),
         INVALID_REQUIRED_ACKS
     );
 
@@ -356,7 +326,11 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
     bad_crc[70] ^= 1;
     let mut stream = connect(&broker);
     stream
-        .write_all(&produce_request("guarded", bad_crc.into(), 0))
+        .write_all(&message_frame(
+            ApiKey::Produce,
+            9,
+            &produce_request("guarded", bad_crc, 0),
+        ))
         .expect("send");
     assert!(
         is_closed(&mut stream),
@@ -374,7 +348,7 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
 
     // A good batch still goes through and is the only thing stored.
     let good = valid_batch(10);
-    assert_eq!(produce_raw(&broker, "guarded", good.clone().into(), -1), 0);
+    assert_eq!(produce_with_acks(&broker, "guarded", good.clone(), -1), 0);
     let (records, high_watermark) = fetch_raw(&broker, "guarded");
     assert_eq!(high_watermark, 1);
     assert_eq!(records.len(), good.len());

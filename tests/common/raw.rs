@@ -87,8 +87,8 @@ pub fn exchange<M: Encodable, R: Decodable>(
     R::decode(&mut response, version).expect("response")
 }
 
-/// A Produce v9 (acks=all) of `records` to partition 0 of `topic`.
-pub fn produce_request(topic: &str, records: Vec<u8>) -> ProduceRequest {
+/// A Produce v9 of `records` to partition 0 of `topic`.
+pub fn produce_request(topic: &str, records: impl Into<Bytes>, acks: i16) -> ProduceRequest {
     let mut data = PartitionProduceData::default();
     data.index = 0;
     data.records = Some(records.into());
@@ -96,16 +96,32 @@ pub fn produce_request(topic: &str, records: Vec<u8>) -> ProduceRequest {
     topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
     topic_data.partition_data = vec![data];
     let mut request = ProduceRequest::default();
-    request.acks = -1;
+    request.acks = acks;
     request.timeout_ms = 10_000;
     request.topic_data = vec![topic_data];
     request
 }
 
-/// The error code of producing `records` to partition 0 of `topic`.
-pub fn produce(broker: &Broker, topic: &str, records: Vec<u8>) -> i16 {
-    let response: ProduceResponse =
-        exchange(broker, ApiKey::Produce, 9, &produce_request(topic, records));
+/// The error code of producing `records` (acks=all) to partition 0 of
+/// `topic`.
+pub fn produce(broker: &Broker, topic: &str, records: impl Into<Bytes>) -> i16 {
+    produce_with_acks(broker, topic, records, -1)
+}
+
+/// The error code of producing `records` with `acks` to partition 0 of
+/// `topic` (acks must not be 0: that gets no answer).
+pub fn produce_with_acks(
+    broker: &Broker,
+    topic: &str,
+    records: impl Into<Bytes>,
+    acks: i16,
+) -> i16 {
+    let response: ProduceResponse = exchange(
+        broker,
+        ApiKey::Produce,
+        9,
+        &produce_request(topic, records, acks),
+    );
     response.responses[0].partition_responses[0].error_code
 }
 

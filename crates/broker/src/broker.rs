@@ -445,39 +445,27 @@ impl Broker {
         }
     }
 
-    /// Runs retention, and the periodic fsync if the policy asks for it,
-    /// until the broker is dropped.
+    /// Runs the periodic work (retention, group deadlines, offset expiry,
+    /// and the interval fsync if the policy asks for it) until the broker
+    /// is dropped.
     pub fn spawn_background_tasks(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let period = Duration::from_millis(self.config.retention_check_interval_ms);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
+        let config = &self.config;
+        every(
+            self,
+            ms(config.retention_check_interval_ms),
+            |broker| async move {
                 let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
-            }
+            },
+        );
+        // Group deadlines (sessions, rebalances) are checked this often.
+        every(self, Duration::from_millis(50), |broker| async move {
+            broker.groups.tick();
+            broker.groups.store_group_changes(&broker).await;
         });
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            // Group deadlines (sessions, rebalances) are checked this often.
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
-                broker.groups.tick();
-                broker.groups.store_group_changes(&broker).await;
-            }
-        });
-        let weak = Arc::downgrade(self);
-        let period = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { return };
+        every(
+            self,
+            ms(config.offsets_retention_check_interval_ms),
+            |broker| async move {
                 let retention_ms = broker
                     .config
                     .offsets_retention_minutes
@@ -486,21 +474,37 @@ impl Broker {
                     .groups
                     .expire_offsets(&broker, retention_ms, now_ms())
                     .await;
-            }
-        });
-        if self.config.fsync == FsyncPolicy::Interval {
-            let weak = Arc::downgrade(self);
-            let period = Duration::from_millis(self.config.fsync_interval_ms);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(period);
-                loop {
-                    tick.tick().await;
-                    let Some(broker) = weak.upgrade() else { return };
-                    broker.sync_all().await;
-                }
+            },
+        );
+        if config.fsync == FsyncPolicy::Interval {
+            every(self, ms(config.fsync_interval_ms), |broker| async move {
+                broker.sync_all().await;
             });
         }
     }
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+/// Runs `job` every `period` (first after one period) while the broker
+/// lives; the task holds only a weak reference between runs.
+fn every<F, Fut>(broker: &Arc<Broker>, period: Duration, job: F)
+where
+    F: Fn(Arc<Broker>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let weak = Arc::downgrade(broker);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(broker) = weak.upgrade() else { return };
+            job(broker).await;
+        }
+    });
 }
 
 /// Opens (and after a crash, recovers) every partition's log, on

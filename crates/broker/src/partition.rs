@@ -91,17 +91,17 @@ impl Partition {
         let mut batch = ProducedBatch::new(batch, settings.max_uncompressed_batch_bytes)
             .map_err(|e| BrokerError::from(sluice_storage::StorageError::InvalidBatch(e)))?;
         let append_time = settings.log_append_time.then_some(now_ms);
-        let roll_due = self.log().roll_due(batch.len(), batch.header());
-        let mut append = move || {
-            self.log()
-                .append(&mut batch, self.leader_epoch, append_time, now_ms)
-        };
-        let info = if roll_due {
-            // Rolling fsyncs the sealed segment and creates files.
-            crate::blocking::disk_work(append)?
-        } else {
-            append()?
-        };
+        let epoch = self.leader_epoch;
+        let mut log = self.log();
+        if !log.roll_due(batch.len(), batch.header()) {
+            return Ok(log.append(&mut batch, epoch, append_time, now_ms)?);
+        }
+        drop(log);
+        // Rolling fsyncs the sealed segment and creates files: do it where
+        // blocking is allowed.
+        let info = crate::blocking::disk_work(|| {
+            self.log().append(&mut batch, epoch, append_time, now_ms)
+        })?;
         Ok(info)
     }
 
