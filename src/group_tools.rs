@@ -76,9 +76,12 @@ async fn group(command: GroupCommand) -> Result<()> {
     match command {
         GroupCommand::List { connect } => {
             let mut client = Client::connect(&connect.bootstrap_server).await?;
-            println!("GROUP\tSTATE\tTYPE");
+            println!("GROUP\tSTATE\tTYPE\tPROTOCOL");
             for g in client.list_groups().await? {
-                println!("{}\t{}\t{}", g.group_id, g.state, g.protocol_type);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    g.group_id, g.state, g.protocol_type, g.group_type
+                );
             }
         }
         GroupCommand::Describe { group, connect } => {

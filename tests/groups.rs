@@ -1,7 +1,10 @@
-//! Consumer groups with librdkafka's subscribing consumer (the classic
-//! protocol): members split partitions without overlap or gap, each group
-//! reads every message (publish/subscribe), and committed offsets survive
-//! a broker kill -9.
+//! Consumer groups with real subscribing consumers (librdkafka, the Java
+//! client, kafka-python), under the classic protocol and the KIP-848
+//! consumer protocol: members split partitions without overlap or gap,
+//! each group reads every message (publish/subscribe), a killed member's
+//! partitions are handed on, rebalances move only what they must, static
+//! members keep their partitions, and committed offsets survive a broker
+//! kill -9.
 
 mod common;
 
@@ -60,14 +63,29 @@ fn produce(broker: &Broker, topic: &str, range: std::ops::Range<usize>) {
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// librdkafka's settings for the KIP-848 consumer protocol.
+const CONSUMER_PROTOCOL: &[(&str, &str)] = &[("group.protocol", "consumer")];
+
+/// A broker whose consumer-protocol sessions time out after 6 s (Kafka's
+/// 45 s default would make a killed member's handover slow to test).
+fn broker_with_short_consumer_sessions() -> Broker {
+    Broker::start_with_config("group_consumer_session_timeout_ms = 6000\n")
+}
+
 fn member(broker: &Broker, group: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", broker.bootstrap())
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
         .set("enable.partition.eof", "false");
+    // Under the consumer protocol the session timeout is the broker's.
+    if !extra
+        .iter()
+        .any(|(k, v)| *k == "group.protocol" && *v == "consumer")
+    {
+        config.set("session.timeout.ms", "6000");
+    }
     for (k, v) in extra {
         config.set(*k, *v);
     }
@@ -114,11 +132,22 @@ fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
 
 #[test]
 fn three_members_split_six_partitions_and_a_second_group_reads_everything() {
+    split_and_publish_subscribe(&[]);
+}
+
+#[test]
+fn three_members_split_six_partitions_and_a_second_group_reads_everything_kip_848() {
+    split_and_publish_subscribe(CONSUMER_PROTOCOL);
+}
+
+fn split_and_publish_subscribe(protocol: &[(&str, &str)]) {
     let broker = Broker::start();
     create_topic(&broker, "orders", 6);
     produce(&broker, "orders", 0..600);
 
-    let members: Vec<BaseConsumer> = (0..3).map(|_| member(&broker, "billing", &[])).collect();
+    let members: Vec<BaseConsumer> = (0..3)
+        .map(|_| member(&broker, "billing", protocol))
+        .collect();
     for m in &members {
         m.subscribe(&["orders"]).expect("subscribe");
     }
@@ -135,6 +164,23 @@ fn three_members_split_six_partitions_and_a_second_group_reads_everything() {
         "an overlap in the assignment: {owners:?}"
     );
     assert!(owners.iter().all(|o| o.len() == 2), "{owners:?}");
+    let kip_848 = !protocol.is_empty();
+    let listed = common::sluice(&["group", "list", "-b", &broker.bootstrap()], None);
+    let expected_type = if kip_848 { "consumer" } else { "classic" };
+    assert!(
+        listed.contains(&format!("billing\tStable\tconsumer\t{expected_type}")),
+        "{listed}"
+    );
+    if kip_848 {
+        let described = common::sluice(
+            &["group", "describe", "billing", "-b", &broker.bootstrap()],
+            None,
+        );
+        assert!(
+            described.contains("protocol consumer/uniform  members 3"),
+            "{described}"
+        );
+    }
     // Each member read only from its own partitions once the group settled.
     let per_member: BTreeMap<usize, BTreeSet<i32>> =
         seen.iter().fold(BTreeMap::new(), |mut acc, (m, p, _, _)| {
@@ -144,7 +190,7 @@ fn three_members_split_six_partitions_and_a_second_group_reads_everything() {
     assert_eq!(per_member.len(), 3, "every member consumed: {per_member:?}");
 
     // Publish/subscribe: another group reads every message too.
-    let other = member(&broker, "audit", &[]);
+    let other = member(&broker, "audit", protocol);
     other.subscribe(&["orders"]).expect("subscribe");
     let seen = poll_until(
         std::slice::from_ref(&other),
@@ -159,11 +205,23 @@ fn three_members_split_six_partitions_and_a_second_group_reads_everything() {
 
 #[test]
 fn committed_offsets_survive_a_broker_kill_9() {
+    committed_offsets_survive_kill_9(&[("enable.auto.commit", "false")]);
+}
+
+#[test]
+fn committed_offsets_survive_a_broker_kill_9_kip_848() {
+    committed_offsets_survive_kill_9(&[
+        ("enable.auto.commit", "false"),
+        ("group.protocol", "consumer"),
+    ]);
+}
+
+fn committed_offsets_survive_kill_9(settings: &[(&str, &str)]) {
     let mut broker = Broker::start();
     create_topic(&broker, "ledger", 1);
     produce(&broker, "ledger", 0..200);
     {
-        let consumer = member(&broker, "settle", &[("enable.auto.commit", "false")]);
+        let consumer = member(&broker, "settle", settings);
         consumer.subscribe(&["ledger"]).expect("subscribe");
         let seen = poll_until(
             std::slice::from_ref(&consumer),
@@ -185,7 +243,7 @@ fn committed_offsets_survive_a_broker_kill_9() {
         );
     }
     broker.restart();
-    let consumer = member(&broker, "settle", &[("enable.auto.commit", "false")]);
+    let consumer = member(&broker, "settle", settings);
     consumer.subscribe(&["ledger"]).expect("subscribe");
     let seen = poll_until(
         std::slice::from_ref(&consumer),
@@ -224,7 +282,7 @@ fn committed_offsets_survive_a_broker_kill_9() {
         ],
         None,
     );
-    let consumer = member(&broker, "settle", &[("enable.auto.commit", "false")]);
+    let consumer = member(&broker, "settle", settings);
     consumer.subscribe(&["ledger"]).expect("subscribe");
     let seen = poll_until(
         std::slice::from_ref(&consumer),
@@ -325,6 +383,21 @@ impl Member {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGTERM: the member closes its consumer and exits.
+    fn stop(&mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let _ = self.child.wait();
+        assert!(
+            self.lines().iter().any(|l| l == "CLOSING"),
+            "the member did not close: {:?}",
+            self.lines()
+        );
+    }
 }
 
 impl Drop for Member {
@@ -393,16 +466,39 @@ fn a_killed_java_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
     killed_member_hands_over(&broker, a, b, "shared");
 }
 
+/// The Java client under the KIP-848 consumer protocol.
+#[test]
+fn a_killed_java_member_s_partitions_are_handed_on_and_nothing_is_skipped_kip_848() {
+    let jar = common::java_client_jar();
+    let broker = broker_with_short_consumer_sessions();
+    create_topic(&broker, "shared", 4);
+    produce(&broker, "shared", 0..400);
+    let a = Member::java(&jar, &broker, "shared", "jg", "consumer");
+    let b = Member::java(&jar, &broker, "shared", "jg", "consumer");
+    killed_member_hands_over(&broker, a, b, "shared");
+}
+
 /// With the cooperative-sticky assignor a third member joining takes
 /// partitions from the others without revoking any they keep.
 #[test]
 fn a_cooperative_rebalance_moves_only_the_partitions_it_must() {
+    rebalance_moves_only_what_it_must("cooperative");
+}
+
+/// The same under the KIP-848 protocol, where the broker's uniform
+/// assignor decides and nothing stops the world.
+#[test]
+fn a_kip_848_rebalance_moves_only_the_partitions_it_must() {
+    rebalance_moves_only_what_it_must("consumer");
+}
+
+fn rebalance_moves_only_what_it_must(mode: &str) {
     let jar = common::java_client_jar();
     let broker = Broker::start();
     create_topic(&broker, "coop", 6);
     produce(&broker, "coop", 0..300);
-    let a = Member::java(&jar, &broker, "coop", "cg", "cooperative");
-    let b = Member::java(&jar, &broker, "coop", "cg", "cooperative");
+    let a = Member::java(&jar, &broker, "coop", "cg", mode);
+    let b = Member::java(&jar, &broker, "coop", "cg", mode);
     common::wait_until(
         "two members, three partitions each",
         Duration::from_secs(120),
@@ -413,7 +509,7 @@ fn a_cooperative_rebalance_moves_only_the_partitions_it_must() {
     );
     let before = [a.assignment(), b.assignment()];
     let marks = [a.lines().len(), b.lines().len()];
-    let c = Member::java(&jar, &broker, "coop", "cg", "cooperative");
+    let c = Member::java(&jar, &broker, "coop", "cg", mode);
     common::wait_until(
         "three members, two partitions each",
         Duration::from_secs(120),
@@ -453,11 +549,23 @@ fn a_cooperative_rebalance_moves_only_the_partitions_it_must() {
 /// disturbed: no rebalance, nothing revoked.
 #[test]
 fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance() {
+    static_member_restarts(&Broker::start(), "default", Member::kill9);
+}
+
+/// Under the KIP-848 protocol a static member that closes leaves with
+/// epoch -2, and its partitions wait for its restart. (One killed without
+/// closing is still in the group until its session ends, and Kafka
+/// refuses its restart meanwhile with UNRELEASED_INSTANCE_ID.)
+#[test]
+fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance_kip_848() {
+    static_member_restarts(&Broker::start(), "consumer", Member::stop);
+}
+
+fn static_member_restarts(broker: &Broker, mode: &str, stop: fn(&mut Member)) {
     let jar = common::java_client_jar();
-    let broker = Broker::start();
-    create_topic(&broker, "static", 4);
-    produce(&broker, "static", 0..100);
-    let start = |id: &str| Member::java_static(&jar, &broker, "static", "sg", "default", Some(id));
+    create_topic(broker, "static", 4);
+    produce(broker, "static", 0..100);
+    let start = |id: &str| Member::java_static(&jar, broker, "static", "sg", mode, Some(id));
     let mut w1 = start("worker-1");
     let w2 = start("worker-2");
     common::wait_until(
@@ -470,7 +578,7 @@ fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance() {
     );
     let (mine, theirs) = (w1.assignment(), w2.assignment());
     let mark = w2.lines().len();
-    w1.kill9();
+    stop(&mut w1);
     let w1 = start("worker-1");
     common::wait_until(
         "the restarted member's assignment",

@@ -358,10 +358,7 @@ fn rejected_batches_get_kafka_errors_and_are_never_readable() {
 
 #[test]
 fn connections_beyond_the_limit_are_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, "max_connections = 2\n").expect("config");
-    let mut broker = Broker::start_with(&["--config", config.to_str().expect("path")]);
+    let mut broker = Broker::start_with_config("max_connections = 2\n");
     // The harness's own readiness probe may still hold a slot briefly, so
     // wait until two connections are both served.
     let mut held = Vec::new();
@@ -410,10 +407,7 @@ fn connections_beyond_the_limit_are_refused() {
 
 #[test]
 fn idle_and_stalled_connections_are_closed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, "connection_idle_timeout_ms = 200\n").expect("config");
-    let mut broker = Broker::start_with(&["--config", config.to_str().expect("path")]);
+    let mut broker = Broker::start_with_config("connection_idle_timeout_ms = 200\n");
     let mut idle = connect(&broker);
     assert!(is_closed(&mut idle), "idle connection stays open");
     // Half a frame, then silence.

@@ -20,21 +20,13 @@ use kafka_protocol::protocol::StrBytes;
 
 const POLICY_VIOLATION: i16 = 44;
 
-fn start_with_config(toml: &str) -> (Broker, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, toml).expect("config");
-    let broker = Broker::start_with(&["--config", config.to_str().expect("path")]);
-    (broker, dir)
-}
-
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
 #[test]
 fn topics_and_partitions_beyond_the_limits_are_refused() {
-    let (broker, _config) = start_with_config("max_topics = 2\nmax_partitions = 3\n");
+    let broker = Broker::start_with_config("max_topics = 2\nmax_partitions = 3\n");
     let bootstrap = broker.bootstrap();
     common::sluice(&["topic", "create", "a", "-b", &bootstrap], None);
     common::sluice(&["topic", "create", "b", "-p", "2", "-b", &bootstrap], None);
@@ -73,7 +65,7 @@ fn topics_and_partitions_beyond_the_limits_are_refused() {
 /// rather than allocating, and both finish once the first frame does.
 #[test]
 fn frames_wait_for_the_in_flight_budget() {
-    let (broker, _config) = start_with_config(
+    let broker = Broker::start_with_config(
         "max_request_bytes = 1048576\nmax_inflight_request_bytes = 1048576\nmax_message_bytes = 900000\n",
     );
     common::sluice(&["topic", "create", "big", "-b", &broker.bootstrap()], None);
@@ -107,8 +99,9 @@ fn frames_wait_for_the_in_flight_budget() {
 
 #[test]
 fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
-    let (broker, _config) =
-        start_with_config("connection_write_timeout_ms = 300\nmax_message_bytes = 1048576\n");
+    let broker = Broker::start_with_config(
+        "connection_write_timeout_ms = 300\nmax_message_bytes = 1048576\n",
+    );
     common::sluice(
         &["topic", "create", "wide", "-b", &broker.bootstrap()],
         None,

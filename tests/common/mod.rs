@@ -16,6 +16,8 @@ pub struct Broker {
     pub port: u16,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    /// Holds the config file of `start_with_config`.
+    _config: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     log_path: PathBuf,
 }
@@ -62,10 +64,21 @@ impl Broker {
             port: 0,
             data_dir,
             _tmp: Some(tmp),
+            _config: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             log_path,
         };
         broker.spawn();
+        broker
+    }
+
+    /// Starts a broker with a TOML config file holding `toml`.
+    pub fn start_with_config(toml: &str) -> Broker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(&config, toml).expect("config");
+        let mut broker = Self::start_with(&["--config", config.to_str().expect("path")]);
+        broker._config = Some(dir);
         broker
     }
 

@@ -112,6 +112,18 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: u64,
     /// Most members a group may have (GROUP_MAX_SIZE_REACHED above).
     pub group_max_size: usize,
+    /// A member of a consumer group (KIP-848 protocol) that sends no
+    /// heartbeat for this long is removed and its partitions reassigned
+    /// (Kafka's group.consumer.session.timeout.ms, 45 s).
+    pub group_consumer_session_timeout_ms: u64,
+    /// How often a member of a settled consumer group heartbeats (Kafka's
+    /// group.consumer.heartbeat.interval.ms is 5000). A member learns of a
+    /// rebalance on its next heartbeat, so this bounds how long a new
+    /// member waits for its first partitions.
+    pub group_consumer_heartbeat_interval_ms: u64,
+    /// How often members heartbeat while their group moves partitions, so
+    /// a handover takes round trips rather than heartbeat intervals.
+    pub group_consumer_reconcile_heartbeat_interval_ms: u64,
     /// Most groups the coordinator holds; a new one beyond gets
     /// POLICY_VIOLATION.
     pub max_groups: usize,
@@ -160,6 +172,9 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 300,
             group_max_size: 1000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 1000,
+            group_consumer_reconcile_heartbeat_interval_ms: 100,
             max_groups: 100_000,
             offsets_topic_partitions: 50,
             offset_metadata_max_bytes: 4096,
@@ -323,6 +338,20 @@ impl BrokerConfig {
         if self.group_max_size == 0 {
             return invalid("group_max_size", "must be at least 1");
         }
+        if self.group_consumer_heartbeat_interval_ms == 0
+            || self.group_consumer_reconcile_heartbeat_interval_ms == 0
+        {
+            return invalid(
+                "group_consumer_heartbeat_interval_ms",
+                "heartbeat intervals must be at least 1",
+            );
+        }
+        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms {
+            return invalid(
+                "group_consumer_heartbeat_interval_ms",
+                "must be below group_consumer_session_timeout_ms",
+            );
+        }
         if self.offsets_retention_minutes < 1 {
             return invalid("offsets_retention_minutes", "must be at least 1");
         }
@@ -482,6 +511,16 @@ impl BrokerConfig {
                 "group.max.size",
                 self.group_max_size.to_string(),
                 d.group_max_size.to_string(),
+            ),
+            setting(
+                "group.consumer.session.timeout.ms",
+                self.group_consumer_session_timeout_ms.to_string(),
+                d.group_consumer_session_timeout_ms.to_string(),
+            ),
+            setting(
+                "group.consumer.heartbeat.interval.ms",
+                self.group_consumer_heartbeat_interval_ms.to_string(),
+                d.group_consumer_heartbeat_interval_ms.to_string(),
             ),
             setting(
                 "offsets.topic.num.partitions",

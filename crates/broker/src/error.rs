@@ -79,6 +79,18 @@ pub enum BrokerError {
     GroupSubscribedToTopic(String),
     #[error("offset metadata of {size} bytes exceeds offset_metadata_max_bytes ({max})")]
     OffsetMetadataTooLarge { size: usize, max: usize },
+    #[error("member epoch {0} is fenced: the coordinator's is {1}; rejoin")]
+    FencedMemberEpoch(i32, i32),
+    #[error("member epoch {0} is stale: the member's is {1}")]
+    StaleMemberEpoch(i32, i32),
+    #[error("another member still holds group.instance.id '{0}'")]
+    UnreleasedInstanceId(String),
+    #[error("server assignor '{0}' is not supported; use uniform or range")]
+    UnsupportedAssignor(String),
+    #[error("invalid subscription regex: {0}")]
+    InvalidRegularExpression(String),
+    #[error("{0}")]
+    InconsistentGroupType(String),
     #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,
     #[error("storage error: {0}")]
@@ -129,6 +141,12 @@ impl BrokerError {
             GroupIdNotFound => ResponseError::GroupIdNotFound,
             GroupSubscribedToTopic(_) => ResponseError::GroupSubscribedToTopic,
             OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
+            FencedMemberEpoch(..) => ResponseError::FencedMemberEpoch,
+            StaleMemberEpoch(..) => ResponseError::StaleMemberEpoch,
+            UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
+            UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+            InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
+            InconsistentGroupType(_) => ResponseError::InconsistentGroupProtocol,
             CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             Storage(_) => ResponseError::KafkaStorageError,
             Metadata(_) => ResponseError::UnknownServerError,

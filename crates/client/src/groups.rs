@@ -9,8 +9,8 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
-    OffsetCommitRequest, OffsetFetchRequest,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -18,17 +18,23 @@ use crate::client::{check, topic_name, Client};
 use crate::connection::Connection;
 
 const FIND_COORDINATOR_MAX: i16 = 3;
-const LIST_GROUPS_MAX: i16 = 4;
+const LIST_GROUPS_MAX: i16 = 5;
 const DESCRIBE_GROUPS_MAX: i16 = 5;
 const OFFSET_FETCH_MAX: i16 = 7;
 const OFFSET_COMMIT_MAX: i16 = 8;
 const DELETE_GROUPS_MAX: i16 = 2;
+const CONSUMER_GROUP_DESCRIBE_MAX: i16 = 0;
+/// ConsumerGroupDescribe's answer for a group that is not a consumer group.
+const GROUP_ID_NOT_FOUND: i16 = 69;
 
 #[derive(Debug, Clone)]
 pub struct GroupSummary {
     pub group_id: String,
     pub protocol_type: String,
     pub state: String,
+    /// "classic" or "consumer" (the KIP-848 protocol); "classic" from
+    /// brokers older than ListGroups v5.
+    pub group_type: String,
 }
 
 #[derive(Debug, Clone)]
@@ -83,13 +89,22 @@ impl Client {
                 group_id: g.group_id.0.to_string(),
                 protocol_type: g.protocol_type.to_string(),
                 state: g.group_state.to_string(),
+                group_type: Some(g.group_type.to_string())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "classic".to_string()),
             })
             .collect();
         groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         Ok(groups)
     }
 
+    /// A group's state and members: through ConsumerGroupDescribe for a
+    /// consumer group of the KIP-848 protocol, where the broker offers it,
+    /// else through DescribeGroups (as Kafka's admin client does).
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupInfo> {
+        if let Some(info) = self.describe_consumer_group(group).await? {
+            return Ok(info);
+        }
         let mut request = DescribeGroupsRequest::default();
         request.groups = vec![GroupId(StrBytes::from_string(group.to_string()))];
         let response = self
@@ -125,6 +140,58 @@ impl Client {
                 })
                 .collect(),
         })
+    }
+
+    /// None when the broker lacks ConsumerGroupDescribe or the group is
+    /// not a consumer group.
+    async fn describe_consumer_group(&mut self, group: &str) -> Result<Option<GroupInfo>> {
+        let connection = self.coordinator(group).await?;
+        if connection
+            .version_for::<ConsumerGroupDescribeRequest>(CONSUMER_GROUP_DESCRIBE_MAX)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let mut request = ConsumerGroupDescribeRequest::default();
+        request.group_ids = vec![GroupId(StrBytes::from_string(group.to_string()))];
+        let response = connection
+            .send(&request, CONSUMER_GROUP_DESCRIBE_MAX)
+            .await?;
+        let described = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("empty ConsumerGroupDescribe response"))?;
+        if described.error_code == GROUP_ID_NOT_FOUND {
+            return Ok(None);
+        }
+        check(described.error_code, &format!("describing group '{group}'"))?;
+        Ok(Some(GroupInfo {
+            group_id: group.to_string(),
+            state: described.group_state.to_string(),
+            protocol_type: "consumer".to_string(),
+            protocol: described.assignor_name.to_string(),
+            members: described
+                .members
+                .into_iter()
+                .map(|m| GroupMemberInfo {
+                    member_id: m.member_id.to_string(),
+                    instance_id: m.instance_id.map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assigned: m
+                        .assignment
+                        .topic_partitions
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(|p| (t.topic_name.0.to_string(), *p))
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
     }
 
     /// The group's committed offset of every partition it has one for.

@@ -1,5 +1,12 @@
-//! The group coordinator: consumer groups (classic protocol, see
-//! `classic.rs`) and their committed offsets.
+//! The group coordinator: consumer groups, under the classic protocol
+//! (`classic.rs`) or the KIP-848 consumer protocol (`consumer.rs`, with
+//! the server-side assignors of `assignor.rs`), and their committed
+//! offsets.
+//!
+//! A group has one type at a time. An empty group changes type when a
+//! member of the other protocol joins it; a group with members refuses the
+//! other protocol (INCONSISTENT_GROUP_PROTOCOL). Kafka can also convert a
+//! group with members online; Sluice does not yet.
 //!
 //! Offsets are durable in the internal topic `__consumer_offsets`, a log
 //! like any other (same fsync policy, same crash recovery). A group lives
@@ -15,7 +22,9 @@
 //! and when the group empties, so that after a restart (kill -9 included)
 //! its members go on with the same generation and assignment.
 
+pub mod assignor;
 pub mod classic;
+pub mod consumer;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,9 +39,11 @@ use tracing::{info, warn};
 
 use crate::broker::{now_ms, Broker};
 use crate::error::{BrokerError, Result};
+use crate::metadata::ClusterState;
 use classic::{ClassicGroup, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply};
+use consumer::{ConsumerGroup, ConsumerGroupView, ConsumerLimits, Heartbeat, HeartbeatReply};
 pub use records::{CommittedOffset, OffsetKey};
-use records::{Key, StoredGroup};
+use records::{Key, StoredConsumerGroup, StoredGroupValue};
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -43,18 +54,50 @@ pub fn is_internal_topic(name: &str) -> bool {
     name == OFFSETS_TOPIC
 }
 
-/// Group ids Kafka refuses: empty ones.
+/// Group ids refused: empty ones (as Kafka), and ones longer than a
+/// non-flexible Kafka string can carry.
 fn check_group_id(group: &str) -> Result<()> {
     if group.is_empty() {
         return Err(BrokerError::InvalidGroupId("the group id is empty".into()));
     }
+    if group.len() > records::MAX_GROUP_ID_BYTES {
+        return Err(BrokerError::InvalidGroupId(format!(
+            "the group id is longer than {} bytes",
+            records::MAX_GROUP_ID_BYTES
+        )));
+    }
     Ok(())
+}
+
+/// Topics as consumer groups see them: the broker's current metadata.
+impl consumer::TopicView for ClusterState {
+    fn topic(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        ClusterState::topic(self, name).map(|t| (t.id, t.partitions.len() as i32))
+    }
+
+    fn name_of(&self, id: uuid::Uuid) -> Option<String> {
+        self.topic_by_id(id).map(|t| t.name.clone())
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.topics
+            .keys()
+            .filter(|name| !is_internal_topic(name))
+            .cloned()
+            .collect()
+    }
 }
 
 /// A group and its offsets.
 #[derive(Debug)]
 struct GroupEntry {
     classic: ClassicGroup,
+    /// Set while the group is a consumer group of the KIP-848 protocol
+    /// (then `classic` is empty).
+    consumer: Option<ConsumerGroup>,
+    /// The consumer group changed since `consumer_stored` was written.
+    consumer_dirty: bool,
+    consumer_stored: Option<StoredConsumerGroup>,
     /// Committed offsets, each with the `__consumer_offsets` offset that
     /// stored it, so that commits completing out of order keep the latest.
     offsets: BTreeMap<(String, i32), (i64, CommittedOffset)>,
@@ -69,6 +112,9 @@ impl GroupEntry {
     fn new(id: &str) -> GroupEntry {
         GroupEntry {
             classic: ClassicGroup::new(id),
+            consumer: None,
+            consumer_dirty: false,
+            consumer_stored: None,
             offsets: BTreeMap::new(),
             stored_generation: 0,
             stored_members: false,
@@ -76,7 +122,18 @@ impl GroupEntry {
     }
 
     /// The group's record, if its stored form is out of date.
-    fn record_due(&mut self) -> Option<StoredGroup> {
+    fn record_due(&mut self) -> Option<StoredGroupValue> {
+        if let Some(group) = &self.consumer {
+            if !std::mem::take(&mut self.consumer_dirty) {
+                return None;
+            }
+            let stored = group.stored();
+            if self.consumer_stored.as_ref() == Some(&stored) {
+                return None;
+            }
+            self.consumer_stored = Some(stored.clone());
+            return Some(StoredGroupValue::Consumer(stored));
+        }
         let state = self.classic.state();
         let generation = self.classic.generation();
         let due = match state {
@@ -89,7 +146,31 @@ impl GroupEntry {
         }
         self.stored_generation = generation;
         self.stored_members = state == GroupState::Stable;
-        Some(self.classic.stored())
+        Some(StoredGroupValue::Classic(self.classic.stored()))
+    }
+
+    /// Neither members nor offsets nor a stored record with members: the
+    /// group can be forgotten.
+    fn is_forgettable(&self) -> bool {
+        let consumer_idle = self.consumer.as_ref().is_none_or(ConsumerGroup::is_empty)
+            && self
+                .consumer_stored
+                .as_ref()
+                .is_none_or(|s| s.members.is_empty());
+        self.classic.is_idle() && consumer_idle && self.offsets.is_empty() && !self.stored_members
+    }
+
+    /// No member of either protocol.
+    fn has_no_members(&self) -> bool {
+        self.classic.is_empty() && self.consumer.as_ref().is_none_or(ConsumerGroup::is_empty)
+    }
+
+    fn group_type(&self) -> &'static str {
+        if self.consumer.is_some() {
+            "consumer"
+        } else {
+            "classic"
+        }
     }
 }
 
@@ -98,7 +179,10 @@ impl GroupEntry {
 pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    /// Kafka's state name for the group's type.
+    pub state: &'static str,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
 }
 
 /// A group as DescribeGroups shows it.
@@ -124,6 +208,7 @@ pub struct OffsetToCommit {
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, GroupEntry>>,
     limits: GroupLimits,
+    consumer_limits: ConsumerLimits,
     offsets_partitions: i32,
     metadata_max_bytes: usize,
     max_groups: usize,
@@ -147,6 +232,16 @@ impl GroupCoordinator {
                 max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
                 initial_rebalance_delay: Duration::from_millis(
                     config.group_initial_rebalance_delay_ms,
+                ),
+                max_size: config.group_max_size,
+            },
+            consumer_limits: ConsumerLimits {
+                session_timeout: Duration::from_millis(config.group_consumer_session_timeout_ms),
+                heartbeat_interval: Duration::from_millis(
+                    config.group_consumer_heartbeat_interval_ms,
+                ),
+                reconcile_heartbeat_interval: Duration::from_millis(
+                    config.group_consumer_reconcile_heartbeat_interval_ms,
                 ),
                 max_size: config.group_max_size,
             },
@@ -183,7 +278,7 @@ impl GroupCoordinator {
                     let Some(batch) = rest.get(..header.total_size()) else {
                         break;
                     };
-                    applied += apply_batch(&mut groups, batch);
+                    applied += apply_batch(&mut groups, batch, &self.consumer_limits);
                     offset = header.next_offset();
                     rest = &rest[header.total_size()..];
                 }
@@ -222,7 +317,77 @@ impl GroupCoordinator {
         let entry = groups
             .entry(group.to_string())
             .or_insert_with(|| GroupEntry::new(group));
+        if let Some(consumer) = &entry.consumer {
+            if !consumer.is_empty() {
+                return Err(BrokerError::InconsistentGroupType(format!(
+                    "group {group} is a consumer group (KIP-848 protocol) with members; \
+                     a classic member cannot join it"
+                )));
+            }
+            info!(group, "empty consumer group becomes a classic group");
+            entry.consumer = None;
+            entry.consumer_stored = None;
+        }
         Ok(entry.classic.join(request, &self.limits, Instant::now()))
+    }
+
+    /// ConsumerGroupHeartbeat: the one call of the KIP-848 protocol.
+    pub fn consumer_heartbeat(
+        &self,
+        group: &str,
+        request: Heartbeat,
+        version: i16,
+        topics: &ClusterState,
+    ) -> Result<HeartbeatReply> {
+        check_group_id(group)?;
+        let mut groups = self.groups();
+        let joining = request.member_epoch == consumer::JOIN_EPOCH;
+        if joining {
+            self.check_room_for(&groups, group)?;
+        }
+        let entry = match groups.get_mut(group) {
+            Some(entry) => entry,
+            None if joining => groups
+                .entry(group.to_string())
+                .or_insert_with(|| GroupEntry::new(group)),
+            None => return Err(BrokerError::UnknownMemberId),
+        };
+        if entry.consumer.is_none() {
+            if !entry.classic.is_empty() {
+                return Err(BrokerError::InconsistentGroupType(format!(
+                    "group {group} is a classic group with members; \
+                     a consumer-protocol member cannot join it"
+                )));
+            }
+            if !joining {
+                return Err(BrokerError::UnknownMemberId);
+            }
+            entry.consumer = Some(ConsumerGroup::new(group));
+            entry.consumer_dirty = true;
+        }
+        let consumer = entry
+            .consumer
+            .as_mut()
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let reply = consumer.heartbeat(
+            request,
+            version,
+            &self.consumer_limits,
+            topics,
+            Instant::now(),
+        );
+        entry.consumer_dirty = true;
+        reply
+    }
+
+    /// ConsumerGroupDescribe: None when the group is not a consumer group.
+    pub fn describe_consumer_group(&self, group: &str) -> Option<ConsumerGroupView> {
+        let groups = self.groups();
+        groups
+            .get(group)?
+            .consumer
+            .as_ref()
+            .map(ConsumerGroup::view)
     }
 
     pub fn sync(
@@ -269,7 +434,7 @@ impl GroupCoordinator {
     /// emptiness changed since it was last stored, so that a restarted
     /// broker brings the group back as it was.
     pub async fn store_group_changes(&self, broker: &Broker) {
-        let due: Vec<(String, StoredGroup)> = {
+        let due: Vec<(String, StoredGroupValue)> = {
             let mut groups = self.groups();
             groups
                 .iter_mut()
@@ -296,12 +461,19 @@ impl GroupCoordinator {
     pub fn tick(&self) {
         let now = Instant::now();
         let mut groups = self.groups();
-        for entry in groups.values_mut() {
+        for (id, entry) in groups.iter_mut() {
             entry.classic.tick(&self.limits, now);
+            if let Some(consumer) = &mut entry.consumer {
+                let removed = consumer.tick(now);
+                if !removed.is_empty() {
+                    info!(group = %id, members = ?removed, "consumer group members expired");
+                    entry.consumer_dirty = true;
+                }
+            }
         }
         // A group whose stored record still lists members is kept until
         // the empty record is stored.
-        groups.retain(|_, e| !(e.classic.is_idle() && e.offsets.is_empty() && !e.stored_members));
+        groups.retain(|_, e| !e.is_forgettable());
     }
 
     pub fn list(&self) -> Vec<GroupListing> {
@@ -309,19 +481,30 @@ impl GroupCoordinator {
         let mut out: Vec<GroupListing> = groups
             .values()
             .filter(|e| e.classic.state() != GroupState::Dead)
-            .map(|e| GroupListing {
-                group_id: e.classic.id.clone(),
-                protocol_type: e.classic.protocol_type().unwrap_or_default().to_string(),
-                state: e.classic.state(),
+            .map(|e| match &e.consumer {
+                Some(consumer) => GroupListing {
+                    group_id: consumer.id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: consumer.state_name(),
+                    group_type: e.group_type(),
+                },
+                None => GroupListing {
+                    group_id: e.classic.id.clone(),
+                    protocol_type: e.classic.protocol_type().unwrap_or_default().to_string(),
+                    state: e.classic.state().name(),
+                    group_type: e.group_type(),
+                },
             })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
 
+    /// DescribeGroups: None when the group does not exist or is not a
+    /// classic group (as Kafka answers).
     pub fn describe(&self, group: &str) -> Option<GroupDescription> {
         let groups = self.groups();
-        let entry = groups.get(group)?;
+        let entry = groups.get(group).filter(|e| e.consumer.is_none())?;
         Some(GroupDescription {
             state: entry.classic.state(),
             protocol_type: entry
@@ -358,6 +541,18 @@ impl GroupCoordinator {
                 Err(BrokerError::IllegalGeneration(committer.generation, 0))
             };
         };
+        if let Some(consumer) = &entry.consumer {
+            // KIP-848: the generation field carries the member epoch.
+            return if committer.generation < 0 && committer.member_id.is_empty() {
+                if consumer.is_empty() {
+                    Ok(())
+                } else {
+                    Err(BrokerError::UnknownMemberId)
+                }
+            } else {
+                consumer.check_member_epoch(&committer.member_id, committer.generation)
+            };
+        }
         let classic = &entry.classic;
         match classic.state() {
             GroupState::Dead => Err(BrokerError::CoordinatorNotAvailable),
@@ -484,6 +679,20 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// OffsetFetch v9+ from a member of a consumer group carries its id
+    /// and epoch, which must be current (Kafka's STALE_MEMBER_EPOCH);
+    /// without them (epoch -1) anyone may read.
+    pub fn check_fetcher(&self, group: &str, member_id: Option<&str>, epoch: i32) -> Result<()> {
+        if epoch < 0 && member_id.is_none_or(str::is_empty) {
+            return Ok(());
+        }
+        let groups = self.groups();
+        match groups.get(group).and_then(|e| e.consumer.as_ref()) {
+            Some(consumer) => consumer.check_member_epoch(member_id.unwrap_or_default(), epoch),
+            None => Ok(()),
+        }
+    }
+
     /// The committed offset of each requested partition (all of the
     /// group's when `wanted` is None).
     pub fn fetch_offsets(
@@ -544,7 +753,11 @@ impl GroupCoordinator {
             let mut results = Vec::new();
             let mut keys = Vec::new();
             for (topic, partition) in partitions {
-                if entry.classic.is_subscribed_to(&topic) {
+                let subscribed = match &entry.consumer {
+                    Some(consumer) => consumer.is_subscribed_to(&topic),
+                    None => entry.classic.is_subscribed_to(&topic),
+                };
+                if subscribed {
                     results.push(Err(BrokerError::GroupSubscribedToTopic(topic)));
                     continue;
                 }
@@ -575,7 +788,7 @@ impl GroupCoordinator {
             let groups = self.groups();
             groups
                 .iter()
-                .filter(|(_, e)| e.classic.is_idle())
+                .filter(|(_, e)| e.classic.is_idle() && e.has_no_members())
                 .filter_map(|(group, e)| {
                     let keys: Vec<OffsetKey> = e
                         .offsets
@@ -615,7 +828,7 @@ impl GroupCoordinator {
             if entry.classic.state() == GroupState::Dead {
                 return Err(BrokerError::GroupIdNotFound);
             }
-            if !entry.classic.is_empty() {
+            if !entry.has_no_members() {
                 return Err(BrokerError::NonEmptyGroup);
             }
             entry
@@ -666,7 +879,11 @@ fn apply_offset(
 }
 
 /// Applies one stored batch of offset records; returns how many applied.
-fn apply_batch(groups: &mut HashMap<String, GroupEntry>, batch: &[u8]) -> usize {
+fn apply_batch(
+    groups: &mut HashMap<String, GroupEntry>,
+    batch: &[u8],
+    consumer_limits: &ConsumerLimits,
+) -> usize {
     use sluice_storage::records::{inflate, Codec, Records};
     let Ok(header) = sluice_storage::batch::validate(batch) else {
         return 0;
@@ -710,16 +927,32 @@ fn apply_batch(groups: &mut HashMap<String, GroupEntry>, batch: &[u8]) -> usize 
                     .entry(group.clone())
                     .or_insert_with(|| GroupEntry::new(&group));
                 match record.value.map(records::decode_group_value) {
-                    Some(Some(stored)) => {
+                    Some(Some(StoredGroupValue::Classic(stored))) => {
                         entry.stored_generation = stored.generation;
                         entry.stored_members = !stored.members.is_empty();
                         entry.classic = ClassicGroup::restore(&group, stored, Instant::now());
+                        entry.consumer = None;
+                        entry.consumer_stored = None;
+                    }
+                    Some(Some(StoredGroupValue::Consumer(stored))) => {
+                        entry.classic = ClassicGroup::new(&group);
+                        entry.stored_generation = 0;
+                        entry.stored_members = false;
+                        entry.consumer = Some(ConsumerGroup::restore(
+                            &group,
+                            stored.clone(),
+                            consumer_limits,
+                            Instant::now(),
+                        ));
+                        entry.consumer_stored = Some(stored);
                     }
                     Some(None) => continue,
                     None => {
                         entry.classic = ClassicGroup::new(&group);
                         entry.stored_generation = 0;
                         entry.stored_members = false;
+                        entry.consumer = None;
+                        entry.consumer_stored = None;
                     }
                 }
             }
@@ -733,7 +966,7 @@ fn apply_batch(groups: &mut HashMap<String, GroupEntry>, batch: &[u8]) -> usize 
 #[derive(Debug, Clone)]
 enum GroupRecord {
     Offset(CommittedOffset),
-    Group(StoredGroup),
+    Group(StoredGroupValue),
 }
 
 /// One uncompressed batch holding the records (None: a tombstone).

@@ -18,7 +18,12 @@
 //! Decoding never trusts a length: a record that does not parse is skipped
 //! with a log line, so a damaged record cannot stop the coordinator.
 
+use std::collections::BTreeSet;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use uuid::Uuid;
+
+use super::assignor::{Assignment, SubscribedTopics};
 
 /// A committed offset as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +45,8 @@ pub struct OffsetKey {
 const VERSION: u8 = 0;
 const KIND_OFFSET: u8 = 0;
 const KIND_GROUP: u8 = 1;
+/// The first byte of a group value that holds a consumer group.
+const CONSUMER_GROUP_LAYOUT: u8 = 1;
 
 /// A stable group as stored, so that a restarted broker keeps its
 /// generation and members (who go on heartbeating as if nothing happened).
@@ -64,6 +71,203 @@ pub struct StoredMember {
     pub assignment: Bytes,
 }
 
+/// A consumer group (KIP-848 protocol) as stored: its epochs, the topics
+/// its target was computed from, and each member with its subscription,
+/// progress and target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConsumerGroup {
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub subscribed: SubscribedTopics,
+    pub members: Vec<StoredConsumerMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_names: Vec<String>,
+    pub subscribed_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    pub state: u8,
+    pub assigned: Assignment,
+    pub pending_revocation: Assignment,
+    pub target: Assignment,
+}
+
+/// Layout 1, after its first byte; strings have u32 lengths (u32::MAX
+/// for none), UUIDs are 16 bytes:
+///
+/// ```text
+/// epoch i32, assignment epoch i32,
+/// topic count u32, each: name, id, partitions i32,
+/// member count u32, each: member id, instance id, rack id, client id,
+///   client host, rebalance timeout i32, name count u32 with names, regex,
+///   assignor, epoch i32, previous epoch i32, state u8, then the assigned,
+///   pending and target assignments, each: topic count u32, each: id,
+///   partition count u32, partitions i32
+/// ```
+pub fn encode_consumer_group_value(group: &StoredConsumerGroup) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(CONSUMER_GROUP_LAYOUT);
+    out.put_i32(group.epoch);
+    out.put_i32(group.assignment_epoch);
+    out.put_u32(group.subscribed.len() as u32);
+    for (name, (id, partitions)) in &group.subscribed {
+        put_str32(&mut out, Some(name));
+        out.put_slice(id.as_bytes());
+        out.put_i32(*partitions);
+    }
+    out.put_u32(group.members.len() as u32);
+    for m in &group.members {
+        put_str32(&mut out, Some(&m.member_id));
+        put_str32(&mut out, m.instance_id.as_deref());
+        put_str32(&mut out, m.rack_id.as_deref());
+        put_str32(&mut out, Some(&m.client_id));
+        put_str32(&mut out, Some(&m.client_host));
+        out.put_i32(m.rebalance_timeout_ms);
+        out.put_u32(m.subscribed_names.len() as u32);
+        for name in &m.subscribed_names {
+            put_str32(&mut out, Some(name));
+        }
+        put_str32(&mut out, m.subscribed_regex.as_deref());
+        put_str32(&mut out, m.server_assignor.as_deref());
+        out.put_i32(m.epoch);
+        out.put_i32(m.previous_epoch);
+        out.put_u8(m.state);
+        for assignment in [&m.assigned, &m.pending_revocation, &m.target] {
+            put_assignment(&mut out, assignment);
+        }
+    }
+    out.freeze()
+}
+
+fn put_str32(out: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            out.put_u32(s.len() as u32);
+            out.put_slice(s.as_bytes());
+        }
+        None => out.put_u32(u32::MAX),
+    }
+}
+
+fn put_assignment(out: &mut BytesMut, assignment: &Assignment) {
+    out.put_u32(assignment.len() as u32);
+    for (topic, partitions) in assignment {
+        out.put_slice(topic.as_bytes());
+        out.put_u32(partitions.len() as u32);
+        for p in partitions {
+            out.put_i32(*p);
+        }
+    }
+}
+
+fn decode_consumer_group(mut buf: &[u8]) -> Option<StoredConsumerGroup> {
+    let buf = &mut buf;
+    let epoch = take_i32(buf)?;
+    let assignment_epoch = take_i32(buf)?;
+    let mut subscribed = SubscribedTopics::new();
+    for _ in 0..take_count(buf)? {
+        let name = take_str32(buf)??;
+        let id = take_uuid(buf)?;
+        subscribed.insert(name, (id, take_i32(buf)?));
+    }
+    let mut members = Vec::new();
+    for _ in 0..take_count(buf)? {
+        let member_id = take_str32(buf)??;
+        let instance_id = take_str32(buf)?;
+        let rack_id = take_str32(buf)?;
+        let client_id = take_str32(buf)??;
+        let client_host = take_str32(buf)??;
+        let rebalance_timeout_ms = take_i32(buf)?;
+        let mut subscribed_names = Vec::new();
+        for _ in 0..take_count(buf)? {
+            subscribed_names.push(take_str32(buf)??);
+        }
+        let subscribed_regex = take_str32(buf)?;
+        let server_assignor = take_str32(buf)?;
+        let epoch = take_i32(buf)?;
+        let previous_epoch = take_i32(buf)?;
+        let state = *buf.first()?;
+        buf.advance(1);
+        let assigned = take_assignment(buf)?;
+        let pending_revocation = take_assignment(buf)?;
+        let target = take_assignment(buf)?;
+        members.push(StoredConsumerMember {
+            member_id,
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            subscribed_names,
+            subscribed_regex,
+            server_assignor,
+            epoch,
+            previous_epoch,
+            state,
+            assigned,
+            pending_revocation,
+            target,
+        });
+    }
+    buf.is_empty().then_some(StoredConsumerGroup {
+        epoch,
+        assignment_epoch,
+        subscribed,
+        members,
+    })
+}
+
+/// A count, which each element must have at least one byte to back: a
+/// damaged count cannot make the loop run past the data.
+fn take_count(buf: &mut &[u8]) -> Option<u32> {
+    let count = take_u32(buf)?;
+    (count as usize <= buf.len()).then_some(count)
+}
+
+fn take_u32(buf: &mut &[u8]) -> Option<u32> {
+    (buf.remaining() >= 4).then(|| buf.get_u32())
+}
+
+/// Outer None: malformed; inner None: a null string.
+fn take_str32(buf: &mut &[u8]) -> Option<Option<String>> {
+    let len = take_u32(buf)?;
+    if len == u32::MAX {
+        return Some(None);
+    }
+    let bytes = buf.get(..len as usize)?;
+    let s = std::str::from_utf8(bytes).ok()?.to_string();
+    buf.advance(len as usize);
+    Some(Some(s))
+}
+
+fn take_uuid(buf: &mut &[u8]) -> Option<Uuid> {
+    let bytes: [u8; 16] = buf.get(..16)?.try_into().ok()?;
+    buf.advance(16);
+    Some(Uuid::from_bytes(bytes))
+}
+
+fn take_assignment(buf: &mut &[u8]) -> Option<Assignment> {
+    let mut out = Assignment::new();
+    for _ in 0..take_count(buf)? {
+        let topic = take_uuid(buf)?;
+        let mut partitions = BTreeSet::new();
+        for _ in 0..take_count(buf)? {
+            partitions.insert(take_i32(buf)?);
+        }
+        out.insert(topic, partitions);
+    }
+    Some(out)
+}
+
 /// What a key in `__consumer_offsets` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -79,7 +283,14 @@ pub fn encode_group_key(group: &str) -> Bytes {
     out.freeze()
 }
 
-pub fn encode_group_value(group: &StoredGroup) -> Bytes {
+pub fn encode_group_value(group: &StoredGroupValue) -> Bytes {
+    match group {
+        StoredGroupValue::Classic(g) => encode_classic_group_value(g),
+        StoredGroupValue::Consumer(g) => encode_consumer_group_value(g),
+    }
+}
+
+fn encode_classic_group_value(group: &StoredGroup) -> Bytes {
     let mut out = BytesMut::new();
     out.put_u8(VERSION);
     put_short_string(&mut out, &group.protocol_type);
@@ -125,10 +336,23 @@ pub fn decode_any_key(buf: &[u8]) -> Option<Key> {
     }
 }
 
-pub fn decode_group_value(mut buf: &[u8]) -> Option<StoredGroup> {
-    if buf.remaining() < 1 || buf.get_u8() != VERSION {
-        return None;
+/// A stored group value: a classic group (layout version 0) or a
+/// consumer group of the KIP-848 protocol (layout version 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredGroupValue {
+    Classic(StoredGroup),
+    Consumer(StoredConsumerGroup),
+}
+
+pub fn decode_group_value(buf: &[u8]) -> Option<StoredGroupValue> {
+    match *buf.first()? {
+        VERSION => decode_classic_group(&buf[1..]).map(StoredGroupValue::Classic),
+        CONSUMER_GROUP_LAYOUT => decode_consumer_group(&buf[1..]).map(StoredGroupValue::Consumer),
+        _ => None,
     }
+}
+
+fn decode_classic_group(mut buf: &[u8]) -> Option<StoredGroup> {
     let protocol_type = short_string(&mut buf)?;
     let protocol = short_string(&mut buf)?;
     let leader = short_string(&mut buf)?;
@@ -212,10 +436,21 @@ pub fn encode_value(value: &CommittedOffset) -> Bytes {
     out.freeze()
 }
 
+/// A string with a u16 length. Group ids are refused beyond
+/// `MAX_GROUP_ID_BYTES`, so keys always fit; any other string that does
+/// not is cut at a character boundary rather than stored with a wrong
+/// length.
 fn put_short_string(out: &mut BytesMut, s: &str) {
-    out.put_u16(s.len() as u16);
-    out.put_slice(s.as_bytes());
+    let mut end = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.put_u16(end as u16);
+    out.put_slice(&s.as_bytes()[..end]);
 }
+
+/// The longest group id accepted: what a non-flexible Kafka string holds.
+pub const MAX_GROUP_ID_BYTES: usize = i16::MAX as usize;
 
 pub fn decode_key(mut buf: &[u8]) -> Option<OffsetKey> {
     if buf.remaining() < 2 || buf.get_u8() != VERSION || buf.get_u8() != KIND_OFFSET {
@@ -334,23 +569,20 @@ mod tests {
                 },
             ],
         };
+        let group = StoredGroupValue::Classic(group);
         assert_eq!(decode_group_value(&encode_group_value(&group)), Some(group));
         assert_eq!(
             decode_any_key(&encode_group_key("g")),
             Some(Key::Group("g".into()))
         );
-        let mut lying = encode_group_value(&StoredGroup {
+        let empty = StoredGroupValue::Classic(StoredGroup {
+            protocol_type: String::new(),
+            protocol: String::new(),
+            leader: String::new(),
+            generation: 1,
             members: vec![],
-            ..decode_group_value(&encode_group_value(&StoredGroup {
-                protocol_type: String::new(),
-                protocol: String::new(),
-                leader: String::new(),
-                generation: 1,
-                members: vec![],
-            }))
-            .unwrap()
-        })
-        .to_vec();
+        });
+        let mut lying = encode_group_value(&empty).to_vec();
         let at = lying.len() - 4;
         lying[at..].copy_from_slice(&i32::MAX.to_be_bytes());
         assert_eq!(
@@ -358,6 +590,38 @@ mod tests {
             None,
             "a member count with no members"
         );
+    }
+
+    #[test]
+    fn consumer_groups_round_trip_and_damage_is_refused() {
+        let topic = Uuid::from_bytes([7; 16]);
+        let group = StoredGroupValue::Consumer(StoredConsumerGroup {
+            epoch: 5,
+            assignment_epoch: 5,
+            subscribed: SubscribedTopics::from([("orders".to_string(), (topic, 6))]),
+            members: vec![StoredConsumerMember {
+                member_id: "m".into(),
+                instance_id: Some("i".into()),
+                rack_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300_000,
+                subscribed_names: vec!["orders".into()],
+                subscribed_regex: Some("ord.*".into()),
+                server_assignor: None,
+                epoch: 5,
+                previous_epoch: 4,
+                state: 1,
+                assigned: Assignment::from([(topic, BTreeSet::from([0, 1]))]),
+                pending_revocation: Assignment::from([(topic, BTreeSet::from([2]))]),
+                target: Assignment::from([(topic, BTreeSet::from([0, 1]))]),
+            }],
+        });
+        let bytes = encode_group_value(&group);
+        assert_eq!(decode_group_value(&bytes), Some(group));
+        for cut in 0..bytes.len() {
+            assert_eq!(decode_group_value(&bytes[..cut]), None, "cut at {cut}");
+        }
     }
 
     #[test]

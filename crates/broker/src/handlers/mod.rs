@@ -11,6 +11,8 @@ use crate::broker::Broker;
 use crate::server::{decode_body, encode_body, EncodedBody, RequestContext};
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -58,6 +60,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -157,6 +161,14 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
         ),
         ApiKey::OffsetDelete => reply(
             offset_delete::handle(broker, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::ConsumerGroupHeartbeat => reply(
+            consumer_group_heartbeat::handle(broker, request, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::ConsumerGroupDescribe => reply(
+            consumer_group_describe::handle(broker, decode_body(request, body)?),
             v,
         ),
         other => Err(format!("no handler for {other:?}")),

@@ -27,7 +27,12 @@ pub fn handle(
                     .collect()
             });
             let mut out = OffsetFetchResponseGroup::default();
-            match broker.groups.fetch_offsets(&group.group_id.0, wanted) {
+            let member = group.member_id.as_ref().map(|m| m.to_string());
+            let fetched = broker
+                .groups
+                .check_fetcher(&group.group_id.0, member.as_deref(), group.member_epoch)
+                .and_then(|()| broker.groups.fetch_offsets(&group.group_id.0, wanted));
+            match fetched {
                 Ok(found) => out.topics = topics_v8(found),
                 Err(e) => out.error_code = e.code(),
             }

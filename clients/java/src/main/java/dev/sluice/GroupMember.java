@@ -14,6 +14,7 @@ import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.RangeAssignor;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
 /**
@@ -21,16 +22,20 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  * subscribing consumer, for tests that start, stop and kill members.
  *
  * <p>Usage: {@code java -cp sluice-java-client-tests.jar dev.sluice.GroupMember
- * BOOTSTRAP TOPIC GROUP [default|eager|cooperative] [INSTANCE_ID]}
+ * BOOTSTRAP TOPIC GROUP [default|eager|cooperative|consumer|consumer-range] [INSTANCE_ID]}
  *
  * <p>Client defaults, except: offsets are committed synchronously after each
  * poll that returned records (so that a kill loses no commit it claimed),
  * reading starts at the earliest offset, and the session timeout is 6 s.
  * "eager" uses only the RangeAssignor, "cooperative" only the
- * CooperativeStickyAssignor; INSTANCE_ID makes it a static member
+ * CooperativeStickyAssignor; "consumer" uses the KIP-848 protocol
+ * ({@code group.protocol=consumer}, where the broker assigns and the session
+ * timeout is the broker's), "consumer-range" the same with the broker's range
+ * assignor. INSTANCE_ID makes it a static member
  * ({@code group.instance.id}). Prints, flushed as they happen:
  * {@code REVOKED p,...}, {@code ASSIGNED p,...} (the whole assignment after
- * each change) and {@code RECORD partition offset value}. Runs until killed.
+ * each change) and {@code RECORD partition offset value}. Runs until killed;
+ * SIGTERM closes the consumer first.
  */
 public final class GroupMember {
     private GroupMember() {}
@@ -47,7 +52,8 @@ public final class GroupMember {
     public static void main(String[] args) {
         if (args.length < 3 || args.length > 5) {
             System.err.println(
-                    "usage: GroupMember BOOTSTRAP TOPIC GROUP [default|eager|cooperative] [INSTANCE_ID]");
+                    "usage: GroupMember BOOTSTRAP TOPIC GROUP "
+                            + "[default|eager|cooperative|consumer|consumer-range] [INSTANCE_ID]");
             System.exit(2);
         }
         Properties props = new Properties();
@@ -55,11 +61,18 @@ public final class GroupMember {
         props.put(ConsumerConfig.GROUP_ID_CONFIG, args[2]);
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
-        props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
-        props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         String mode = args.length >= 4 ? args[3] : "default";
+        if (mode.startsWith("consumer")) {
+            props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+            if (mode.equals("consumer-range")) {
+                props.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, "range");
+            }
+        } else {
+            props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
+            props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+        }
         if (args.length == 5) {
             props.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, args[4]);
         }
@@ -85,15 +98,32 @@ public final class GroupMember {
                     System.out.flush();
                 }
             });
-            while (true) {
-                var records = consumer.poll(Duration.ofMillis(200));
-                for (ConsumerRecord<String, String> r : records) {
-                    System.out.println("RECORD " + r.partition() + " " + r.offset() + " " + r.value());
+            // SIGTERM closes the consumer, as an application shutting down
+            // does: it leaves the group (a static member of the consumer
+            // protocol leaves with epoch -2 and keeps its partitions).
+            final Thread main = Thread.currentThread();
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                consumer.wakeup();
+                try {
+                    main.join(30_000);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
                 }
+            }));
+            try {
+                while (true) {
+                    var records = consumer.poll(Duration.ofMillis(200));
+                    for (ConsumerRecord<String, String> r : records) {
+                        System.out.println("RECORD " + r.partition() + " " + r.offset() + " " + r.value());
+                    }
+                    System.out.flush();
+                    if (!records.isEmpty()) {
+                        consumer.commitSync();
+                    }
+                }
+            } catch (WakeupException e) {
+                System.out.println("CLOSING");
                 System.out.flush();
-                if (!records.isEmpty()) {
-                    consumer.commitSync();
-                }
             }
         }
     }
