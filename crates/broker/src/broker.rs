@@ -476,6 +476,9 @@ impl Broker {
                     .await;
             },
         );
+        every(self, Duration::from_secs(1), |broker| async move {
+            broker.groups.compact_offsets(&broker).await;
+        });
         if config.fsync == FsyncPolicy::Interval {
             every(self, ms(config.fsync_interval_ms), |broker| async move {
                 broker.sync_all().await;

@@ -130,6 +130,10 @@ pub struct BrokerConfig {
     /// Partitions of the internal `__consumer_offsets` topic, created on
     /// first use; a group lives on one of them.
     pub offsets_topic_partitions: i32,
+    /// A partition of `__consumer_offsets` is compacted (its live records
+    /// rewritten, older segments deleted) once it took at least this many
+    /// records since the last time, and more than it holds live.
+    pub offsets_compaction_min_records: usize,
     /// Longest metadata string a committed offset may carry.
     pub offset_metadata_max_bytes: usize,
     /// Committed offsets of a group with no members expire this long after
@@ -172,6 +176,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 300,
             group_max_size: 1000,
+            offsets_compaction_min_records: 100_000,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 1000,
             group_consumer_reconcile_heartbeat_interval_ms: 100,

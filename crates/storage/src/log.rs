@@ -493,6 +493,35 @@ impl PartitionLog {
         Ok(deleted)
     }
 
+    /// Deletes every sealed segment that lies wholly below `offset` (the
+    /// segment after it starts at or before `offset`), as a compacting
+    /// owner does once everything live below `offset` was written again
+    /// above it and made durable. Returns how many were deleted.
+    pub fn delete_segments_before(&mut self, offset: i64) -> Result<usize, StorageError> {
+        if self.closed {
+            return Ok(0);
+        }
+        let mut deleted = 0;
+        loop {
+            let mut bases = self.segments.keys();
+            let (Some(&first), Some(&next)) = (bases.next(), bases.next()) else {
+                break;
+            };
+            if next > offset {
+                break;
+            }
+            let Some(segment) = self.segments.remove(&first) else {
+                break;
+            };
+            segment.delete()?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            self.disk.sync_dir(&self.dir)?;
+        }
+        Ok(deleted)
+    }
+
     /// Stops all writes for good: the partition is being deleted.
     pub fn close(&mut self) {
         self.closed = true;

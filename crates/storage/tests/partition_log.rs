@@ -388,6 +388,28 @@ fn retention_by_size_and_time_deletes_whole_old_segments() {
 }
 
 #[test]
+fn segments_wholly_below_an_offset_are_deleted_and_stay_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), small_segments());
+    fill(&mut log, 80, 1);
+    let before = log.segment_count();
+    assert!(before > 3);
+    // An offset inside a segment keeps that segment.
+    let middle = 40;
+    log.delete_segments_before(middle).expect("delete");
+    let start = log.log_start_offset();
+    assert!(start <= middle && start > 0, "start {start}");
+    // Rolling at the end and deleting below it leaves only the new segment.
+    log.roll(NOW).expect("roll");
+    log.delete_segments_before(80).expect("delete");
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_start_offset(), 80);
+    drop(log);
+    let log = open(dir.path(), small_segments());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (80, 80));
+}
+
+#[test]
 fn timestamp_lookup_finds_the_first_batch_at_or_after() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), small_segments());

@@ -15,8 +15,15 @@
 //! start the coordinator replays every partition of the topic; the latest
 //! value of each key wins and tombstones delete.
 //!
-//! Not yet: compaction of `__consumer_offsets` (it is kept whole, with
-//! `retention.ms=-1`, so it grows with every commit).
+//! Compaction keeps `__consumer_offsets` from growing with every commit
+//! (Kafka runs its log cleaner on it). Once a partition has taken more
+//! records than it holds live keys (and at least
+//! `offsets_compaction_min_records`), the coordinator, with appends to that
+//! partition held off, rolls a new segment, writes every live record of its
+//! groups into it again, fsyncs it whatever the fsync policy, and only then
+//! deletes the older segments. A crash at any point leaves either the old
+//! records, or the old ones followed by the same values rewritten, and a
+//! replay of either gives the same state.
 //!
 //! Each group's state is stored too, when a new generation becomes stable
 //! and when the group empties, so that after a restart (kill -9 included)
@@ -28,6 +35,7 @@ pub mod consumer;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -43,7 +51,7 @@ use crate::metadata::ClusterState;
 use classic::{ClassicGroup, GroupLimits, GroupState, JoinReply, JoinRequest, SyncReply};
 use consumer::{ConsumerGroup, ConsumerGroupView, ConsumerLimits, Heartbeat, HeartbeatReply};
 pub use records::{CommittedOffset, OffsetKey};
-use records::{Key, StoredConsumerGroup, StoredGroupValue};
+use records::{Key, StoredGroupValue};
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -95,9 +103,11 @@ struct GroupEntry {
     /// Set while the group is a consumer group of the KIP-848 protocol
     /// (then `classic` is empty).
     consumer: Option<ConsumerGroup>,
-    /// The consumer group changed since `consumer_stored` was written.
+    /// The consumer group changed since `stored` was written.
     consumer_dirty: bool,
-    consumer_stored: Option<StoredConsumerGroup>,
+    /// The group record last written to (or loaded from)
+    /// `__consumer_offsets`; compaction writes it again.
+    stored: Option<StoredGroupValue>,
     /// Committed offsets, each with the `__consumer_offsets` offset that
     /// stored it, so that commits completing out of order keep the latest.
     offsets: BTreeMap<(String, i32), (i64, CommittedOffset)>,
@@ -114,7 +124,7 @@ impl GroupEntry {
             classic: ClassicGroup::new(id),
             consumer: None,
             consumer_dirty: false,
-            consumer_stored: None,
+            stored: None,
             offsets: BTreeMap::new(),
             stored_generation: 0,
             stored_members: false,
@@ -127,12 +137,12 @@ impl GroupEntry {
             if !std::mem::take(&mut self.consumer_dirty) {
                 return None;
             }
-            let stored = group.stored();
-            if self.consumer_stored.as_ref() == Some(&stored) {
+            let stored = StoredGroupValue::Consumer(group.stored());
+            if self.stored.as_ref() == Some(&stored) {
                 return None;
             }
-            self.consumer_stored = Some(stored.clone());
-            return Some(StoredGroupValue::Consumer(stored));
+            self.stored = Some(stored.clone());
+            return Some(stored);
         }
         let state = self.classic.state();
         let generation = self.classic.generation();
@@ -146,17 +156,16 @@ impl GroupEntry {
         }
         self.stored_generation = generation;
         self.stored_members = state == GroupState::Stable;
-        Some(StoredGroupValue::Classic(self.classic.stored()))
+        let stored = StoredGroupValue::Classic(self.classic.stored());
+        self.stored = Some(stored.clone());
+        Some(stored)
     }
 
     /// Neither members nor offsets nor a stored record with members: the
     /// group can be forgotten.
     fn is_forgettable(&self) -> bool {
         let consumer_idle = self.consumer.as_ref().is_none_or(ConsumerGroup::is_empty)
-            && self
-                .consumer_stored
-                .as_ref()
-                .is_none_or(|s| s.members.is_empty());
+            && !matches!(&self.stored, Some(StoredGroupValue::Consumer(s)) if !s.members.is_empty());
         self.classic.is_idle() && consumer_idle && self.offsets.is_empty() && !self.stored_members
     }
 
@@ -212,6 +221,13 @@ pub struct GroupCoordinator {
     offsets_partitions: i32,
     metadata_max_bytes: usize,
     max_groups: usize,
+    /// One per partition of `__consumer_offsets`: appends hold it shared
+    /// from their append until their records are applied, compaction holds
+    /// it alone, so that its snapshot misses no record it deletes.
+    partition_locks: Vec<tokio::sync::RwLock<()>>,
+    /// Records each partition took since it was loaded or compacted.
+    appended: Vec<AtomicUsize>,
+    compaction_min_records: usize,
 }
 
 /// Who is committing: a member of a given generation, or a simple
@@ -248,6 +264,13 @@ impl GroupCoordinator {
             offsets_partitions: config.offsets_topic_partitions,
             metadata_max_bytes: config.offset_metadata_max_bytes,
             max_groups: config.max_groups,
+            partition_locks: (0..config.offsets_topic_partitions.max(1))
+                .map(|_| tokio::sync::RwLock::new(()))
+                .collect(),
+            appended: (0..config.offsets_topic_partitions.max(1))
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            compaction_min_records: config.offsets_compaction_min_records,
         }
     }
 
@@ -278,7 +301,11 @@ impl GroupCoordinator {
                     let Some(batch) = rest.get(..header.total_size()) else {
                         break;
                     };
-                    applied += apply_batch(&mut groups, batch, &self.consumer_limits);
+                    let count = apply_batch(&mut groups, batch, &self.consumer_limits);
+                    applied += count;
+                    if let Some(n) = self.appended.get(partition.index as usize) {
+                        n.fetch_add(count, Ordering::Relaxed);
+                    }
                     offset = header.next_offset();
                     rest = &rest[header.total_size()..];
                 }
@@ -298,8 +325,8 @@ impl GroupCoordinator {
         if broker.state().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        // Until the topic is compacted, retention must never delete a
-        // commit that is still the latest for its partition: keep it all.
+        // Time or size retention would delete commits that are still the
+        // latest for their partition: the coordinator compacts instead.
         let configs = BTreeMap::from([
             ("retention.ms".to_string(), "-1".to_string()),
             ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
@@ -326,7 +353,6 @@ impl GroupCoordinator {
             }
             info!(group, "empty consumer group becomes a classic group");
             entry.consumer = None;
-            entry.consumer_stored = None;
         }
         Ok(entry.classic.join(request, &self.limits, Instant::now()))
     }
@@ -658,11 +684,13 @@ impl GroupCoordinator {
         let partition = broker
             .partition(OFFSETS_TOPIC, index)
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let _appending = self.partition_locks[index as usize].read().await;
         let batch = encode_batch(&records)?;
         let info = partition.append(batch, now_ms())?;
         broker
             .commit_append(&partition, info.last_offset + 1)
             .await?;
+        self.appended[index as usize].fetch_add(records.len(), Ordering::Relaxed);
         let mut groups = self.groups();
         let entry = groups
             .entry(group.to_string())
@@ -854,6 +882,134 @@ impl GroupCoordinator {
     }
 }
 
+impl GroupCoordinator {
+    /// Compacts every partition of `__consumer_offsets` that took more
+    /// records than it holds live ones, and at least
+    /// `offsets_compaction_min_records`. Returns how many were compacted.
+    pub async fn compact_offsets(&self, broker: &Broker) -> usize {
+        let mut compacted = 0;
+        for index in 0..self.offsets_partitions {
+            let appended = self.appended[index as usize].load(Ordering::Relaxed);
+            if appended < self.compaction_min_records.max(1) {
+                continue;
+            }
+            if self.live_records(index).len() >= appended {
+                continue;
+            }
+            match self.compact_partition(broker, index).await {
+                Ok(()) => compacted += 1,
+                Err(e) => warn!(partition = index, error = %e, "compacting {OFFSETS_TOPIC} failed"),
+            }
+        }
+        compacted
+    }
+
+    /// Every live record of the groups on `index`: each group's stored
+    /// record and committed offsets.
+    fn live_records(&self, index: i32) -> Vec<(Key, Option<GroupRecord>)> {
+        let groups = self.groups();
+        let mut out = Vec::new();
+        for (id, entry) in groups.iter() {
+            if records::partition_for(id, self.offsets_partitions) != index {
+                continue;
+            }
+            if let Some(stored) = &entry.stored {
+                out.push((
+                    Key::Group(id.clone()),
+                    Some(GroupRecord::Group(stored.clone())),
+                ));
+            }
+            for ((topic, partition), (_, value)) in &entry.offsets {
+                let key = OffsetKey {
+                    group: id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                out.push((Key::Offset(key), Some(GroupRecord::Offset(value.clone()))));
+            }
+        }
+        out
+    }
+
+    /// Rewrites the live records of partition `index` into a new segment,
+    /// makes them durable, then deletes every older segment.
+    pub async fn compact_partition(&self, broker: &Broker, index: i32) -> Result<()> {
+        let partition = broker
+            .partition(OFFSETS_TOPIC, index)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let _alone = self.partition_locks[index as usize].write().await;
+        let before = partition.log().size_bytes();
+        let start = crate::blocking::disk_work(|| {
+            let mut log = partition.log();
+            log.roll(now_ms())?;
+            Ok::<_, sluice_storage::StorageError>(log.log_end_offset())
+        })?;
+        let live = self.live_records(index);
+        let mut end = start;
+        for chunk in chunks_by_size(&live, COMPACTION_BATCH_BYTES) {
+            let info = partition.append(encode_batch(chunk)?, now_ms())?;
+            end = info.last_offset + 1;
+        }
+        // Whatever the fsync policy, the rewritten records must be on disk
+        // before the only other copy goes.
+        partition.make_durable(end).await?;
+        partition.publish(end);
+        let deleted = crate::blocking::disk_work(|| partition.log().delete_segments_before(start))?;
+        self.appended[index as usize].store(live.len(), Ordering::Relaxed);
+        info!(
+            partition = index,
+            live_records = live.len(),
+            segments_deleted = deleted,
+            bytes_before = before,
+            bytes_after = partition.log().size_bytes(),
+            "compacted {OFFSETS_TOPIC}"
+        );
+        Ok(())
+    }
+}
+
+/// Rewritten records go out in batches of about this many bytes, well
+/// under any batch size limit.
+const COMPACTION_BATCH_BYTES: usize = 256 * 1024;
+
+/// Splits records into runs whose keys and values add up to about
+/// `limit` bytes (a single larger record is a run of its own).
+fn chunks_by_size(
+    records: &[(Key, Option<GroupRecord>)],
+    limit: usize,
+) -> Vec<&[(Key, Option<GroupRecord>)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (i, (key, value)) in records.iter().enumerate() {
+        let record_size = key_size(key) + value.as_ref().map_or(0, value_size);
+        if i > start && size + record_size > limit {
+            out.push(&records[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += record_size;
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
+}
+
+fn key_size(key: &Key) -> usize {
+    match key {
+        Key::Offset(k) => 16 + k.group.len() + k.topic.len(),
+        Key::Group(g) => 8 + g.len(),
+    }
+}
+
+fn value_size(value: &GroupRecord) -> usize {
+    match value {
+        GroupRecord::Offset(o) => 32 + o.metadata.as_ref().map_or(0, String::len),
+        GroupRecord::Group(g) => records::encode_group_value(g).len(),
+    }
+}
+
 fn apply_offset(
     entry: &mut GroupEntry,
     log_offset: i64,
@@ -930,21 +1086,21 @@ fn apply_batch(
                     Some(Some(StoredGroupValue::Classic(stored))) => {
                         entry.stored_generation = stored.generation;
                         entry.stored_members = !stored.members.is_empty();
+                        entry.stored = Some(StoredGroupValue::Classic(stored.clone()));
                         entry.classic = ClassicGroup::restore(&group, stored, Instant::now());
                         entry.consumer = None;
-                        entry.consumer_stored = None;
                     }
                     Some(Some(StoredGroupValue::Consumer(stored))) => {
                         entry.classic = ClassicGroup::new(&group);
                         entry.stored_generation = 0;
                         entry.stored_members = false;
+                        entry.stored = Some(StoredGroupValue::Consumer(stored.clone()));
                         entry.consumer = Some(ConsumerGroup::restore(
                             &group,
-                            stored.clone(),
+                            stored,
                             consumer_limits,
                             Instant::now(),
                         ));
-                        entry.consumer_stored = Some(stored);
                     }
                     Some(None) => continue,
                     None => {
@@ -952,7 +1108,7 @@ fn apply_batch(
                         entry.stored_generation = 0;
                         entry.stored_members = false;
                         entry.consumer = None;
-                        entry.consumer_stored = None;
+                        entry.stored = None;
                     }
                 }
             }
