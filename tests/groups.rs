@@ -292,6 +292,79 @@ fn committed_offsets_survive_kill_9(settings: &[(&str, &str)]) {
     assert_eq!(seen[0].2, 0, "the reset took effect");
 }
 
+/// `sluice group describe` shows each partition's consumption rate, the
+/// time its backlog takes to drain at that rate, and names the member that
+/// consumes far slower than the rest (here one that handles a record every
+/// quarter second while the other keeps up).
+#[test]
+fn group_describe_shows_rates_drain_time_and_the_slow_member() {
+    let broker = Broker::start();
+    create_topic(&broker, "backlog", 4);
+    produce(&broker, "backlog", 0..4000);
+    let settings = [
+        ("enable.auto.commit", "false"),
+        ("partition.assignment.strategy", "range"),
+        ("max.poll.interval.ms", "60000"),
+    ];
+    let fast = member(
+        &broker,
+        "drain",
+        &[&settings[..], &[("client.id", "fast")]].concat(),
+    );
+    let slow = member(
+        &broker,
+        "drain",
+        &[&settings[..], &[("client.id", "slow")]].concat(),
+    );
+    fast.subscribe(&["backlog"]).expect("subscribe");
+    slow.subscribe(&["backlog"]).expect("subscribe");
+    let both = [fast, slow];
+    common::wait_until("both members assigned", Duration::from_secs(60), || {
+        for c in &both {
+            let _ = c.poll(Duration::from_millis(10));
+        }
+        both.iter().all(|c| assigned(c).len() == 2)
+    });
+    // Consume: the fast member commits every record it reads, the slow
+    // one handles one record per round of 25.
+    let bootstrap = broker.bootstrap();
+    let mut slow_commits = 0;
+    let mut round = 0u64;
+    let described = loop {
+        round += 1;
+        for (i, c) in both.iter().enumerate() {
+            if i == 1 && round % 25 != 0 {
+                continue;
+            }
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(10)) {
+                let mut offsets = TopicPartitionList::new();
+                offsets
+                    .add_partition_offset(
+                        "backlog",
+                        m.partition(),
+                        rdkafka::Offset::Offset(m.offset() + 1),
+                    )
+                    .expect("offset");
+                c.commit(&offsets, CommitMode::Sync).expect("commit");
+                slow_commits += usize::from(i == 1);
+            }
+        }
+        if slow_commits >= 6 && round % 50 == 0 {
+            let out = common::sluice(&["group", "describe", "drain", "-b", &bootstrap], None);
+            if out.contains("slow member:") {
+                break out;
+            }
+            assert!(round < 100_000, "no slow member named: {out}");
+        }
+    };
+    assert!(
+        described.contains("slow member: slow-"),
+        "the slow member is named by its id: {described}"
+    );
+    assert!(described.contains("RATE/S\tDRAIN"), "{described}");
+    assert!(described.contains("drained in"), "{described}");
+}
+
 /// A group member in its own process (kafka-python's or the Java
 /// client's), so that it can be killed without leaving the group. Both
 /// print the same lines: `ASSIGNED p,…`, `REVOKED p,…`, `RECORD p o value`.

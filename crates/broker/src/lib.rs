@@ -5,6 +5,7 @@
 //! module per API) → `broker` (topics and partitions) → `partition`
 //! (`sluice_storage::PartitionLog` under a lock) → response.
 
+pub mod admin;
 pub mod blocking;
 pub mod broker;
 pub mod config;

@@ -58,7 +58,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
 }
 
 /// Why a connection was closed by the broker.
-type CloseReason = String;
+pub type CloseReason = String;
 
 async fn serve_connection(
     broker: &Broker,
@@ -172,6 +172,9 @@ async fn handle_frame(
     let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    if api_key_raw == crate::admin::ADMIN_API_KEY {
+        return crate::admin::handle(broker, frame).map(Some);
+    }
     let api_key = ApiKey::try_from(api_key_raw)
         .ok()
         .filter(|k| handlers::supported_versions(*k).is_some())

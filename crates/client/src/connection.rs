@@ -133,6 +133,40 @@ impl Connection {
         Ok(response)
     }
 
+    /// Sends a request of an API the protocol crate does not know (Sluice's
+    /// admin API): header v1 with `api_key` and `version`, then `body`.
+    /// Returns the response after its correlation id.
+    pub async fn exchange_raw(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        body: &[u8],
+    ) -> Result<bytes::Bytes> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        buf.put_i16(api_key);
+        buf.put_i16(version);
+        buf.put_i32(correlation_id);
+        buf.put_i16(self.client_id.len() as i16);
+        buf.put_slice(self.client_id.as_bytes());
+        buf.put_slice(body);
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream
+            .write_all(&buf)
+            .await
+            .with_context(|| format!("write to {} failed", self.address))?;
+        let mut frame = tokio::time::timeout(RESPONSE_TIMEOUT, self.read_frame())
+            .await
+            .map_err(|_| anyhow!("no response from {} in {RESPONSE_TIMEOUT:?}", self.address))??;
+        if frame.remaining() < 4 || frame.get_i32() != correlation_id {
+            bail!("response from {} does not match the request", self.address);
+        }
+        Ok(frame)
+    }
+
     async fn read_frame(&mut self) -> Result<bytes::Bytes> {
         let mut size = [0u8; 4];
         self.stream

@@ -59,6 +59,26 @@ pub struct GroupInfo {
 impl Client {
     /// A connection to `group`'s coordinator.
     async fn coordinator(&mut self, group: &str) -> Result<&mut Connection> {
+        let address = self.coordinator_address(group).await?;
+        self.connection(&address).await
+    }
+
+    /// Sends a request of Sluice's admin API to `group`'s coordinator, on
+    /// a connection of its own. None when the broker is not Sluice (a Kafka
+    /// broker closes the connection on an API key it does not know).
+    pub async fn sluice_admin(
+        &mut self,
+        group: &str,
+        api_key: i16,
+        version: i16,
+        body: &[u8],
+    ) -> Result<Option<bytes::Bytes>> {
+        let address = self.coordinator_address(group).await?;
+        let mut connection = Connection::connect(&address, "sluice-cli").await?;
+        Ok(connection.exchange_raw(api_key, version, body).await.ok())
+    }
+
+    async fn coordinator_address(&mut self, group: &str) -> Result<String> {
         let mut request = FindCoordinatorRequest::default();
         request.key = StrBytes::from_string(group.to_string());
         let response = self
@@ -70,8 +90,7 @@ impl Client {
             response.error_code,
             &format!("finding the coordinator of group '{group}'"),
         )?;
-        let address = format!("{}:{}", response.host.as_str(), response.port);
-        self.connection(&address).await
+        Ok(format!("{}:{}", response.host.as_str(), response.port))
     }
 
     /// Every group the brokers know.

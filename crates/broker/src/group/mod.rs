@@ -32,6 +32,7 @@
 pub mod assignor;
 pub mod classic;
 pub mod consumer;
+pub mod rates;
 pub mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -111,6 +112,8 @@ struct GroupEntry {
     /// Committed offsets, each with the `__consumer_offsets` offset that
     /// stored it, so that commits completing out of order keep the latest.
     offsets: BTreeMap<(String, i32), (i64, CommittedOffset)>,
+    /// Recent commits per partition, for consumption rates.
+    history: HashMap<(String, i32), rates::CommitHistory>,
     /// The generation last stored, and whether it had members: the group
     /// record is written again when a new generation becomes stable or the
     /// group empties.
@@ -126,6 +129,7 @@ impl GroupEntry {
             consumer_dirty: false,
             stored: None,
             offsets: BTreeMap::new(),
+            history: HashMap::new(),
             stored_generation: 0,
             stored_members: false,
         }
@@ -201,6 +205,14 @@ pub struct GroupDescription {
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<classic::MemberView>,
+}
+
+/// A partition's recent consumption rate.
+#[derive(Debug, Clone)]
+pub struct PartitionRate {
+    pub topic: String,
+    pub partition: i32,
+    pub rate: rates::Rate,
 }
 
 /// Committed offsets by topic, then partition (None: nothing committed).
@@ -404,6 +416,27 @@ impl GroupCoordinator {
         );
         entry.consumer_dirty = true;
         reply
+    }
+
+    /// Each partition's recent consumption rate, from the group's commits.
+    pub fn consumption_rates(&self, group: &str, now_ms: i64) -> Vec<PartitionRate> {
+        let groups = self.groups();
+        let Some(entry) = groups.get(group) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PartitionRate> = entry
+            .history
+            .iter()
+            .filter_map(|((topic, partition), history)| {
+                history.rate(now_ms).map(|rate| PartitionRate {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    rate,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        out
     }
 
     /// ConsumerGroupDescribe: None when the group is not a consumer group.
@@ -652,6 +685,18 @@ impl GroupCoordinator {
                 *r = Err(e.clone());
             }
             return Ok(results);
+        }
+        let now = now_ms();
+        if let Some(entry) = self.groups().get_mut(group) {
+            for (key, value) in &records {
+                if let Some(value) = value {
+                    entry
+                        .history
+                        .entry((key.topic.clone(), key.partition))
+                        .or_default()
+                        .record(now, value.offset, &committer.member_id);
+                }
+            }
         }
         Ok(results)
     }
@@ -1029,6 +1074,7 @@ fn apply_offset(
             entry.offsets.insert(slot, (log_offset, v));
         }
         None => {
+            entry.history.remove(&slot);
             entry.offsets.remove(&slot);
         }
     }
