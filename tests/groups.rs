@@ -333,7 +333,7 @@ fn group_describe_shows_rates_drain_time_and_the_slow_member() {
     let described = loop {
         round += 1;
         for (i, c) in both.iter().enumerate() {
-            if i == 1 && round % 25 != 0 {
+            if i == 1 && !round.is_multiple_of(25) {
                 continue;
             }
             if let Some(Ok(m)) = c.poll(Duration::from_millis(10)) {
@@ -349,7 +349,7 @@ fn group_describe_shows_rates_drain_time_and_the_slow_member() {
                 slow_commits += usize::from(i == 1);
             }
         }
-        if slow_commits >= 6 && round % 50 == 0 {
+        if slow_commits >= 6 && round.is_multiple_of(50) {
             let out = common::sluice(&["group", "describe", "drain", "-b", &bootstrap], None);
             if out.contains("slow member:") {
                 break out;
