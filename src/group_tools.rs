@@ -8,9 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use sluice_broker::admin::{
-    AdminRequest, AdminResponse, PartitionRateView, ADMIN_API_KEY, ADMIN_API_VERSION,
-};
+use sluice_broker::admin::{AdminRequest, AdminResponse, PartitionRateView};
 use sluice_client::{Client, EARLIEST, LATEST};
 
 use crate::tools::{runtime, Connect};
@@ -190,23 +188,18 @@ async fn group_rates(
     client: &mut Client,
     group: &str,
 ) -> Result<Option<BTreeMap<(String, i32), PartitionRateView>>> {
-    let request = serde_json::to_vec(&AdminRequest::GroupRates {
+    let request = AdminRequest::GroupRates {
         group: group.to_string(),
-    })?;
-    let Some(answer) = client
-        .sluice_admin(group, ADMIN_API_KEY, ADMIN_API_VERSION, &request)
-        .await?
-    else {
-        return Ok(None);
     };
-    match serde_json::from_slice(&answer).context("decoding the admin answer")? {
-        AdminResponse::GroupRates { partitions } => Ok(Some(
+    match crate::admin_call::call(client, Some(group), &request).await? {
+        None => Ok(None),
+        Some(AdminResponse::GroupRates { partitions }) => Ok(Some(
             partitions
                 .into_iter()
                 .map(|p| ((p.topic.clone(), p.partition), p))
                 .collect(),
         )),
-        AdminResponse::Error { message } => bail!("the broker refused: {message}"),
+        Some(other) => bail!("unexpected admin answer {other:?}"),
     }
 }
 

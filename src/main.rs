@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin_call;
 mod group_tools;
 mod serve;
 mod tools;

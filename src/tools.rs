@@ -65,6 +65,38 @@ pub enum TopicCommand {
         #[command(flatten)]
         connect: Connect,
     },
+    /// Drain a backlog that more consumers cannot: a forwarder inside the
+    /// broker (Sluice only) moves everything from GROUP's committed offsets
+    /// on FROM, and what keeps arriving, into TO with more partitions; then
+    /// run as many consumers of TO as it has partitions. Keyed records keep
+    /// their per-key order; GROUP's offsets on FROM advance as records move;
+    /// nothing is lost or duplicated across a broker crash.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("action").args(["status", "stop"])))]
+pub struct MigrateArgs {
+    /// The topic whose backlog moves
+    #[arg(long)]
+    pub from: String,
+    /// The group whose committed offsets on FROM say where to start
+    #[arg(long, required_unless_present_any = ["status", "stop"])]
+    pub group: Option<String>,
+    /// The new topic (created with FROM's configs if absent)
+    #[arg(long, required_unless_present_any = ["status", "stop"])]
+    pub to: Option<String>,
+    /// Partitions of the new topic
+    #[arg(long, required_unless_present_any = ["status", "stop"])]
+    pub partitions: Option<i32>,
+    /// Show the migration's progress and lag
+    #[arg(long)]
+    pub status: bool,
+    /// Stop the migration
+    #[arg(long)]
+    pub stop: bool,
+    #[command(flatten)]
+    pub connect: Connect,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -216,6 +248,7 @@ async fn topic(command: TopicCommand) -> Result<()> {
             client.delete_topic(&name).await?;
             println!("deleted topic {name}");
         }
+        TopicCommand::Migrate(args) => migrate(args).await?,
     }
     Ok(())
 }
@@ -421,4 +454,74 @@ async fn consume(args: ConsumeArgs) -> Result<()> {
             }
         }
     }
+}
+
+async fn migrate(args: MigrateArgs) -> Result<()> {
+    use sluice_broker::admin::{AdminRequest, AdminResponse};
+    let mut client = Client::connect(&args.connect.bootstrap_server).await?;
+    let request = if args.stop {
+        AdminRequest::MigrationStop {
+            from: args.from.clone(),
+        }
+    } else if args.status {
+        AdminRequest::MigrationStatus {
+            from: args.from.clone(),
+        }
+    } else {
+        AdminRequest::MigrationStart {
+            group: args.group.clone().unwrap_or_default(),
+            from: args.from.clone(),
+            to: args.to.clone().unwrap_or_default(),
+            partitions: args.partitions.unwrap_or_default(),
+        }
+    };
+    match crate::admin_call::call_sluice(&mut client, None, &request).await? {
+        AdminResponse::MigrationStopped => println!("migration of {} stopped", args.from),
+        AdminResponse::Migration { status } => {
+            if !args.status {
+                println!(
+                    "migrating group {}'s backlog on {} into {} ({} partitions)",
+                    status.group,
+                    status.from,
+                    status.to,
+                    status.target.len()
+                );
+            }
+            print_migration(&status);
+        }
+        other => anyhow::bail!("unexpected admin answer {other:?}"),
+    }
+    Ok(())
+}
+
+fn print_migration(status: &sluice_broker::migrate::MigrationStatus) {
+    println!(
+        "migration {} -> {}  group {}  {}  forwarded {} (since the broker started)",
+        status.from,
+        status.to,
+        status.group,
+        if status.running {
+            "running"
+        } else {
+            "not running"
+        },
+        status.forwarded
+    );
+    if let Some(e) = &status.last_error {
+        println!("last error: {e}");
+    }
+    println!("SOURCE PARTITION\tFORWARDED UP TO\tEND\tLAG");
+    let mut total = 0;
+    for (p, committed, end) in &status.source {
+        let lag = (end - committed).max(0);
+        total += lag;
+        println!("{}\t{committed}\t{end}\t{lag}", p);
+    }
+    println!("lag {total}");
+    let ends: Vec<String> = status
+        .target
+        .iter()
+        .map(|(q, end)| format!("{q}:{end}"))
+        .collect();
+    println!("{} partition ends: {}", status.to, ends.join(" "));
 }

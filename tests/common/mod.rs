@@ -210,3 +210,13 @@ pub fn java_client_jar() -> PathBuf {
     })
     .clone()
 }
+
+/// The end offset of `partition` in `sluice topic describe` output.
+pub fn end_offset(described: &str, partition: i32) -> i64 {
+    described
+        .lines()
+        .find(|l| l.split('\t').next() == Some(&partition.to_string()))
+        .and_then(|l| l.rsplit('\t').next())
+        .and_then(|end| end.parse().ok())
+        .unwrap_or_else(|| panic!("no end offset for partition {partition} in:\n{described}"))
+}

@@ -1,5 +1,5 @@
 //! Sluice's own admin API, for what the Kafka protocol has no request for
-//! (a group's consumption rates now; the transaction checkers later). It
+//! (a group's consumption rates, topic migrations). It
 //! rides on the Kafka listener under an API key far from Kafka's own,
 //! which is not advertised in ApiVersions, so no Kafka client ever sees it;
 //! a Kafka broker closes the connection on it, which tells the `sluice`
@@ -15,7 +15,10 @@
 use bytes::{Buf, Bytes};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::broker::{now_ms, Broker};
+use crate::migrate::MigrationStatus;
 use crate::server::{CloseReason, EncodedBody};
 
 pub const ADMIN_API_KEY: i16 = 32000;
@@ -25,13 +28,30 @@ pub const ADMIN_API_VERSION: i16 = 0;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AdminRequest {
     /// Each partition's consumption rate over the last minute.
-    GroupRates { group: String },
+    GroupRates {
+        group: String,
+    },
+    /// Starts forwarding `group`'s backlog on `from` into `to`.
+    MigrationStart {
+        group: String,
+        from: String,
+        to: String,
+        partitions: i32,
+    },
+    MigrationStatus {
+        from: String,
+    },
+    MigrationStop {
+        from: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum AdminResponse {
     GroupRates { partitions: Vec<PartitionRateView> },
+    Migration { status: MigrationStatus },
+    MigrationStopped,
     Error { message: String },
 }
 
@@ -46,7 +66,7 @@ pub struct PartitionRateView {
 }
 
 /// Answers one admin frame (the whole frame after its size).
-pub fn handle(broker: &Broker, mut frame: Bytes) -> Result<EncodedBody, CloseReason> {
+pub fn handle(broker: &Arc<Broker>, mut frame: Bytes) -> Result<EncodedBody, CloseReason> {
     if frame.len() < 10 {
         return Err("truncated admin request header".into());
     }
@@ -80,8 +100,29 @@ pub fn handle(broker: &Broker, mut frame: Bytes) -> Result<EncodedBody, CloseRea
     Ok(body)
 }
 
-fn answer(broker: &Broker, request: AdminRequest) -> AdminResponse {
+fn answer(broker: &Arc<Broker>, request: AdminRequest) -> AdminResponse {
+    let outcome = |result: crate::error::Result<AdminResponse>| {
+        result.unwrap_or_else(|e| AdminResponse::Error {
+            message: e.to_string(),
+        })
+    };
     match request {
+        AdminRequest::MigrationStart {
+            group,
+            from,
+            to,
+            partitions,
+        } => outcome(
+            crate::migrate::start(broker, &group, &from, &to, partitions)
+                .and_then(|_| crate::migrate::status(broker, &from))
+                .map(|status| AdminResponse::Migration { status }),
+        ),
+        AdminRequest::MigrationStatus { from } => outcome(
+            crate::migrate::status(broker, &from).map(|status| AdminResponse::Migration { status }),
+        ),
+        AdminRequest::MigrationStop { from } => {
+            outcome(crate::migrate::stop(broker, &from).map(|()| AdminResponse::MigrationStopped))
+        }
         AdminRequest::GroupRates { group } => AdminResponse::GroupRates {
             partitions: broker
                 .groups

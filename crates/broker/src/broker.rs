@@ -35,6 +35,8 @@ pub struct Broker {
     admin: Mutex<()>,
     /// Woken whenever a high watermark advances, for long-polling fetches.
     pub data_arrived: Notify,
+    /// Topic migrations forwarding in this process.
+    pub migrations: crate::migrate::Forwarders,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
     /// Held open with an exclusive lock so that a second broker cannot use
@@ -83,6 +85,7 @@ impl Broker {
             partitions: RwLock::new(partitions),
             admin: Mutex::new(()),
             data_arrived: Notify::new(),
+            migrations: Default::default(),
             groups,
             _dir_lock: dir_lock,
         };
@@ -92,6 +95,14 @@ impl Broker {
 
     pub fn state(&self) -> Arc<ClusterState> {
         self.metadata.snapshot()
+    }
+
+    /// Applies a metadata command durably.
+    pub(crate) fn apply_metadata(&self, command: MetadataCommand) -> Result<Arc<ClusterState>> {
+        crate::blocking::disk_work(|| {
+            let _admin = self.admin_lock();
+            self.metadata.apply(command)
+        })
     }
 
     /// A topic's metadata, or UNKNOWN_TOPIC_OR_PARTITION.
@@ -479,6 +490,7 @@ impl Broker {
         every(self, Duration::from_secs(1), |broker| async move {
             broker.groups.compact_offsets(&broker).await;
         });
+        crate::migrate::resume_all(self);
         if config.fsync == FsyncPolicy::Interval {
             every(self, ms(config.fsync_interval_ms), |broker| async move {
                 broker.sync_all().await;

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod group;
 pub mod handlers;
 pub mod metadata;
+pub mod migrate;
 pub mod partition;
 pub mod server;
 pub mod topic_config;

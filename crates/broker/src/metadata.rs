@@ -39,6 +39,22 @@ pub struct ClusterState {
     /// Incremented by every applied command.
     pub version: u64,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Running topic migrations (`sluice topic migrate`), by source topic.
+    #[serde(default)]
+    pub migrations: BTreeMap<String, Migration>,
+}
+
+/// A forwarder moving a group's backlog from one topic to a wider one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    pub group: String,
+    pub from: String,
+    pub to: String,
+    pub started_ms: i64,
+    /// Per partition of `to`: where a restarted forwarder starts looking
+    /// for what it already forwarded (every source offset forwarded before
+    /// these positions is covered by the group's committed offsets).
+    pub checkpoint: BTreeMap<i32, i64>,
 }
 
 impl ClusterState {
@@ -71,6 +87,16 @@ pub enum MetadataCommand {
     SetTopicConfigs {
         name: String,
         configs: BTreeMap<String, String>,
+    },
+    StartMigration {
+        migration: Migration,
+    },
+    CheckpointMigration {
+        from: String,
+        checkpoint: BTreeMap<i32, i64>,
+    },
+    StopMigration {
+        from: String,
     },
 }
 
@@ -116,6 +142,27 @@ impl ClusterState {
                     .get_mut(name)
                     .ok_or(BrokerError::UnknownTopicOrPartition)?;
                 topic.configs = configs.clone();
+            }
+            MetadataCommand::StartMigration { migration } => {
+                if next.migrations.contains_key(&migration.from) {
+                    return Err(BrokerError::InvalidRequest(format!(
+                        "topic '{}' is already being migrated",
+                        migration.from
+                    )));
+                }
+                next.migrations
+                    .insert(migration.from.clone(), migration.clone());
+            }
+            MetadataCommand::CheckpointMigration { from, checkpoint } => {
+                let migration = next.migrations.get_mut(from).ok_or_else(|| {
+                    BrokerError::InvalidRequest(format!("no migration of topic '{from}'"))
+                })?;
+                migration.checkpoint = checkpoint.clone();
+            }
+            MetadataCommand::StopMigration { from } => {
+                next.migrations.remove(from).ok_or_else(|| {
+                    BrokerError::InvalidRequest(format!("no migration of topic '{from}'"))
+                })?;
             }
         }
         next.version += 1;

@@ -61,7 +61,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
 pub type CloseReason = String;
 
 async fn serve_connection(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     budget: &Arc<Semaphore>,
     mut socket: TcpStream,
     peer: SocketAddr,
@@ -165,7 +165,7 @@ async fn read_frame(
 /// Decodes the header and dispatches. Returns the encoded response frame,
 /// `None` when the request wants none (acks=0 produce), or a reason to close.
 async fn handle_frame(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     mut frame: Bytes,
     peer: SocketAddr,
 ) -> Result<Option<EncodedBody>, CloseReason> {

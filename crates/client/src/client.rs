@@ -66,7 +66,7 @@ pub struct ConsumedRecord {
 }
 
 pub struct Client {
-    bootstrap: String,
+    pub(crate) bootstrap: String,
     client_id: String,
     /// Broker id → host:port, from the last metadata.
     brokers: HashMap<i32, String>,

@@ -63,17 +63,21 @@ impl Client {
         self.connection(&address).await
     }
 
-    /// Sends a request of Sluice's admin API to `group`'s coordinator, on
-    /// a connection of its own. None when the broker is not Sluice (a Kafka
-    /// broker closes the connection on an API key it does not know).
+    /// Sends a request of Sluice's admin API, on a connection of its own,
+    /// to `group`'s coordinator (or the bootstrap broker). None when the
+    /// broker is not Sluice (a Kafka broker closes the connection on an API
+    /// key it does not know).
     pub async fn sluice_admin(
         &mut self,
-        group: &str,
+        group: Option<&str>,
         api_key: i16,
         version: i16,
         body: &[u8],
     ) -> Result<Option<bytes::Bytes>> {
-        let address = self.coordinator_address(group).await?;
+        let address = match group {
+            Some(group) => self.coordinator_address(group).await?,
+            None => self.bootstrap.clone(),
+        };
         let mut connection = Connection::connect(&address, "sluice-cli").await?;
         Ok(connection.exchange_raw(api_key, version, body).await.ok())
     }

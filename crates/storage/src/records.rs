@@ -157,6 +157,21 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub header_count: usize,
+    /// The headers as stored (after their count), already checked.
+    header_bytes: &'a [u8],
+}
+
+impl<'a> Record<'a> {
+    /// The record's headers: (key, value), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+        let mut rest = self.header_bytes;
+        (0..self.header_count).map_while(move |_| {
+            let (key, after) = nullable_bytes(rest, "header key").ok()?;
+            let (value, after) = nullable_bytes(after, "header value").ok()?;
+            rest = after;
+            Some((key?, value))
+        })
+    }
 }
 
 /// Iterates the records of a records section, checking each one's framing.
@@ -243,6 +258,7 @@ fn parse_body(body: &[u8]) -> Result<Record<'_>, String> {
     let (header_count, mut rest) = varint(rest).ok_or("bad header count")?;
     let header_count = usize::try_from(header_count)
         .map_err(|_| format!("negative header count {header_count}"))?;
+    let header_bytes = rest;
     // Each header takes at least two bytes: a count beyond that is a lie,
     // whatever the loop below would find.
     if header_count > rest.len() / 2 {
@@ -269,6 +285,7 @@ fn parse_body(body: &[u8]) -> Result<Record<'_>, String> {
         key,
         value,
         header_count,
+        header_bytes,
     })
 }
 

@@ -643,6 +643,43 @@ impl GroupCoordinator {
         offsets: Vec<OffsetToCommit>,
     ) -> Result<Vec<Result<()>>> {
         self.check_committer(group, committer)?;
+        self.commit_checked(broker, group, &committer.member_id, offsets)
+            .await
+    }
+
+    /// Commits on the broker's own behalf (a topic migration's forwarder),
+    /// whoever the group's members are.
+    pub async fn commit_for_broker(
+        &self,
+        broker: &Broker,
+        group: &str,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<Result<()>>> {
+        check_group_id(group)?;
+        self.check_room_for(&self.groups(), group)?;
+        self.commit_checked(broker, group, crate::migrate::COMMITTER, offsets)
+            .await
+    }
+
+    /// Whether `group` has members that consume `topic`.
+    pub fn has_members_on(&self, group: &str, topic: &str) -> bool {
+        let groups = self.groups();
+        let Some(entry) = groups.get(group) else {
+            return false;
+        };
+        match &entry.consumer {
+            Some(consumer) => !consumer.is_empty() && consumer.is_subscribed_to(topic),
+            None => !entry.classic.is_empty() && entry.classic.is_subscribed_to(topic),
+        }
+    }
+
+    async fn commit_checked(
+        &self,
+        broker: &Broker,
+        group: &str,
+        member_id: &str,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<Result<()>>> {
         self.ensure_offsets_topic(broker)?;
         let mut results = Vec::with_capacity(offsets.len());
         let mut accepted = Vec::new();
@@ -694,7 +731,7 @@ impl GroupCoordinator {
                         .history
                         .entry((key.topic.clone(), key.partition))
                         .or_default()
-                        .record(now, value.offset, &committer.member_id);
+                        .record(now, value.offset, member_id);
                 }
             }
         }
