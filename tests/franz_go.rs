@@ -33,5 +33,8 @@ fn franz_go_group_tests_pass() {
         output.status.success(),
         "franz-go's tests failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("ok  \tgithub.com/twmb/franz-go/pkg/kgo"), "{stdout}");
+    assert!(
+        stdout.contains("ok  \tgithub.com/twmb/franz-go/pkg/kgo"),
+        "{stdout}"
+    );
 }

@@ -203,6 +203,45 @@ fn split_and_publish_subscribe(protocol: &[(&str, &str)]) {
     drop(members);
 }
 
+/// A regex subscription under the KIP-848 protocol: the broker resolves
+/// the expression, and a matching topic created later is assigned too.
+#[test]
+fn a_regex_subscription_follows_new_topics_kip_848() {
+    let broker = Broker::start();
+    for topic in ["orders-eu", "orders-us", "payments"] {
+        create_topic(&broker, topic, 2);
+        produce(&broker, topic, 0..50);
+    }
+    let members: Vec<BaseConsumer> = (0..2)
+        .map(|_| member(&broker, "regex", CONSUMER_PROTOCOL))
+        .collect();
+    for m in &members {
+        m.subscribe(&["^orders-.*"]).expect("subscribe");
+    }
+    let seen = poll_until(&members, Duration::from_secs(60), |seen| seen.len() >= 100);
+    assert_eq!(
+        seen.len(),
+        100,
+        "only the two matching topics: {}",
+        seen.len()
+    );
+    create_topic(&broker, "orders-asia", 2);
+    produce(&broker, "orders-asia", 0..50);
+    let owned = |c: &BaseConsumer| {
+        c.assignment()
+            .expect("assignment")
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect::<BTreeSet<_>>()
+    };
+    let seen = poll_until(&members, Duration::from_secs(60), |seen| seen.len() >= 50);
+    assert_eq!(seen.len(), 50);
+    let all: BTreeSet<(String, i32)> = members.iter().flat_map(owned).collect();
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert!(all.iter().all(|(t, _)| t.starts_with("orders-")), "{all:?}");
+}
+
 #[test]
 fn committed_offsets_survive_a_broker_kill_9() {
     committed_offsets_survive_kill_9(&[("enable.auto.commit", "false")]);
