@@ -53,6 +53,17 @@ const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGro
 
 #[test]
 fn kafka_console_consumer_and_consumer_groups_tool() {
+    console_consumer_and_groups_tool(&[]);
+}
+
+/// The same with the console consumer on the KIP-848 protocol; the tool
+/// then describes the group through ConsumerGroupDescribe.
+#[test]
+fn kafka_console_consumer_and_consumer_groups_tool_kip_848() {
+    console_consumer_and_groups_tool(&["--consumer-property", "group.protocol=consumer"]);
+}
+
+fn console_consumer_and_groups_tool(consumer_args: &[&str]) {
     let libs = kafka_libs();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
@@ -71,21 +82,19 @@ fn kafka_console_consumer_and_consumer_groups_tool() {
     let lines: String = (0..300).map(|i| format!("key-{i}\tvalue-{i}\n")).collect();
     common::sluice(&["produce", "tools", "-b", &bootstrap], Some(&lines));
 
-    let consumed = tool(
-        &libs,
-        CONSOLE_CONSUMER,
-        &[
-            "--bootstrap-server",
-            &bootstrap,
-            "--topic",
-            "tools",
-            "--group",
-            "console",
-            "--from-beginning",
-            "--max-messages",
-            "300",
-        ],
-    );
+    let mut args = vec![
+        "--bootstrap-server",
+        &bootstrap,
+        "--topic",
+        "tools",
+        "--group",
+        "console",
+        "--from-beginning",
+        "--max-messages",
+        "300",
+    ];
+    args.extend_from_slice(consumer_args);
+    let consumed = tool(&libs, CONSOLE_CONSUMER, &args);
     assert_eq!(
         consumed.lines().filter(|l| l.starts_with("value-")).count(),
         300
