@@ -138,15 +138,16 @@ class Report:
                      f"| {ratio(s.get('cpu_seconds_per_gb'), k.get('cpu_seconds_per_gb'))} |")
         self.out()
 
-    def catch_up_table(self) -> None:
+    def catch_up_table(self, workload: str = "catch-up-16p",
+                       who: str = "one consumer reads") -> None:
         level = "page-cache"
-        rows = [(b, self.find(b, level, "catch-up-16p")) for b in BROKERS]
+        rows = [(b, self.find(b, level, workload)) for b in BROKERS]
         rows = [(b, r) for b, r in rows if r]
         if not rows:
             return
         backlog = self.data["mode_settings"]["backlog_bytes"] / 2**30
         loop = self.data["limits"]["loopback_mb_per_sec"]
-        self.out(f"#### Consumer catch-up: one consumer reads a {backlog:g} GiB backlog "
+        self.out(f"#### Consumer catch-up: {who} a {backlog:g} GiB backlog "
                  "(1 KiB records, 16 partitions) from the beginning")
         self.out()
         self.out("| broker | MB/s | records/s | broker CPU s/GB | broker cores busy | "
@@ -156,12 +157,45 @@ class Report:
             self.out(f"| {LABEL[broker]} | {num(r['mb_per_sec'])} | "
                      f"{num(r['records_per_sec'], 0)} | {num(r.get('cpu_seconds_per_gb'), 2)} | "
                      f"{cores_busy(r)} | {100 * r['mb_per_sec'] / loop:.0f} % |")
-        s, k = self.find("sluice", level, "catch-up-16p"), self.find("kafka", level,
-                                                                      "catch-up-16p")
+        s, k = self.find("sluice", level, workload), self.find("kafka", level, workload)
         if s and k:
             self.out(f"| **Sluice / Kafka** | **{ratio(s['mb_per_sec'], k['mb_per_sec'])}** | "
                      f"{ratio(s['records_per_sec'], k['records_per_sec'])} | "
                      f"{ratio(s.get('cpu_seconds_per_gb'), k.get('cpu_seconds_per_gb'))} | | |")
+        self.out()
+
+    def group_table(self) -> None:
+        level = "page-cache"
+        rows = [
+            ("group-settle-3-classic", "a group of 3 settles, classic protocol (librdkafka "
+             "defaults)"),
+            ("group-settle-3-kip848", "a group of 3 settles, KIP-848 consumer protocol"),
+            ("group-handover-3", "a SIGKILLed member's partitions handed to the other two "
+             "(session.timeout.ms 6000)"),
+        ]
+        found = [(w, t, self.find("sluice", level, w), self.find("kafka", level, w))
+                 for w, t in rows]
+        if not any(s or k for _, _, s, k in found):
+            return
+        self.out("#### Consumer groups: time until every partition has an owner "
+                 "(6 partitions; median of the runs, range in brackets, ms)")
+        self.out()
+        self.out("| workload | Sluice | Kafka | Sluice / Kafka |")
+        self.out("|---|---:|---:|---:|")
+
+        def cell(r):
+            if not r:
+                return "–"
+            return f"{r['median_ms']:.0f} [{r['min_ms']:.0f}–{r['max_ms']:.0f}]"
+
+        for _, title, s, k in found:
+            share = ratio(s["median_ms"], k["median_ms"]) if s and k else "–"
+            self.out(f"| {title} | {cell(s)} | {cell(k)} | {share} |")
+        self.out()
+        self.out("Both brokers with their shipped defaults for groups: Kafka's "
+                 "group.initial.rebalance.delay.ms is 3000 and its KIP-848 members heartbeat "
+                 "every 5 s; Sluice's are 300 ms and 1 s (100 ms while partitions move). "
+                 "The handover is bounded below by the session timeout on both.")
         self.out()
 
     def broker_table(self) -> None:
@@ -342,6 +376,10 @@ class Report:
         self.out("## Consume")
         self.out()
         self.catch_up_table()
+        self.catch_up_table("catch-up-group3-16p",
+                            "three consumers subscribed as one group (time from subscribe, "
+                            "settling included) read")
+        self.group_table()
         self.out("## Start, restart, memory")
         self.out()
         restart_gib = self.data["mode_settings"]["restart_bytes"] / 2**30

@@ -66,6 +66,11 @@ enum Command {
         /// Consumers, each on its own thread with its share of the partitions
         #[arg(long, default_value_t = 1)]
         consumers: u32,
+        /// Subscribe the consumers as one group (the broker assigns the
+        /// partitions; the time includes the group settling) instead of
+        /// assigning each a share
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Produce at a fixed rate while consuming; report end-to-end latency.
     EndToEnd(ProduceArgs),
@@ -78,6 +83,30 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         members: u32,
         /// Group id (use a fresh one per run)
+        #[arg(long)]
+        group: String,
+        /// classic, or consumer (KIP-848)
+        #[arg(long, default_value = "classic")]
+        protocol: String,
+    },
+    /// A group of N members (classic protocol, session.timeout.ms 6000),
+    /// one in a child process that is then killed with SIGKILL (no leave);
+    /// report the time until the others own every partition.
+    GroupHandover {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 3)]
+        members: u32,
+        /// Group id (use a fresh one per run)
+        #[arg(long)]
+        group: String,
+    },
+    /// The member that group-handover kills: joins, prints READY once it
+    /// owns partitions, and waits.
+    #[command(hide = true)]
+    GroupMember {
+        #[command(flatten)]
+        target: Target,
         #[arg(long)]
         group: String,
     },
@@ -154,13 +183,21 @@ fn main() -> Result<()> {
             target,
             records,
             consumers,
-        } => consume(&target, records, consumers),
+            group,
+        } => consume(&target, records, consumers, group.as_deref()),
         Command::EndToEnd(args) => end_to_end(&args),
         Command::GroupSettle {
             target,
             members,
             group,
-        } => group_settle(&target, members, &group),
+            protocol,
+        } => group_settle(&target, members, &group, &protocol),
+        Command::GroupHandover {
+            target,
+            members,
+            group,
+        } => group_handover(&target, members, &group),
+        Command::GroupMember { target, group } => group_member(&target, &group),
         #[cfg(feature = "nats")]
         Command::NatsProduce(args) => nats::produce_command(&args),
         #[cfg(feature = "nats")]
@@ -369,35 +406,146 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
 
 /// Starts `members` subscribing consumers together and measures the time
 /// until their assignments cover every partition exactly once.
-fn group_settle(target: &Target, members: u32, group: &str) -> Result<()> {
-    let partitions = {
-        let probe = consumer(target)?;
-        let metadata = probe.fetch_metadata(Some(&target.topic), Duration::from_secs(10))?;
-        metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len())
-    };
-    if partitions == 0 {
-        bail!("topic {} has no partitions", target.topic);
-    }
+fn group_settle(target: &Target, members: u32, group: &str, protocol: &str) -> Result<()> {
+    let partitions = partition_count(target)?;
     let consumers: Vec<BaseConsumer> = (0..members)
-        .map(|_| {
-            ClientConfig::new()
-                .set("bootstrap.servers", &target.bootstrap)
-                .set("group.id", group)
-                .set("enable.auto.commit", "false")
-                .create()
-                .map_err(anyhow::Error::from)
-        })
+        .map(|_| group_consumer(target, group, protocol))
         .collect::<Result<_>>()?;
     let started = Instant::now();
     for c in &consumers {
         c.subscribe(&[&target.topic])?;
     }
-    let deadline = started + Duration::from_secs(120);
+    wait_for_owners(&consumers, |owned| {
+        owned.iter().sum::<usize>() == partitions && owned.iter().all(|&n| n > 0)
+    })?;
+    let settled = started.elapsed();
+    println!(
+        "{{\"kind\":\"group_settle\",\"protocol\":\"{protocol}\",\"members\":{members},\"partitions\":{partitions},\"settle_ms\":{:.1}}}",
+        settled.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// Session timeout of the handover benchmark's members: the handover
+/// takes at least this long, on any broker.
+const HANDOVER_SESSION_TIMEOUT_MS: u64 = 6000;
+
+fn group_handover(target: &Target, members: u32, group: &str) -> Result<()> {
+    use std::io::BufRead;
+    let partitions = partition_count(target)?;
+    let members = members.max(2);
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "group-member",
+            "--bootstrap",
+            &target.bootstrap,
+            "--topic",
+            &target.topic,
+            "--group",
+            group,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let consumers: Vec<BaseConsumer> = (1..members)
+        .map(|_| group_consumer(target, group, "classic"))
+        .collect::<Result<_>>()?;
+    for c in &consumers {
+        c.subscribe(&[&target.topic])?;
+    }
+    // Wait until the child owns partitions and the others own the rest.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(n) = line.strip_prefix("READY ") {
+                let _ = ready_tx.send(n.trim().parse::<usize>().unwrap_or(0));
+            }
+        }
+    });
+    let mut child_owns = 0;
+    wait_for_owners(&consumers, |owned| {
+        while let Ok(n) = ready_rx.try_recv() {
+            child_owns = n;
+        }
+        child_owns > 0 && owned.iter().sum::<usize>() + child_owns == partitions
+    })?;
+    child.kill()?;
+    let killed = Instant::now();
+    child.wait()?;
+    wait_for_owners(&consumers, |owned| {
+        owned.iter().sum::<usize>() == partitions
+    })?;
+    let handover = killed.elapsed();
+    println!(
+        "{{\"kind\":\"group_handover\",\"members\":{members},\"partitions\":{partitions},\"session_timeout_ms\":{HANDOVER_SESSION_TIMEOUT_MS},\"handover_ms\":{:.1}}}",
+        handover.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+fn group_member(target: &Target, group: &str) -> Result<()> {
+    let consumer = group_consumer(target, group, "classic")?;
+    consumer.subscribe(&[&target.topic])?;
+    let mut announced = 0;
     loop {
-        for c in &consumers {
+        let _ = consumer.poll(Duration::from_millis(20));
+        let owned = consumer.assignment().map_or(0, |a| a.count());
+        if owned != announced {
+            announced = owned;
+            println!("READY {owned}");
+        }
+    }
+}
+
+fn partition_count(target: &Target) -> Result<usize> {
+    let probe = consumer(target)?;
+    let metadata = probe.fetch_metadata(Some(&target.topic), Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len());
+    if partitions == 0 {
+        bail!("topic {} has no partitions", target.topic);
+    }
+    Ok(partitions)
+}
+
+/// A subscribing consumer of `group` under `protocol` (classic: session
+/// timeout HANDOVER_SESSION_TIMEOUT_MS; consumer: the broker's), reading
+/// from the earliest offset with the same fetch settings as `consumer`.
+fn group_consumer(target: &Target, group: &str, protocol: &str) -> Result<BaseConsumer> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &target.bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("queued.max.messages.kbytes", "1048576")
+        .set("group.protocol", protocol);
+    if protocol == "classic" {
+        config.set(
+            "session.timeout.ms",
+            HANDOVER_SESSION_TIMEOUT_MS.to_string(),
+        );
+    }
+    Ok(config.create()?)
+}
+
+/// Polls the consumers until `until` holds on the partition counts they
+/// own; 120 s at most.
+fn wait_for_owners(
+    consumers: &[BaseConsumer],
+    mut until: impl FnMut(&[usize]) -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        for c in consumers {
             // Polling drives the rebalance callbacks; records are not read.
             let _ = c.poll(Duration::from_millis(5));
         }
@@ -405,19 +553,13 @@ fn group_settle(target: &Target, members: u32, group: &str) -> Result<()> {
             .iter()
             .map(|c| c.assignment().map_or(0, |a| a.count()))
             .collect();
-        if owned.iter().sum::<usize>() == partitions && owned.iter().all(|&n| n > 0) {
-            break;
+        if until(&owned) {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("the group did not settle within 120 s: {owned:?}");
         }
     }
-    let settled = started.elapsed();
-    println!(
-        "{{\"kind\":\"group_settle\",\"members\":{members},\"partitions\":{partitions},\"settle_ms\":{:.1}}}",
-        settled.as_secs_f64() * 1000.0
-    );
-    Ok(())
 }
 
 fn consumer(target: &Target) -> Result<BaseConsumer> {
@@ -464,8 +606,10 @@ fn assign_share(
 /// Reads the topic from the beginning with `consumers` consumers until
 /// `records` have been read between them; the time runs from the first
 /// record any of them received.
-fn consume(target: &Target, records: u64, consumers: u32) -> Result<()> {
+fn consume(target: &Target, records: u64, consumers: u32, group: Option<&str>) -> Result<()> {
     let consumers = consumers.max(1);
+    // A group's time starts at subscribe: settling is part of catching up.
+    let subscribed_at = group.map(|_| Instant::now());
     let read = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let started: Mutex<Option<Instant>> = Mutex::new(None);
@@ -475,14 +619,18 @@ fn consume(target: &Target, records: u64, consumers: u32) -> Result<()> {
             .map(|index| {
                 let (read, bytes, started) = (&read, &bytes, &started);
                 scope.spawn(move || -> Result<()> {
-                    let consumer = consumer(target)?;
-                    assign_share(
-                        &consumer,
-                        &target.topic,
-                        Offset::Beginning,
-                        index,
-                        consumers,
-                    )?;
+                    let consumer = match group {
+                        Some(group) => {
+                            let c = group_consumer(target, group, "classic")?;
+                            c.subscribe(&[&target.topic])?;
+                            c
+                        }
+                        None => {
+                            let c = consumer(target)?;
+                            assign_share(&c, &target.topic, Offset::Beginning, index, consumers)?;
+                            c
+                        }
+                    };
                     while read.load(Ordering::Relaxed) < records {
                         if Instant::now() > deadline {
                             bail!("read only {read:?} of {records} records in 600 s");
@@ -508,7 +656,7 @@ fn consume(target: &Target, records: u64, consumers: u32) -> Result<()> {
         }
         Ok(())
     })?;
-    let started = *started.lock().unwrap_or_else(|p| p.into_inner());
+    let started = subscribed_at.or(*started.lock().unwrap_or_else(|p| p.into_inner()));
     consume_report(&Throughput {
         records: read.load(Ordering::Relaxed),
         bytes: bytes.load(Ordering::Relaxed),
