@@ -907,3 +907,79 @@ fn a_stable_group_survives_a_broker_kill_9_without_a_rebalance() {
         );
     }
 }
+
+/// Bad KIP-848 heartbeats get Kafka's error codes and leave no group
+/// behind; a member with a wrong epoch is fenced.
+#[test]
+fn bad_consumer_group_heartbeats_are_refused() {
+    use common::raw::exchange;
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    use kafka_protocol::messages::{
+        ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
+        ListGroupsRequest, ListGroupsResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    const INVALID_REQUEST: i16 = 42;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const FENCED_MEMBER_EPOCH: i16 = 110;
+    const UNSUPPORTED_ASSIGNOR: i16 = 112;
+    const INVALID_REGULAR_EXPRESSION: i16 = 128;
+
+    let broker = Broker::start();
+    create_topic(&broker, "hb", 2);
+    let join = || {
+        let mut r = ConsumerGroupHeartbeatRequest::default();
+        r.group_id = GroupId(StrBytes::from_static_str("hostile"));
+        r.member_id = StrBytes::from_static_str("member-1");
+        r.member_epoch = 0;
+        r.rebalance_timeout_ms = 30_000;
+        r.subscribed_topic_names = Some(vec![TopicName(StrBytes::from_static_str("hb"))]);
+        r.topic_partitions = Some(Vec::<TopicPartitions>::new());
+        r
+    };
+    let send = |r: &ConsumerGroupHeartbeatRequest| -> ConsumerGroupHeartbeatResponse {
+        exchange(&broker, ApiKey::ConsumerGroupHeartbeat, 1, r)
+    };
+    let mut cases = Vec::new();
+    let mut r = join();
+    r.subscribed_topic_names = None;
+    cases.push((r, INVALID_REQUEST));
+    let mut r = join();
+    r.rebalance_timeout_ms = -1;
+    cases.push((r, INVALID_REQUEST));
+    let mut r = join();
+    r.member_epoch = -7;
+    cases.push((r, INVALID_REQUEST));
+    let mut r = join();
+    r.server_assignor = Some(StrBytes::from_static_str("sticky"));
+    cases.push((r, UNSUPPORTED_ASSIGNOR));
+    let mut r = join();
+    r.subscribed_topic_regex = Some(StrBytes::from_static_str("(unclosed"));
+    cases.push((r, INVALID_REGULAR_EXPRESSION));
+    let mut r = join();
+    r.member_epoch = 3;
+    cases.push((r, UNKNOWN_MEMBER_ID));
+    for (request, code) in cases {
+        let response = send(&request);
+        assert_eq!(response.error_code, code, "{request:?}");
+        assert!(response.error_message.is_some());
+    }
+    let listed: ListGroupsResponse = exchange(
+        &broker,
+        ApiKey::ListGroups,
+        5,
+        &ListGroupsRequest::default(),
+    );
+    assert!(listed.groups.is_empty(), "{:?}", listed.groups);
+
+    // A real member, then a heartbeat from a future epoch: fenced.
+    let joined = send(&join());
+    assert_eq!(joined.error_code, 0);
+    let mut ahead = join();
+    ahead.member_epoch = joined.member_epoch + 10;
+    ahead.topic_partitions = None;
+    ahead.subscribed_topic_names = None;
+    ahead.rebalance_timeout_ms = -1;
+    assert_eq!(send(&ahead).error_code, FENCED_MEMBER_EPOCH);
+}

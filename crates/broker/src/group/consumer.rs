@@ -725,8 +725,9 @@ fn set_epoch(member: &mut Member, epoch: i32) {
     }
 }
 
-/// Kafka's request checks (throwIfConsumerGroupHeartbeatRequestIsInvalid).
-fn validate(request: &Heartbeat, version: i16) -> Result<()> {
+/// Kafka's request checks (throwIfConsumerGroupHeartbeatRequestIsInvalid),
+/// made before the group is looked up.
+pub fn validate(request: &Heartbeat, version: i16) -> Result<()> {
     let invalid = |why: &str| Err(BrokerError::InvalidRequest(why.to_string()));
     if request.instance_id.as_deref() == Some("") {
         return invalid("InstanceId can't be empty.");

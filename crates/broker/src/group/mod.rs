@@ -378,6 +378,7 @@ impl GroupCoordinator {
         topics: &ClusterState,
     ) -> Result<HeartbeatReply> {
         check_group_id(group)?;
+        consumer::validate(&request, version)?;
         let mut groups = self.groups();
         let joining = request.member_epoch == consumer::JOIN_EPOCH;
         if joining {
@@ -390,7 +391,8 @@ impl GroupCoordinator {
                 .or_insert_with(|| GroupEntry::new(group)),
             None => return Err(BrokerError::UnknownMemberId),
         };
-        if entry.consumer.is_none() {
+        let created = entry.consumer.is_none();
+        if created {
             if !entry.classic.is_empty() {
                 return Err(BrokerError::InconsistentGroupType(format!(
                     "group {group} is a classic group with members; \
@@ -401,20 +403,24 @@ impl GroupCoordinator {
                 return Err(BrokerError::UnknownMemberId);
             }
             entry.consumer = Some(ConsumerGroup::new(group));
-            entry.consumer_dirty = true;
         }
         let consumer = entry
             .consumer
             .as_mut()
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let reply = consumer.heartbeat(
-            request,
-            version,
-            &self.consumer_limits,
-            topics,
-            Instant::now(),
-        );
-        entry.consumer_dirty = true;
+        let now = Instant::now();
+        // As for classic heartbeats: expired members go first.
+        if !consumer.tick(now).is_empty() {
+            entry.consumer_dirty = true;
+        }
+        let reply = consumer.heartbeat(request, version, &self.consumer_limits, topics, now);
+        match &reply {
+            Ok(_) => entry.consumer_dirty = true,
+            // A refused first heartbeat leaves no group behind (nor a
+            // record to store): `tick` forgets the empty entry.
+            Err(_) if created => entry.consumer = None,
+            Err(_) => {}
+        }
         reply
     }
 
@@ -472,11 +478,16 @@ impl GroupCoordinator {
         check_group_id(group)?;
         let mut groups = self.groups();
         let entry = groups.get_mut(group).ok_or(BrokerError::UnknownMemberId)?;
+        let now = Instant::now();
+        // Deadlines that passed since the last tick apply first, so that a
+        // member that expired a moment ago starts the rebalance now rather
+        // than at this member's next heartbeat.
+        entry.classic.tick(&self.limits, now);
         entry.classic.heartbeat(
             &member.member_id,
             member.instance_id.as_deref(),
             member.generation,
-            Instant::now(),
+            now,
         )
     }
 

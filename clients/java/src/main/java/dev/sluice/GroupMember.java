@@ -26,7 +26,8 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  *
  * <p>Client defaults, except: offsets are committed synchronously after each
  * poll that returned records (so that a kill loses no commit it claimed),
- * reading starts at the earliest offset, and the session timeout is 6 s.
+ * reading starts at the earliest offset, and the session timeout is 6 s
+ * (30 s for a static member).
  * "eager" uses only the RangeAssignor, "cooperative" only the
  * CooperativeStickyAssignor; "consumer" uses the KIP-848 protocol
  * ({@code group.protocol=consumer}, where the broker assigns and the session
@@ -70,7 +71,9 @@ public final class GroupMember {
                 props.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, "range");
             }
         } else {
-            props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "6000");
+            // A static member is meant to outlive a restart of its process:
+            // give it the time to come back even on a loaded machine.
+            props.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, args.length == 5 ? "30000" : "6000");
             props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
         }
         if (args.length == 5) {
