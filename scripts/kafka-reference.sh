@@ -114,7 +114,13 @@ EOF
 }
 
 cmd_install() {
-    local pom pom_sum
+    local pom pom_sum lock_fd
+    # Concurrent installs (tests running in parallel on a fresh checkout)
+    # would copy jars over each other: one at a time; the later ones find
+    # the work done. The lock goes with the process.
+    mkdir -p "$KAFKA_HOME"
+    exec {lock_fd}>"$KAFKA_HOME/.install.lock"
+    flock "$lock_fd"
     pom="$(generate_pom)"
     pom_sum="$(printf '%s\n' "$pom" | sha256sum | cut -d' ' -f1)"
     if [[ -f "$MARKER" && "$(cat "$MARKER")" == "$pom_sum" ]]; then

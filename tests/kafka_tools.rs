@@ -10,8 +10,14 @@ use std::process::Command;
 
 use common::Broker;
 
-/// The folder of Kafka's jars, installed once (Maven, on first use).
+/// The folder of Kafka's jars, installed once (Maven, on first use; the
+/// tests of this file share one install).
 fn kafka_libs() -> PathBuf {
+    static LIBS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBS.get_or_init(install_kafka).clone()
+}
+
+fn install_kafka() -> PathBuf {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let output = Command::new("bash")
         .arg(repo.join("scripts/kafka-reference.sh"))
