@@ -31,12 +31,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Record;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -376,7 +374,9 @@ impl Forwarder {
                     }
                 }
                 let q = match record.key {
-                    Some(key) => kafka_partition(key, width),
+                    Some(key) => {
+                        sluice_storage::murmur2::partition_for_key(key, width as i32) as usize
+                    }
                     None => {
                         round_robin = round_robin.wrapping_add(1);
                         round_robin % width
@@ -400,7 +400,8 @@ impl Forwarder {
                 continue;
             };
             for chunk in records.chunks(BATCH_RECORDS) {
-                let info = partition.append(encode(chunk)?, now_ms())?;
+                let info =
+                    partition.append(crate::record_batch::encode(chunk.to_vec())?, now_ms())?;
                 broker
                     .commit_append(partition, info.last_offset + 1)
                     .await?;
@@ -581,105 +582,10 @@ fn forwarded(record: &StoredRecord<'_>, from: &str, partition: i32, offset: i64)
     ] {
         headers.insert(StrBytes::from_static_str(name), Some(Bytes::from(value)));
     }
-    Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: record.timestamp,
-        key: record.key.map(Bytes::copy_from_slice),
-        value: record.value.map(Bytes::copy_from_slice),
+    crate::record_batch::record(
+        record.timestamp,
+        record.key.map(Bytes::copy_from_slice),
+        record.value.map(Bytes::copy_from_slice),
         headers,
-        delete_horizon: false,
-    }
-}
-
-fn encode(records: &[Record]) -> Result<Vec<u8>> {
-    let numbered: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            offset: i as i64,
-            // See group::encode_batch: constant offset minus sequence
-            // keeps the records in one batch.
-            sequence: i as i32 - 1,
-            ..r.clone()
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &numbered,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
     )
-    .map_err(|e| BrokerError::Storage(format!("cannot encode forwarded records: {e}")))?;
-    Ok(buf.to_vec())
-}
-
-/// Kafka's default partitioner for a keyed record: murmur2 of the key,
-/// made positive, modulo the partition count.
-pub fn kafka_partition(key: &[u8], partitions: usize) -> usize {
-    (murmur2(key) & 0x7fff_ffff) as usize % partitions.max(1)
-}
-
-/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`).
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let mut h: u32 = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let tail = chunks.remainder();
-    if tail.len() >= 3 {
-        h ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        h ^= u32::from(tail[1]) << 8;
-    }
-    if !tail.is_empty() {
-        h ^= u32::from(tail[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // The cases of Kafka's UtilsTest.testMurmur2.
-        for (input, expected) in [
-            (&b"21"[..], -973_932_308),
-            (b"foobar", -790_332_482),
-            (b"a-little-bit-long-string", -985_981_536),
-            (b"a-little-bit-longer-string", -1_486_304_829),
-            (
-                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-                -58_897_971,
-            ),
-            (b"abc", 479_470_107),
-        ] {
-            assert_eq!(murmur2(input), expected, "{input:?}");
-        }
-    }
 }

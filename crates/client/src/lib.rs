@@ -7,11 +7,11 @@ pub mod client;
 pub mod connection;
 pub mod group_consumer;
 pub mod groups;
-pub mod murmur2;
+pub use sluice_storage::murmur2;
 
 pub use client::{Client, ConsumedRecord, PartitionInfo, TopicInfo, EARLIEST, LATEST};
 pub use connection::Connection;
 pub use group_consumer::GroupConsumer;
 pub use groups::{GroupInfo, GroupMemberInfo, GroupSummary};
 pub use kafka_protocol::records::Compression;
-pub use murmur2::partition_for_key;
+pub use sluice_storage::murmur2::partition_for_key;

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod index;
 pub mod log;
+pub mod murmur2;
 pub mod records;
 pub mod region;
 pub mod segment;

@@ -1,6 +1,8 @@
 //! Kafka's default partitioner for keyed records: murmur2 of the key bytes,
 //! made positive, modulo the partition count. Java clients, and librdkafka
-//! with `partitioner=murmur2_random`, place keys the same way.
+//! with `partitioner=murmur2_random`, place keys the same way. It decides
+//! where keyed records live, so the client (producing) and the broker
+//! (forwarding a migration) share this one copy.
 
 /// Kafka's `Utils.murmur2` (seed 0x9747b28c).
 pub fn murmur2(data: &[u8]) -> i32 {

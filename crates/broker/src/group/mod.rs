@@ -40,10 +40,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Record;
 use tracing::{info, warn};
 
 use crate::broker::{now_ms, Broker};
@@ -1224,43 +1222,19 @@ fn encode_batch(records: &[(Key, Option<GroupRecord>)]) -> Result<Vec<u8>> {
     let now = now_ms();
     let encoded: Vec<Record> = records
         .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch only while offset
-            // minus sequence stays constant; the first sequence (-1, no
-            // producer id) is the batch's base sequence.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(match key {
+        .map(|(key, value)| {
+            let key = match key {
                 Key::Offset(k) => records::encode_key(k),
                 Key::Group(g) => records::encode_group_key(g),
-            }),
-            value: value.as_ref().map(|v| match v {
+            };
+            let value = value.as_ref().map(|v| match v {
                 GroupRecord::Offset(o) => records::encode_value(o),
                 GroupRecord::Group(g) => records::encode_group_value(g),
-            }),
-            headers: Default::default(),
-            delete_horizon: false,
+            });
+            crate::record_batch::record(now, Some(key), value, Default::default())
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &encoded,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| BrokerError::Storage(format!("cannot encode group records: {e}")))?;
-    Ok(buf.to_vec())
+    crate::record_batch::encode(encoded)
 }
 
 #[cfg(test)]
