@@ -908,6 +908,58 @@ fn a_stable_group_survives_a_broker_kill_9_without_a_rebalance() {
     }
 }
 
+/// librdkafka static members: one closes (a static member does not
+/// leave the group) and a new consumer with the same `group.instance.id`
+/// gets the same partitions while the other member keeps its own.
+#[test]
+fn a_restarted_librdkafka_static_member_keeps_its_partitions() {
+    librdkafka_static_restart(&[]);
+}
+
+#[test]
+fn a_restarted_librdkafka_static_member_keeps_its_partitions_kip_848() {
+    librdkafka_static_restart(CONSUMER_PROTOCOL);
+}
+
+fn librdkafka_static_restart(protocol: &[(&str, &str)]) {
+    let broker = Broker::start();
+    create_topic(&broker, "static-rd", 4);
+    let start = |id: &str| {
+        let c = member(
+            &broker,
+            "static-rd",
+            &[protocol, &[("group.instance.id", id)]].concat(),
+        );
+        c.subscribe(&["static-rd"]).expect("subscribe");
+        c
+    };
+    let settle = |members: &[&BaseConsumer], what: &str| {
+        common::wait_until(what, Duration::from_secs(60), || {
+            for m in members {
+                let _ = m.poll(Duration::from_millis(20));
+            }
+            members.iter().all(|m| assigned(m).len() == 2)
+        });
+    };
+    let one = start("worker-1");
+    let two = start("worker-2");
+    settle(&[&one, &two], "two static members, two partitions each");
+    let (mine, theirs) = (assigned(&one), assigned(&two));
+    drop(one);
+    let one = start("worker-1");
+    settle(&[&one, &two], "the restarted member's partitions");
+    assert_eq!(
+        assigned(&one),
+        mine,
+        "the static member got other partitions"
+    );
+    assert_eq!(
+        assigned(&two),
+        theirs,
+        "the other member's partitions moved"
+    );
+}
+
 /// Bad KIP-848 heartbeats get Kafka's error codes and leave no group
 /// behind; a member with a wrong epoch is fenced.
 #[test]
