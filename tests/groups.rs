@@ -565,6 +565,42 @@ fn a_killed_python_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
     killed_member_hands_over(&broker, a, b, "shared");
 }
 
+/// kafka-python: three members split six partitions with no overlap and
+/// no gap, and a second group reads every message too.
+#[test]
+fn three_python_members_split_six_partitions_and_a_second_group_reads_everything() {
+    let broker = Broker::start();
+    create_topic(&broker, "pysplit", 6);
+    produce(&broker, "pysplit", 0..300);
+    let members: Vec<Member> = (0..3)
+        .map(|_| Member::python(&broker, "pysplit", "pysplit"))
+        .collect();
+    common::wait_until(
+        "three members, two partitions each, everything read",
+        Duration::from_secs(120),
+        || {
+            members
+                .iter()
+                .all(|m| m.assignment().is_some_and(|p| p.len() == 2))
+                && all_read(0..300, &members.iter().collect::<Vec<_>>())
+        },
+    );
+    let owned: Vec<BTreeSet<i32>> = members.iter().filter_map(Member::assignment).collect();
+    let union: BTreeSet<i32> = owned.iter().flatten().copied().collect();
+    assert_eq!(union, (0..6).collect(), "a gap: {owned:?}");
+    assert_eq!(
+        owned.iter().map(BTreeSet::len).sum::<usize>(),
+        6,
+        "an overlap: {owned:?}"
+    );
+    let other = Member::python(&broker, "pysplit", "pyaudit");
+    common::wait_until(
+        "the second group read everything",
+        Duration::from_secs(120),
+        || all_read(0..300, &[&other]),
+    );
+}
+
 /// The Java client with its defaults (classic protocol, range then
 /// cooperative-sticky assignors).
 #[test]
