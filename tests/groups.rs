@@ -565,6 +565,42 @@ fn a_killed_python_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
     killed_member_hands_over(&broker, a, b, "shared");
 }
 
+/// librdkafka's cooperative-sticky assignor: a third member takes
+/// partitions from the first two, which keep the rest.
+#[test]
+fn a_librdkafka_cooperative_rebalance_moves_only_the_partitions_it_must() {
+    let broker = Broker::start();
+    create_topic(&broker, "coop-rd", 6);
+    let cooperative = [("partition.assignment.strategy", "cooperative-sticky")];
+    let start = || {
+        let c = member(&broker, "coop-rd", &cooperative);
+        c.subscribe(&["coop-rd"]).expect("subscribe");
+        c
+    };
+    let settle = |members: &[&BaseConsumer], each: usize, what: &str| {
+        common::wait_until(what, Duration::from_secs(60), || {
+            for m in members {
+                let _ = m.poll(Duration::from_millis(20));
+            }
+            members.iter().all(|m| assigned(m).len() == each)
+        });
+    };
+    let a = start();
+    let b = start();
+    settle(&[&a, &b], 3, "two members, three partitions each");
+    let before = [assigned(&a), assigned(&b)];
+    let c = start();
+    settle(&[&a, &b, &c], 2, "three members, two partitions each");
+    for (member, before) in [&a, &b].into_iter().zip(before) {
+        assert!(
+            assigned(member).is_subset(&before),
+            "a member gained a partition in a cooperative rebalance"
+        );
+    }
+    let union: BTreeSet<i32> = [&a, &b, &c].iter().flat_map(|m| assigned(m)).collect();
+    assert_eq!(union, (0..6).collect());
+}
+
 /// kafka-python: three members split six partitions with no overlap and
 /// no gap, and a second group reads every message too.
 #[test]
