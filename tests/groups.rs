@@ -422,6 +422,24 @@ impl Member {
         Member::spawn(command)
     }
 
+    /// A librdkafka member in a process of its own: this test binary
+    /// running `librdkafka_member_process`.
+    fn librdkafka(broker: &Broker, topic: &str, group: &str, protocol: &str) -> Member {
+        let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        command
+            .args([
+                "--exact",
+                "librdkafka_member_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("MEMBER_BOOTSTRAP", broker.bootstrap())
+            .env("MEMBER_TOPIC", topic)
+            .env("MEMBER_GROUP", group)
+            .env("MEMBER_PROTOCOL", protocol);
+        Member::spawn(command)
+    }
+
     fn java(
         jar: &std::path::Path,
         broker: &Broker,
@@ -635,6 +653,66 @@ fn three_python_members_split_six_partitions_and_a_second_group_reads_everything
         Duration::from_secs(120),
         || all_read(0..300, &[&other]),
     );
+}
+
+/// Not a test: the body of `Member::librdkafka`, a group member that
+/// prints what it owns and reads (committing each record) until killed.
+#[test]
+#[ignore = "run as a child process by the librdkafka killed-member tests"]
+fn librdkafka_member_process() {
+    use std::io::Write;
+    let var = |name: &str| std::env::var(name).expect(name);
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", var("MEMBER_BOOTSTRAP"))
+        .set("group.id", var("MEMBER_GROUP"))
+        .set("group.protocol", var("MEMBER_PROTOCOL"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    if var("MEMBER_PROTOCOL") == "classic" {
+        config.set("session.timeout.ms", "6000");
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    consumer
+        .subscribe(&[&var("MEMBER_TOPIC")])
+        .expect("subscribe");
+    let mut announced = BTreeSet::new();
+    let mut out = std::io::stdout();
+    loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+            let _ = writeln!(out, "RECORD {} {} {value}", m.partition(), m.offset());
+            let _ = consumer.commit_message(&m, CommitMode::Sync);
+        }
+        let owned = assigned(&consumer);
+        if owned != announced {
+            let list: Vec<String> = owned.iter().map(i32::to_string).collect();
+            let _ = writeln!(out, "ASSIGNED {}", list.join(","));
+            announced = owned;
+        }
+        let _ = out.flush();
+    }
+}
+
+/// librdkafka members in processes of their own, killed without leaving.
+#[test]
+fn a_killed_librdkafka_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
+    let broker = Broker::start();
+    create_topic(&broker, "shared", 4);
+    produce(&broker, "shared", 0..400);
+    let a = Member::librdkafka(&broker, "shared", "rdg", "classic");
+    let b = Member::librdkafka(&broker, "shared", "rdg", "classic");
+    killed_member_hands_over(&broker, a, b, "shared");
+}
+
+#[test]
+fn a_killed_librdkafka_member_s_partitions_are_handed_on_and_nothing_is_skipped_kip_848() {
+    let broker = broker_with_short_consumer_sessions();
+    create_topic(&broker, "shared", 4);
+    produce(&broker, "shared", 0..400);
+    let a = Member::librdkafka(&broker, "shared", "rdg", "consumer");
+    let b = Member::librdkafka(&broker, "shared", "rdg", "consumer");
+    killed_member_hands_over(&broker, a, b, "shared");
 }
 
 /// The Java client with its defaults (classic protocol, range then
