@@ -215,6 +215,18 @@ pub struct RequestContext {
     pub peer: SocketAddr,
 }
 
+impl RequestContext {
+    /// The client id of the request header ("" when absent).
+    pub fn client_id(&self) -> String {
+        self.header.client_id.as_deref().unwrap_or("").to_string()
+    }
+
+    /// The client's host as Kafka shows it in group descriptions.
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.peer.ip())
+    }
+}
+
 /// A piece of an encoded response: bytes in memory, or record batches left
 /// in a segment file for sendfile to move to the socket.
 pub enum Chunk {

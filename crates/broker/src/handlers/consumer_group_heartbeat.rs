@@ -37,13 +37,8 @@ pub fn handle(
                 .map(|t| (t.topic_id, t.partitions))
                 .collect()
         }),
-        client_id: request
-            .header
-            .client_id
-            .as_deref()
-            .unwrap_or("")
-            .to_string(),
-        client_host: format!("/{}", request.peer.ip()),
+        client_id: request.client_id(),
+        client_host: request.client_host(),
     };
     let group = body.group_id.0.to_string();
     let topics = broker.state();

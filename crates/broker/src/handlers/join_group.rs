@@ -21,13 +21,8 @@ pub async fn handle(
     let join = JoinRequest {
         member_id: body.member_id.to_string(),
         instance_id: body.group_instance_id.map(|s| s.to_string()),
-        client_id: request
-            .header
-            .client_id
-            .as_deref()
-            .unwrap_or("")
-            .to_string(),
-        client_host: format!("/{}", request.peer.ip()),
+        client_id: request.client_id(),
+        client_host: request.client_host(),
         session_timeout: millis(body.session_timeout_ms),
         rebalance_timeout: millis(if v >= 1 {
             body.rebalance_timeout_ms
