@@ -80,11 +80,13 @@ async fn group(command: GroupCommand) -> Result<()> {
     match command {
         GroupCommand::List { connect } => {
             let mut client = Client::connect(&connect.bootstrap_server).await?;
-            println!("GROUP\tSTATE\tTYPE\tPROTOCOL");
+            // TYPE: the group's protocol (classic or consumer, KIP-848);
+            // PROTOCOL TYPE: what its members embed ("consumer" for consumers).
+            println!("GROUP\tSTATE\tTYPE\tPROTOCOL TYPE");
             for g in client.list_groups().await? {
                 println!(
                     "{}\t{}\t{}\t{}",
-                    g.group_id, g.state, g.protocol_type, g.group_type
+                    g.group_id, g.state, g.group_type, g.protocol_type
                 );
             }
         }

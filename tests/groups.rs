@@ -168,7 +168,7 @@ fn split_and_publish_subscribe(protocol: &[(&str, &str)]) {
     let listed = common::sluice(&["group", "list", "-b", &broker.bootstrap()], None);
     let expected_type = if kip_848 { "consumer" } else { "classic" };
     assert!(
-        listed.contains(&format!("billing\tStable\tconsumer\t{expected_type}")),
+        listed.contains(&format!("billing\tStable\t{expected_type}\tconsumer")),
         "{listed}"
     );
     if kip_848 {
@@ -307,7 +307,12 @@ fn committed_offsets_survive_kill_9(settings: &[(&str, &str)]) {
         "{described}"
     );
     let listed = common::sluice(&["group", "list", "-b", &bootstrap], None);
-    assert!(listed.contains("settle\tEmpty\tconsumer"), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("settle\tEmpty\t") && l.ends_with("\tconsumer")),
+        "{listed}"
+    );
     common::sluice(
         &[
             "group",
@@ -414,11 +419,21 @@ struct Member {
 
 impl Member {
     fn python(broker: &Broker, topic: &str, group: &str) -> Member {
+        Member::python_static(broker, topic, group, None)
+    }
+
+    fn python_static(
+        broker: &Broker,
+        topic: &str,
+        group: &str,
+        instance_id: Option<&str>,
+    ) -> Member {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/run.sh");
         let mut command = std::process::Command::new("bash");
         command
             .arg(script)
-            .args(["group-member", &broker.bootstrap(), topic, group]);
+            .args(["group-member", &broker.bootstrap(), topic, group])
+            .args(instance_id);
         Member::spawn(command)
     }
 
@@ -806,12 +821,90 @@ fn rebalance_moves_only_what_it_must(mode: &str) {
     assert_eq!(union, (0..6).collect());
 }
 
+/// A running classic group moves to the KIP-848 protocol one member at a
+/// time, as Kafka's rolling upgrade does, and back: a member with
+/// `group.protocol=consumer` joins a group of two classic Java consumers
+/// (which becomes a consumer group, its classic members kept); the three
+/// share the partitions and read everything. When the KIP-848 member
+/// leaves, the group is classic again and its two members take over.
+#[test]
+fn a_classic_group_takes_a_kip_848_member_and_converts_back_when_it_leaves() {
+    let jar = common::java_client_jar();
+    let broker = broker_with_short_consumer_sessions();
+    create_topic(&broker, "mixed", 4);
+    produce(&broker, "mixed", 0..400);
+    let a = Member::java(&jar, &broker, "mixed", "mg", "default");
+    let b = Member::java(&jar, &broker, "mixed", "mg", "default");
+    common::wait_until(
+        "two classic members, two partitions each",
+        Duration::from_secs(120),
+        || {
+            a.assignment().is_some_and(|p| p.len() == 2)
+                && b.assignment().is_some_and(|p| p.len() == 2)
+                && all_read(0..400, &[&a, &b])
+        },
+    );
+    let shared = |members: &[&Member]| {
+        let sets: Vec<BTreeSet<i32>> = members.iter().filter_map(|m| m.assignment()).collect();
+        let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+        sets.len() == members.len()
+            && sets.iter().all(|s| !s.is_empty())
+            && sets.iter().map(BTreeSet::len).sum::<usize>() == 4
+            && union == (0..4).collect()
+    };
+
+    let mut c = Member::java(&jar, &broker, "mixed", "mg", "consumer");
+    common::wait_until(
+        "the KIP-848 member shares the partitions with the classic ones",
+        Duration::from_secs(120),
+        || shared(&[&a, &b, &c]),
+    );
+    let listed = common::sluice(
+        &["group", "list", "--bootstrap-server", &broker.bootstrap()],
+        None,
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("mg\t") && l.contains("\tconsumer\t")),
+        "the group is a consumer group now: {listed}"
+    );
+    produce(&broker, "mixed", 400..800);
+    common::wait_until(
+        "everything produced since is read",
+        Duration::from_secs(120),
+        || all_read(0..800, &[&a, &b, &c]),
+    );
+
+    c.stop();
+    common::wait_until(
+        "the classic members own everything again",
+        Duration::from_secs(120),
+        || shared(&[&a, &b]),
+    );
+    produce(&broker, "mixed", 800..1200);
+    common::wait_until("and read what follows", Duration::from_secs(120), || {
+        all_read(0..1200, &[&a, &b, &c])
+    });
+}
+
 /// A static member (group.instance.id) killed and restarted within its
 /// session timeout gets its partitions back, and the other member is not
 /// disturbed: no rebalance, nothing revoked.
 #[test]
 fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance() {
-    static_member_restarts(&Broker::start(), "default", Member::kill9);
+    let broker = Broker::start();
+    let jar = common::java_client_jar();
+    let start = |id: &str| Member::java_static(&jar, &broker, "static", "sg", "default", Some(id));
+    static_member_restarts(&broker, start, Member::kill9);
+}
+
+/// The same with kafka-python's static membership.
+#[test]
+fn a_restarted_kafka_python_static_member_keeps_its_partitions_without_a_rebalance() {
+    let broker = Broker::start();
+    let start = |id: &str| Member::python_static(&broker, "static", "sg", Some(id));
+    static_member_restarts(&broker, start, Member::kill9);
 }
 
 /// Under the KIP-848 protocol a static member that closes leaves with
@@ -820,14 +913,18 @@ fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance() {
 /// refuses its restart meanwhile with UNRELEASED_INSTANCE_ID.)
 #[test]
 fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance_kip_848() {
-    static_member_restarts(&Broker::start(), "consumer", Member::stop);
+    let broker = Broker::start();
+    let jar = common::java_client_jar();
+    let start = |id: &str| Member::java_static(&jar, &broker, "static", "sg", "consumer", Some(id));
+    static_member_restarts(&broker, start, Member::stop);
 }
 
-fn static_member_restarts(broker: &Broker, mode: &str, stop: fn(&mut Member)) {
-    let jar = common::java_client_jar();
+/// Two static members of group "sg" on topic "static" (started by
+/// `start` with their instance ids); the first is stopped with `stop`
+/// and started again.
+fn static_member_restarts(broker: &Broker, start: impl Fn(&str) -> Member, stop: fn(&mut Member)) {
     create_topic(broker, "static", 4);
     produce(broker, "static", 0..100);
-    let start = |id: &str| Member::java_static(&jar, broker, "static", "sg", mode, Some(id));
     let mut w1 = start("worker-1");
     let w2 = start("worker-2");
     common::wait_until(

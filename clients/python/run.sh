@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the kafka-python round-trip test: run.sh BOOTSTRAP TOPIC COUNT
-# or one consumer group member:          run.sh group-member BOOTSTRAP TOPIC GROUP
+# or one consumer group member:          run.sh group-member BOOTSTRAP TOPIC GROUP [INSTANCE_ID]
 # Creates clients/python/.venv on first use and installs requirements.txt
 # into it (again whenever requirements.txt changes).
 set -euo pipefail
@@ -14,8 +14,8 @@ if [[ "${1:-}" == "group-member" ]]; then
     script="group_member.py"
     shift
 fi
-if [[ $# -ne 3 ]]; then
-    echo "usage: $0 BOOTSTRAP TOPIC COUNT | $0 group-member BOOTSTRAP TOPIC GROUP" >&2
+if [[ $# -ne 3 && ! ( "$script" == group_member.py && $# -eq 4 ) ]]; then
+    echo "usage: $0 BOOTSTRAP TOPIC COUNT | $0 group-member BOOTSTRAP TOPIC GROUP [INSTANCE_ID]" >&2
     exit 2
 fi
 

@@ -470,7 +470,7 @@ impl Broker {
         );
         // Group deadlines (sessions, rebalances) are checked this often.
         every(self, Duration::from_millis(50), |broker| async move {
-            broker.groups.tick();
+            broker.groups.tick(&broker.state());
             broker.groups.store_group_changes(&broker).await;
         });
         every(

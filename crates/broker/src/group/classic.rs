@@ -307,6 +307,26 @@ impl ClassicGroup {
         self.members.clear();
     }
 
+    /// Answers every member waiting in JoinGroup or SyncGroup with
+    /// `error` (the group is about to change type).
+    pub fn fail_pending(&mut self, error: impl Fn() -> BrokerError) {
+        for member in self.members.values_mut() {
+            reply(&mut member.awaiting_join, Err(error()));
+            reply(&mut member.awaiting_sync, Err(error()));
+        }
+    }
+
+    /// Starts a rebalance: every member must join again (a consumer group
+    /// that just became this classic group).
+    pub fn start_rebalance(&mut self, limits: &GroupLimits, now: Instant) {
+        if matches!(
+            self.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            self.prepare_rebalance(limits, now);
+        }
+    }
+
     /// JoinGroup. The reply arrives when the rebalance completes (or at
     /// once, for errors and for members that need not wait).
     pub fn join(&mut self, req: JoinRequest, limits: &GroupLimits, now: Instant) -> JoinReply {
@@ -327,14 +347,7 @@ impl ClassicGroup {
         if self.state == GroupState::Dead {
             return Err(BrokerError::CoordinatorNotAvailable);
         }
-        if req.session_timeout < limits.min_session_timeout
-            || req.session_timeout > limits.max_session_timeout
-        {
-            return Err(BrokerError::InvalidSessionTimeout(format!(
-                "session timeout {:?} is outside [{:?}, {:?}] (group_min_session_timeout_ms, group_max_session_timeout_ms)",
-                req.session_timeout, limits.min_session_timeout, limits.max_session_timeout
-            )));
-        }
+        check_session_timeout(req, limits)?;
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
             return Err(BrokerError::InconsistentGroupProtocol(
                 "a member must name a protocol type and at least one protocol".into(),
@@ -901,18 +914,22 @@ impl ClassicGroup {
 
 /// The topics of a consumer protocol subscription (version i16, then an
 /// array of strings), or None if the bytes are not one.
-fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
-    let mut rest = metadata.get(2..)?;
-    let count = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
-    rest = &rest[4..];
-    let mut topics = Vec::new();
-    for _ in 0..count.max(0) {
-        let len = usize::try_from(i16::from_be_bytes(rest.get(..2)?.try_into().ok()?)).ok()?;
-        let name = rest.get(2..2 + len)?;
-        topics.push(String::from_utf8(name.to_vec()).ok()?);
-        rest = &rest[2 + len..];
+/// INVALID_SESSION_TIMEOUT unless a JoinGroup's session timeout is within
+/// the broker's bounds (whatever the group's type).
+pub fn check_session_timeout(req: &JoinRequest, limits: &GroupLimits) -> Result<()> {
+    if req.session_timeout < limits.min_session_timeout
+        || req.session_timeout > limits.max_session_timeout
+    {
+        return Err(BrokerError::InvalidSessionTimeout(format!(
+            "session timeout {:?} is outside [{:?}, {:?}] (group_min_session_timeout_ms, group_max_session_timeout_ms)",
+            req.session_timeout, limits.min_session_timeout, limits.max_session_timeout
+        )));
     }
-    Some(topics)
+    Ok(())
+}
+
+fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    super::consumer_protocol::decode_subscription(metadata).map(|s| s.topics)
 }
 
 fn duration_ms(d: Duration) -> i32 {
@@ -1144,6 +1161,8 @@ mod tests {
             metadata.extend_from_slice(&(topic.len() as i16).to_be_bytes());
             metadata.extend_from_slice(topic.as_bytes());
         }
+        // No user data, no owned partitions.
+        metadata.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
         assert_eq!(
             subscribed_topics(&metadata),
             Some(vec!["orders".to_string(), "audit".to_string()])

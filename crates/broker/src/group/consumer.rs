@@ -18,11 +18,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use regex::Regex;
 use uuid::Uuid;
 
 use super::assignor::{Assignment, Assignor, SubscribedTopics};
-use super::records::{StoredConsumerGroup, StoredConsumerMember};
+use super::records::{StoredClassicMember, StoredConsumerGroup, StoredConsumerMember};
 use crate::error::{BrokerError, Result};
 
 /// Member epochs with a meaning of their own.
@@ -131,6 +132,20 @@ struct Member {
     /// When a member that was asked to revoke partitions is removed if it
     /// has not.
     revocation_deadline: Option<Instant>,
+    /// Set for a member that speaks the classic protocol
+    /// (`classic_members.rs`).
+    classic: Option<ClassicMember>,
+}
+
+/// What a member of the classic protocol has beyond a consumer member.
+#[derive(Debug, Clone)]
+struct ClassicMember {
+    session_timeout: Duration,
+    /// The protocols it joined with, each with its subscription bytes.
+    protocols: Vec<(String, Bytes)>,
+    /// When the member is removed unless it syncs (after a join) or
+    /// rejoins (after a heartbeat told it to).
+    deadline: Option<Instant>,
 }
 
 /// A member as ConsumerGroupDescribe shows it.
@@ -146,6 +161,8 @@ pub struct ConsumerMemberView {
     pub subscribed_regex: Option<String>,
     pub assignment: Assignment,
     pub target: Assignment,
+    /// A member of the classic protocol.
+    pub classic: bool,
 }
 
 /// A consumer group as ConsumerGroupDescribe shows it.
@@ -230,7 +247,12 @@ impl ConsumerGroup {
             .get(member_id)
             .ok_or(BrokerError::UnknownMemberId)?;
         if member.epoch != epoch {
-            return Err(BrokerError::StaleMemberEpoch(epoch, member.epoch));
+            // A classic member's epoch is its generation.
+            return Err(if member.classic.is_some() {
+                BrokerError::IllegalGeneration(epoch, member.epoch)
+            } else {
+                BrokerError::StaleMemberEpoch(epoch, member.epoch)
+            });
         }
         Ok(())
     }
@@ -307,6 +329,7 @@ impl ConsumerGroup {
             let member = self
                 .members
                 .get(member_id)
+                .filter(|m| m.classic.is_none())
                 .ok_or(BrokerError::UnknownMemberId)?;
             check_epoch(member, request.member_epoch, request.owned.as_deref())?;
             return Ok((member.clone(), false));
@@ -336,6 +359,7 @@ impl ConsumerGroup {
             member.state = MemberState::Stable;
             member.assigned.clear();
             member.pending_revocation.clear();
+            member.classic = None;
             return Ok((member, false));
         }
         if self.members.len() >= limits.max_size {
@@ -359,6 +383,7 @@ impl ConsumerGroup {
             pending_revocation: Assignment::new(),
             session_deadline: now + limits.session_timeout,
             revocation_deadline: None,
+            classic: None,
         };
         Ok((member, true))
     }
@@ -384,6 +409,7 @@ impl ConsumerGroup {
             pending_revocation: Assignment::new(),
             session_deadline: now + limits.session_timeout,
             revocation_deadline: None,
+            classic: None,
             ..old
         }
     }
@@ -435,7 +461,12 @@ impl ConsumerGroup {
             .members
             .values()
             .filter(|m| {
-                m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now)
+                m.session_deadline <= now
+                    || m.revocation_deadline.is_some_and(|d| d <= now)
+                    || m.classic
+                        .as_ref()
+                        .and_then(|c| c.deadline)
+                        .is_some_and(|d| d <= now)
             })
             .map(|m| m.id.clone())
             .collect();
@@ -642,6 +673,7 @@ impl ConsumerGroup {
                     subscribed_regex: m.subscribed_regex.clone(),
                     assignment: m.assigned.clone(),
                     target: self.target.get(&m.id).cloned().unwrap_or_default(),
+                    classic: m.classic.is_some(),
                 })
                 .collect(),
         }
@@ -673,6 +705,11 @@ impl ConsumerGroup {
                     assigned: m.assigned.clone(),
                     pending_revocation: m.pending_revocation.clone(),
                     target: self.target.get(&m.id).cloned().unwrap_or_default(),
+                    classic: m.classic.as_ref().map(|c| StoredClassicMember {
+                        session_timeout_ms: c.session_timeout.as_millis().min(i32::MAX as u128)
+                            as i32,
+                        protocols: c.protocols.clone(),
+                    }),
                 })
                 .collect(),
         }
@@ -693,6 +730,14 @@ impl ConsumerGroup {
             group.target.insert(m.member_id.clone(), m.target);
             let state = MemberState::from_code(m.state);
             let rebalance_timeout = Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64);
+            let classic = m.classic.map(|c| ClassicMember {
+                session_timeout: Duration::from_millis(c.session_timeout_ms.max(0) as u64),
+                protocols: c.protocols,
+                deadline: None,
+            });
+            let session_timeout = classic
+                .as_ref()
+                .map_or(limits.session_timeout, |c| c.session_timeout);
             group.set_member(Member {
                 id: m.member_id,
                 instance_id: m.instance_id,
@@ -709,9 +754,10 @@ impl ConsumerGroup {
                 state,
                 assigned: m.assigned,
                 pending_revocation: m.pending_revocation,
-                session_deadline: now + limits.session_timeout,
+                session_deadline: now + session_timeout,
                 revocation_deadline: (state == MemberState::UnrevokedPartitions)
                     .then(|| now + rebalance_timeout),
+                classic,
             });
         }
         group
@@ -896,5 +942,6 @@ fn subscribes(member: &Member, topic: &str) -> bool {
         || member.regex.as_ref().is_some_and(|re| re.is_match(topic))
 }
 
+mod classic_members;
 #[cfg(test)]
 mod tests;

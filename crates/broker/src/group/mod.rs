@@ -3,10 +3,15 @@
 //! the server-side assignors of `assignor.rs`), and their committed
 //! offsets.
 //!
-//! A group has one type at a time. An empty group changes type when a
-//! member of the other protocol joins it; a group with members refuses the
-//! other protocol (INCONSISTENT_GROUP_PROTOCOL). Kafka can also convert a
-//! group with members online; Sluice does not yet.
+//! A group has one type at a time, and converts as Kafka's default
+//! (bidirectional) migration policy allows. An empty group changes type
+//! when a member of the other protocol joins it. A classic group with
+//! members becomes a consumer group when a KIP-848 member joins it, if it
+//! uses the consumer embedded protocol: its members stay, as classic
+//! members of the consumer group (`consumer/classic_members.rs`), keeping
+//! their partitions until the new assignment moves them. A consumer group
+//! whose last KIP-848 member leaves, with classic members left, becomes a
+//! classic group again and rebalances.
 //!
 //! Offsets are durable in the internal topic `__consumer_offsets`, a log
 //! like any other (same fsync policy, same crash recovery). A group lives
@@ -32,6 +37,7 @@
 pub mod assignor;
 pub mod classic;
 pub mod consumer;
+pub mod consumer_protocol;
 pub mod rates;
 pub mod records;
 
@@ -347,24 +353,35 @@ impl GroupCoordinator {
         }
     }
 
-    pub fn join(&self, group: &str, request: JoinRequest) -> Result<JoinReply> {
+    pub fn join(
+        &self,
+        group: &str,
+        request: JoinRequest,
+        topics: &ClusterState,
+    ) -> Result<JoinReply> {
         check_group_id(group)?;
         let mut groups = self.groups();
         self.check_room_for(&groups, group)?;
         let entry = groups
             .entry(group.to_string())
             .or_insert_with(|| GroupEntry::new(group));
-        if let Some(consumer) = &entry.consumer {
+        let now = Instant::now();
+        if let Some(consumer) = &mut entry.consumer {
             if !consumer.is_empty() {
-                return Err(BrokerError::InconsistentGroupType(format!(
-                    "group {group} is a consumer group (KIP-848 protocol) with members; \
-                     a classic member cannot join it"
-                )));
+                classic::check_session_timeout(&request, &self.limits)?;
+                if !consumer.tick(now).is_empty() {
+                    entry.consumer_dirty = true;
+                }
+                let outcome = consumer.classic_join(request, &self.consumer_limits, topics, now);
+                if outcome.is_ok() {
+                    entry.consumer_dirty = true;
+                }
+                return Ok(answered(outcome));
             }
             info!(group, "empty consumer group becomes a classic group");
             entry.consumer = None;
         }
-        Ok(entry.classic.join(request, &self.limits, Instant::now()))
+        Ok(entry.classic.join(request, &self.limits, now))
     }
 
     /// ConsumerGroupHeartbeat: the one call of the KIP-848 protocol.
@@ -389,24 +406,22 @@ impl GroupCoordinator {
                 .or_insert_with(|| GroupEntry::new(group)),
             None => return Err(BrokerError::UnknownMemberId),
         };
-        let created = entry.consumer.is_none();
-        if created {
-            if !entry.classic.is_empty() {
-                return Err(BrokerError::InconsistentGroupType(format!(
-                    "group {group} is a classic group with members; \
-                     a consumer-protocol member cannot join it"
-                )));
-            }
+        let now = Instant::now();
+        let created = entry.consumer.is_none() && entry.classic.is_empty();
+        if entry.consumer.is_none() {
             if !joining {
                 return Err(BrokerError::UnknownMemberId);
             }
-            entry.consumer = Some(ConsumerGroup::new(group));
+            if created {
+                entry.consumer = Some(ConsumerGroup::new(group));
+            } else {
+                self.upgrade(entry, topics, now)?;
+            }
         }
         let consumer = entry
             .consumer
             .as_mut()
             .ok_or(BrokerError::CoordinatorNotAvailable)?;
-        let now = Instant::now();
         // As for classic heartbeats: expired members go first.
         if !consumer.tick(now).is_empty() {
             entry.consumer_dirty = true;
@@ -419,7 +434,69 @@ impl GroupCoordinator {
             Err(_) if created => entry.consumer = None,
             Err(_) => {}
         }
+        self.maybe_downgrade(entry, topics, now);
         reply
+    }
+
+    /// A classic group with members taking its first KIP-848 member
+    /// becomes a consumer group, its members kept as classic members.
+    fn upgrade(&self, entry: &mut GroupEntry, topics: &ClusterState, now: Instant) -> Result<()> {
+        let group = entry.classic.id.clone();
+        let stored = entry.classic.stored();
+        if stored.members.len() > self.consumer_limits.max_size {
+            return Err(BrokerError::GroupMaxSizeReached(
+                self.consumer_limits.max_size,
+            ));
+        }
+        let Some(consumer) = ConsumerGroup::from_classic(&group, &stored, topics, now) else {
+            return Err(BrokerError::InconsistentGroupType(format!(
+                "group {group} is a classic group whose members do not all use the consumer \
+                 embedded protocol; a consumer-protocol member cannot join it"
+            )));
+        };
+        info!(
+            group,
+            members = stored.members.len(),
+            generation = stored.generation,
+            "classic group becomes a consumer group; its members stay as classic members"
+        );
+        // Members waiting in a rebalance join again, now in the consumer group.
+        entry
+            .classic
+            .fail_pending(|| BrokerError::RebalanceInProgress);
+        entry.classic = ClassicGroup::new(&group);
+        entry.consumer = Some(consumer);
+        entry.consumer_dirty = true;
+        entry.stored_generation = 0;
+        entry.stored_members = false;
+        Ok(())
+    }
+
+    /// A consumer group left with only classic members becomes a classic
+    /// group again, and rebalances so that a leader assigns.
+    fn maybe_downgrade(&self, entry: &mut GroupEntry, topics: &ClusterState, now: Instant) {
+        let Some(consumer) = &entry.consumer else {
+            return;
+        };
+        if !consumer.only_classic_members() {
+            return;
+        }
+        let Some(stored) = consumer.to_classic(topics) else {
+            return;
+        };
+        info!(
+            group = %consumer.id,
+            members = stored.members.len(),
+            "consumer group has only classic members left; it becomes a classic group"
+        );
+        let mut classic = ClassicGroup::restore(&consumer.id, stored, now);
+        classic.start_rebalance(&self.limits, now);
+        entry.classic = classic;
+        entry.consumer = None;
+        entry.consumer_dirty = false;
+        // Store the classic group once it is stable (or empty).
+        entry.stored_generation = -1;
+        entry.stored_members = true;
     }
 
     /// Each partition's recent consumption rate, from the group's commits.
@@ -459,10 +536,22 @@ impl GroupCoordinator {
         member: &Committer,
         protocol: (Option<&str>, Option<&str>),
         assignments: Vec<(String, Bytes)>,
+        topics: &ClusterState,
     ) -> Result<SyncReply> {
         check_group_id(group)?;
         let mut groups = self.groups();
         let entry = groups.get_mut(group).ok_or(BrokerError::UnknownMemberId)?;
+        if let Some(consumer) = &mut entry.consumer {
+            let assignment = consumer.classic_sync(
+                &member.member_id,
+                member.instance_id.as_deref(),
+                member.generation,
+                protocol,
+                topics,
+                Instant::now(),
+            );
+            return Ok(answered(assignment));
+        }
         Ok(entry.classic.sync(
             &member.member_id,
             member.instance_id.as_deref(),
@@ -477,6 +566,17 @@ impl GroupCoordinator {
         let mut groups = self.groups();
         let entry = groups.get_mut(group).ok_or(BrokerError::UnknownMemberId)?;
         let now = Instant::now();
+        if let Some(consumer) = &mut entry.consumer {
+            if !consumer.tick(now).is_empty() {
+                entry.consumer_dirty = true;
+            }
+            return consumer.classic_heartbeat(
+                &member.member_id,
+                member.instance_id.as_deref(),
+                member.generation,
+                now,
+            );
+        }
         // Deadlines that passed since the last tick apply first, so that a
         // member that expired a moment ago starts the rebalance now rather
         // than at this member's next heartbeat.
@@ -489,13 +589,28 @@ impl GroupCoordinator {
         )
     }
 
-    pub fn leave(&self, group: &str, member_id: &str, instance_id: Option<&str>) -> Result<()> {
+    pub fn leave(
+        &self,
+        group: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        topics: &ClusterState,
+    ) -> Result<()> {
         check_group_id(group)?;
         let mut groups = self.groups();
         let entry = groups.get_mut(group).ok_or(BrokerError::UnknownMemberId)?;
+        let now = Instant::now();
+        if let Some(consumer) = &mut entry.consumer {
+            let left = consumer.classic_leave(member_id, instance_id);
+            if left.is_ok() {
+                entry.consumer_dirty = true;
+                self.maybe_downgrade(entry, topics, now);
+            }
+            return left.map(|_| ());
+        }
         entry
             .classic
-            .leave(member_id, instance_id, &self.limits, Instant::now())
+            .leave(member_id, instance_id, &self.limits, now)
     }
 
     /// Stores the record of every group whose stable generation or
@@ -526,7 +641,7 @@ impl GroupCoordinator {
 
     /// Applies timeouts to every group, and forgets groups with neither
     /// members nor offsets (as Kafka lets them die).
-    pub fn tick(&self) {
+    pub fn tick(&self, topics: &ClusterState) {
         let now = Instant::now();
         let mut groups = self.groups();
         for (id, entry) in groups.iter_mut() {
@@ -538,6 +653,7 @@ impl GroupCoordinator {
                     entry.consumer_dirty = true;
                 }
             }
+            self.maybe_downgrade(entry, topics, now);
         }
         // A group whose stored record still lists members is kept until
         // the empty record is stored.
@@ -1235,6 +1351,13 @@ fn encode_batch(records: &[(Key, Option<GroupRecord>)]) -> Result<Vec<u8>> {
         })
         .collect();
     crate::record_batch::encode(encoded)
+}
+
+/// A reply that is ready now, in the form of one that may wait.
+fn answered<T>(value: Result<T>) -> tokio::sync::oneshot::Receiver<Result<T>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = tx.send(value);
+    rx
 }
 
 #[cfg(test)]

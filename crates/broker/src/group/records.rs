@@ -45,8 +45,10 @@ pub struct OffsetKey {
 const VERSION: u8 = 0;
 const KIND_OFFSET: u8 = 0;
 const KIND_GROUP: u8 = 1;
-/// The first byte of a group value that holds a consumer group.
+/// The first byte of a group value that holds a consumer group: layout 1
+/// as first written, layout 2 with each member's classic protocol part.
 const CONSUMER_GROUP_LAYOUT: u8 = 1;
+const CONSUMER_GROUP_LAYOUT_WITH_CLASSIC: u8 = 2;
 
 /// A stable group as stored, so that a restarted broker keeps its
 /// generation and members (who go on heartbeating as if nothing happened).
@@ -99,6 +101,15 @@ pub struct StoredConsumerMember {
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
     pub target: Assignment,
+    /// Set for a member of the classic protocol.
+    pub classic: Option<StoredClassicMember>,
+}
+
+/// What a consumer group keeps of a member that joined with JoinGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredClassicMember {
+    pub session_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 /// Layout 1, after its first byte; strings have u32 lengths (u32::MAX
@@ -111,11 +122,13 @@ pub struct StoredConsumerMember {
 ///   client host, rebalance timeout i32, name count u32 with names, regex,
 ///   assignor, epoch i32, previous epoch i32, state u8, then the assigned,
 ///   pending and target assignments, each: topic count u32, each: id,
-///   partition count u32, partitions i32
+///   partition count u32, partitions i32;
+///   layout 2 only: classic u8 (0 or 1), if 1: session timeout i32,
+///   protocol count u32, each: name, metadata (u32 length and bytes)
 /// ```
 pub fn encode_consumer_group_value(group: &StoredConsumerGroup) -> Bytes {
     let mut out = BytesMut::new();
-    out.put_u8(CONSUMER_GROUP_LAYOUT);
+    out.put_u8(CONSUMER_GROUP_LAYOUT_WITH_CLASSIC);
     out.put_i32(group.epoch);
     out.put_i32(group.assignment_epoch);
     out.put_u32(group.subscribed.len() as u32);
@@ -144,6 +157,19 @@ pub fn encode_consumer_group_value(group: &StoredConsumerGroup) -> Bytes {
         for assignment in [&m.assigned, &m.pending_revocation, &m.target] {
             put_assignment(&mut out, assignment);
         }
+        match &m.classic {
+            None => out.put_u8(0),
+            Some(classic) => {
+                out.put_u8(1);
+                out.put_i32(classic.session_timeout_ms);
+                out.put_u32(classic.protocols.len() as u32);
+                for (name, metadata) in &classic.protocols {
+                    put_str32(&mut out, Some(name));
+                    out.put_u32(metadata.len() as u32);
+                    out.put_slice(metadata);
+                }
+            }
+        }
     }
     out.freeze()
 }
@@ -169,7 +195,7 @@ fn put_assignment(out: &mut BytesMut, assignment: &Assignment) {
     }
 }
 
-fn decode_consumer_group(mut buf: &[u8]) -> Option<StoredConsumerGroup> {
+fn decode_consumer_group(mut buf: &[u8], with_classic: bool) -> Option<StoredConsumerGroup> {
     let buf = &mut buf;
     let epoch = take_i32(buf)?;
     let assignment_epoch = take_i32(buf)?;
@@ -200,6 +226,11 @@ fn decode_consumer_group(mut buf: &[u8]) -> Option<StoredConsumerGroup> {
         let assigned = take_assignment(buf)?;
         let pending_revocation = take_assignment(buf)?;
         let target = take_assignment(buf)?;
+        let classic = if with_classic {
+            take_classic_member(buf)?
+        } else {
+            None
+        };
         members.push(StoredConsumerMember {
             member_id,
             instance_id,
@@ -216,6 +247,7 @@ fn decode_consumer_group(mut buf: &[u8]) -> Option<StoredConsumerGroup> {
             assigned,
             pending_revocation,
             target,
+            classic,
         });
     }
     buf.is_empty().then_some(StoredConsumerGroup {
@@ -224,6 +256,28 @@ fn decode_consumer_group(mut buf: &[u8]) -> Option<StoredConsumerGroup> {
         subscribed,
         members,
     })
+}
+
+/// Outer None: malformed; inner None: not a classic member.
+fn take_classic_member(buf: &mut &[u8]) -> Option<Option<StoredClassicMember>> {
+    let flag = *buf.first()?;
+    buf.advance(1);
+    if flag == 0 {
+        return Some(None);
+    }
+    let session_timeout_ms = take_i32(buf)?;
+    let mut protocols = Vec::new();
+    for _ in 0..take_count(buf)? {
+        let name = take_str32(buf)??;
+        let len = take_u32(buf)? as usize;
+        let metadata = Bytes::copy_from_slice(buf.get(..len)?);
+        buf.advance(len);
+        protocols.push((name, metadata));
+    }
+    Some(Some(StoredClassicMember {
+        session_timeout_ms,
+        protocols,
+    }))
 }
 
 /// A count, which each element must have at least one byte to back: a
@@ -337,7 +391,7 @@ pub fn decode_any_key(buf: &[u8]) -> Option<Key> {
 }
 
 /// A stored group value: a classic group (layout version 0) or a
-/// consumer group of the KIP-848 protocol (layout version 1).
+/// consumer group of the KIP-848 protocol (layout version 1, or 2 with classic members).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredGroupValue {
     Classic(StoredGroup),
@@ -347,7 +401,12 @@ pub enum StoredGroupValue {
 pub fn decode_group_value(buf: &[u8]) -> Option<StoredGroupValue> {
     match *buf.first()? {
         VERSION => decode_classic_group(&buf[1..]).map(StoredGroupValue::Classic),
-        CONSUMER_GROUP_LAYOUT => decode_consumer_group(&buf[1..]).map(StoredGroupValue::Consumer),
+        CONSUMER_GROUP_LAYOUT => {
+            decode_consumer_group(&buf[1..], false).map(StoredGroupValue::Consumer)
+        }
+        CONSUMER_GROUP_LAYOUT_WITH_CLASSIC => {
+            decode_consumer_group(&buf[1..], true).map(StoredGroupValue::Consumer)
+        }
         _ => None,
     }
 }
@@ -615,6 +674,10 @@ mod tests {
                 assigned: Assignment::from([(topic, BTreeSet::from([0, 1]))]),
                 pending_revocation: Assignment::from([(topic, BTreeSet::from([2]))]),
                 target: Assignment::from([(topic, BTreeSet::from([0, 1]))]),
+                classic: Some(StoredClassicMember {
+                    session_timeout_ms: 45_000,
+                    protocols: vec![("range".into(), Bytes::from_static(b"\0\x03xyz"))],
+                }),
             }],
         });
         let bytes = encode_group_value(&group);
@@ -622,6 +685,42 @@ mod tests {
         for cut in 0..bytes.len() {
             assert_eq!(decode_group_value(&bytes[..cut]), None, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn consumer_groups_stored_before_classic_members_still_load() {
+        let topic = Uuid::from_bytes([3; 16]);
+        let group = StoredConsumerGroup {
+            epoch: 2,
+            assignment_epoch: 2,
+            subscribed: SubscribedTopics::from([("t".to_string(), (topic, 1))]),
+            members: vec![StoredConsumerMember {
+                member_id: "m".into(),
+                instance_id: None,
+                rack_id: None,
+                client_id: "c".into(),
+                client_host: "h".into(),
+                rebalance_timeout_ms: 1000,
+                subscribed_names: vec!["t".into()],
+                subscribed_regex: None,
+                server_assignor: None,
+                epoch: 2,
+                previous_epoch: 1,
+                state: 0,
+                assigned: Assignment::from([(topic, BTreeSet::from([0]))]),
+                pending_revocation: Assignment::new(),
+                target: Assignment::from([(topic, BTreeSet::from([0]))]),
+                classic: None,
+            }],
+        };
+        // Layout 1 is layout 2 without the classic flag after each member.
+        let mut old = encode_consumer_group_value(&group).to_vec();
+        assert_eq!(old.pop(), Some(0));
+        old[0] = CONSUMER_GROUP_LAYOUT;
+        assert_eq!(
+            decode_group_value(&old),
+            Some(StoredGroupValue::Consumer(group))
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub fn handle(
                             m.subscribed_regex.map(StrBytes::from_string);
                         member.assignment = wire_assignment(&m.assignment, &topics);
                         member.target_assignment = wire_assignment(&m.target, &topics);
+                        // v1 (KIP-1099): 0 classic protocol, 1 consumer protocol.
+                        member.member_type = if m.classic { 0 } else { 1 };
                         member.member_type = MEMBER_TYPE_CONSUMER;
                         member
                     })

@@ -39,7 +39,7 @@ pub async fn handle(
         supports_skip_assignment: v >= 9,
     };
     let requested_member = join.member_id.clone();
-    let outcome = match broker.groups.join(&body.group_id.0, join) {
+    let outcome = match broker.groups.join(&body.group_id.0, join, &broker.state()) {
         Ok(reply) => reply
             .await
             .unwrap_or(Err(BrokerError::CoordinatorNotAvailable)),

@@ -14,15 +14,18 @@ pub fn handle(
     body: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
     let group = body.group_id.0.to_string();
+    let topics = broker.state();
     let mut response = LeaveGroupResponse::default();
     if request.version < 3 {
-        let outcome = broker.groups.leave(&group, &body.member_id, None);
+        let outcome = broker.groups.leave(&group, &body.member_id, None, &topics);
         response.error_code = code_of(&outcome);
         return response;
     }
     for member in body.members {
         let instance = member.group_instance_id.as_deref();
-        let outcome = broker.groups.leave(&group, &member.member_id, instance);
+        let outcome = broker
+            .groups
+            .leave(&group, &member.member_id, instance, &topics);
         let mut result = MemberResponse::default();
         result.member_id = member.member_id;
         result.group_instance_id = member.group_instance_id;

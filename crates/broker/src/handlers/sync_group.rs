@@ -31,6 +31,7 @@ pub async fn handle(
         &member,
         (protocol_type.as_deref(), protocol_name.as_deref()),
         assignments,
+        &broker.state(),
     ) {
         Ok(reply) => reply
             .await
@@ -45,9 +46,18 @@ pub async fn handle(
         Ok(assignment) => {
             response.assignment = assignment;
             if request.version >= 5 {
-                if let Some(description) = broker.groups.describe(&body.group_id.0) {
-                    response.protocol_type = Some(StrBytes::from_string(description.protocol_type));
-                    response.protocol_name = Some(StrBytes::from_string(description.protocol));
+                match broker.groups.describe(&body.group_id.0) {
+                    Some(description) => {
+                        response.protocol_type =
+                            Some(StrBytes::from_string(description.protocol_type));
+                        response.protocol_name = Some(StrBytes::from_string(description.protocol));
+                    }
+                    // A classic member of a consumer group: the protocol it
+                    // named (checked against the one it joined with).
+                    None => {
+                        response.protocol_type = protocol_type.map(StrBytes::from_string);
+                        response.protocol_name = protocol_name.map(StrBytes::from_string);
+                    }
                 }
             }
         }

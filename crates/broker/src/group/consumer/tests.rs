@@ -450,3 +450,305 @@ fn the_group_survives_being_stored_and_restored() {
     }
     assert_eq!(restored.state_name(), "Stable");
 }
+
+mod classic_members {
+    //! Classic members inside a consumer group, and conversions.
+
+    use bytes::{BufMut, Bytes, BytesMut};
+
+    use super::*;
+    use crate::group::classic::JoinRequest;
+    use crate::group::consumer_protocol;
+    use crate::group::records::{StoredGroup, StoredMember};
+
+    /// A v3 subscription as the Java classic consumer writes it.
+    fn subscription(topics: &[&str], owned: &[(String, Vec<i32>)]) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_i16(3);
+        out.put_i32(topics.len() as i32);
+        for t in topics {
+            out.put_i16(t.len() as i16);
+            out.put_slice(t.as_bytes());
+        }
+        out.put_i32(-1);
+        out.put_i32(owned.len() as i32);
+        for (t, ps) in owned {
+            out.put_i16(t.len() as i16);
+            out.put_slice(t.as_bytes());
+            out.put_i32(ps.len() as i32);
+            for p in ps {
+                out.put_i32(*p);
+            }
+        }
+        out.put_i32(-1);
+        out.put_i16(-1);
+        out.freeze()
+    }
+
+    /// A classic consumer of the cooperative protocol: it reports what it
+    /// owns when it joins, gives up what its assignment no longer holds,
+    /// and joins again when told to.
+    struct ClassicClient {
+        id: String,
+        generation: i32,
+        topics: Vec<String>,
+        owned: Vec<(String, Vec<i32>)>,
+    }
+
+    impl ClassicClient {
+        fn new(id: &str, topics: &[&str]) -> ClassicClient {
+            ClassicClient {
+                id: id.to_string(),
+                generation: -1,
+                topics: topics.iter().map(|t| t.to_string()).collect(),
+                owned: Vec::new(),
+            }
+        }
+
+        fn join_request(&self) -> JoinRequest {
+            let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+            JoinRequest {
+                member_id: self.id.clone(),
+                instance_id: None,
+                client_id: "java".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout: Duration::from_secs(45),
+                rebalance_timeout: Duration::from_secs(60),
+                protocol_type: "consumer".into(),
+                protocols: vec![(
+                    "cooperative-sticky".into(),
+                    subscription(&names, &self.owned),
+                )],
+                require_known_member_id: true,
+                supports_skip_assignment: true,
+            }
+        }
+
+        /// JoinGroup then SyncGroup.
+        fn rejoin(&mut self, group: &mut ConsumerGroup, topics: &Topics, now: Instant) {
+            let joined = group
+                .classic_join(self.join_request(), &limits(), topics, now)
+                .expect("join");
+            assert_eq!(joined.leader, "", "the broker assigns; no member leads");
+            assert_eq!(joined.protocol.as_deref(), Some("cooperative-sticky"));
+            self.generation = joined.generation;
+            let bytes = group
+                .classic_sync(
+                    &self.id,
+                    None,
+                    self.generation,
+                    (Some("consumer"), Some("cooperative-sticky")),
+                    topics,
+                    now,
+                )
+                .expect("sync");
+            self.owned = consumer_protocol::decode_assignment(&bytes).expect("assignment");
+        }
+
+        /// Heartbeats; joins again (as many times as asked) when told to.
+        fn beat(&mut self, group: &mut ConsumerGroup, topics: &Topics, now: Instant) {
+            for _ in 0..5 {
+                match group.classic_heartbeat(&self.id, None, self.generation, now) {
+                    Ok(()) => return,
+                    Err(BrokerError::RebalanceInProgress) => self.rejoin(group, topics, now),
+                    Err(e) => panic!("heartbeat: {e}"),
+                }
+            }
+        }
+
+        fn as_client(&self, topics: &Topics) -> Client {
+            let mut owned = Assignment::new();
+            for (t, ps) in &self.owned {
+                let (id, _) = topics.topic(t).expect("topic");
+                owned.entry(id).or_default().extend(ps);
+            }
+            Client {
+                owned,
+                ..Client::new(&self.id, &[])
+            }
+        }
+    }
+
+    fn classic_group_of(members: &[(&str, &[i32])], generation: i32) -> StoredGroup {
+        StoredGroup {
+            protocol_type: "consumer".into(),
+            protocol: "range".into(),
+            leader: members[0].0.to_string(),
+            generation,
+            members: members
+                .iter()
+                .map(|(id, partitions)| StoredMember {
+                    member_id: id.to_string(),
+                    instance_id: None,
+                    client_id: "java".into(),
+                    client_host: "/127.0.0.1".into(),
+                    session_timeout_ms: 45_000,
+                    rebalance_timeout_ms: 60_000,
+                    protocols: vec![("range".into(), subscription(&["t"], &[]))],
+                    assignment: consumer_protocol::encode_assignment(
+                        3,
+                        &[("t".to_string(), partitions.to_vec())],
+                    ),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_classic_group_becomes_a_consumer_group_without_moving_anything_yet() {
+        let topics = topics(&[("t", 1, 4)]);
+        let now = Instant::now();
+        let stored = classic_group_of(&[("a", &[0, 1]), ("b", &[2, 3])], 7);
+        let group = ConsumerGroup::from_classic("g", &stored, &topics, now).expect("converts");
+        assert_eq!(group.epoch(), 7);
+        assert_eq!(group.state_name(), "Stable");
+        let view = group.view();
+        assert!(view
+            .members
+            .iter()
+            .all(|m| m.classic && m.member_epoch == 7));
+        let a = view.members.iter().find(|m| m.member_id == "a").unwrap();
+        assert_eq!(a.assignment[&topic_id(1)], BTreeSet::from([0, 1]));
+        // Offsets commits of classic members are checked as generations.
+        assert!(matches!(
+            group.check_member_epoch("a", 6),
+            Err(BrokerError::IllegalGeneration(6, 7))
+        ));
+
+        let mut other = stored.clone();
+        other.protocol_type = "connect".into();
+        assert!(ConsumerGroup::from_classic("g", &other, &topics, now).is_none());
+        let mut garbled = stored;
+        garbled.members[0].protocols[0].1 = Bytes::from_static(b"\0\x01\x7f");
+        assert!(ConsumerGroup::from_classic("g", &garbled, &topics, now).is_none());
+    }
+
+    #[test]
+    fn classic_and_consumer_members_share_partitions_without_overlap() {
+        let topics = topics(&[("t", 1, 6)]);
+        let now = Instant::now();
+        let stored = classic_group_of(&[("a", &[0, 1, 2]), ("b", &[3, 4, 5])], 3);
+        let mut group = ConsumerGroup::from_classic("g", &stored, &topics, now).unwrap();
+        let mut a = ClassicClient::new("a", &["t"]);
+        a.owned = vec![("t".into(), vec![0, 1, 2])];
+        a.generation = 3;
+        let mut b = ClassicClient::new("b", &["t"]);
+        b.owned = vec![("t".into(), vec![3, 4, 5])];
+        b.generation = 3;
+
+        // A KIP-848 member joins: it gets nothing the classic members hold.
+        let mut c = Client::new("c", &["t"]);
+        c.beat(&mut group, &topics, now);
+        for _ in 0..10 {
+            a.beat(&mut group, &topics, now);
+            b.beat(&mut group, &topics, now);
+            c.beat(&mut group, &topics, now);
+            let all = [a.as_client(&topics), b.as_client(&topics), c.clone()];
+            assert_no_overlap(&all);
+        }
+        assert_eq!(group.state_name(), "Stable", "{:?}", group.view());
+        let all = [a.as_client(&topics), b.as_client(&topics), c.clone()];
+        assert_eq!(assert_no_overlap(&all), 6);
+        assert!(all.iter().all(|m| m.count() == 2), "{all:?}");
+
+        // The KIP-848 member leaves: only classic members are left.
+        assert!(!group.only_classic_members());
+        c.epoch = LEAVE_EPOCH;
+        group
+            .heartbeat(c.request(), 1, &limits(), &topics, now)
+            .expect("leave");
+        assert!(group.only_classic_members());
+        let classic = group.to_classic(&topics).expect("downgrades");
+        assert_eq!(classic.protocol, "cooperative-sticky");
+        assert_eq!(classic.generation, group.epoch());
+        assert_eq!(classic.members.len(), 2);
+        let mut assigned = 0;
+        for m in &classic.members {
+            let partitions = consumer_protocol::decode_assignment(&m.assignment).unwrap();
+            assigned += partitions.iter().map(|(_, ps)| ps.len()).sum::<usize>();
+        }
+        // Their targets as they were; the rebalance that follows the
+        // conversion hands out the departed member's partitions.
+        assert_eq!(assigned, 4);
+    }
+
+    #[test]
+    fn classic_requests_are_checked_as_kafka_checks_them() {
+        let topics = topics(&[("t", 1, 2)]);
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g");
+        let mut c = Client::new("c", &["t"]);
+        c.beat(&mut group, &topics, now);
+
+        // A dynamic member without an id first learns one (KIP-394).
+        let mut fresh = ClassicClient::new("", &["t"]);
+        let id = match group.classic_join(fresh.join_request(), &limits(), &topics, now) {
+            Err(BrokerError::MemberIdRequired(id)) => id,
+            other => panic!("{other:?}"),
+        };
+        fresh.id = id;
+        fresh.rejoin(&mut group, &topics, now);
+
+        let mut wrong_type = fresh.join_request();
+        wrong_type.protocol_type = "connect".into();
+        assert!(matches!(
+            group.classic_join(wrong_type, &limits(), &topics, now),
+            Err(BrokerError::InconsistentGroupProtocol(_))
+        ));
+        let mut garbled = fresh.join_request();
+        garbled.protocols[0].1 = Bytes::from_static(b"\0");
+        assert!(matches!(
+            group.classic_join(garbled, &limits(), &topics, now),
+            Err(BrokerError::InconsistentGroupProtocol(_))
+        ));
+        assert!(matches!(
+            group.classic_heartbeat(&fresh.id, None, fresh.generation + 1, now),
+            Err(BrokerError::IllegalGeneration(..))
+        ));
+        assert!(matches!(
+            group.classic_heartbeat("nobody", None, 1, now),
+            Err(BrokerError::UnknownMemberId)
+        ));
+        // A KIP-848 member's id is not a classic member's.
+        assert!(matches!(
+            group.classic_heartbeat("c", None, c.epoch, now),
+            Err(BrokerError::UnknownMemberId)
+        ));
+        assert!(matches!(
+            group.classic_sync(
+                &fresh.id,
+                None,
+                fresh.generation,
+                (Some("consumer"), Some("range")),
+                &topics,
+                now
+            ),
+            Err(BrokerError::InconsistentGroupProtocol(_))
+        ));
+        assert!(matches!(
+            group.classic_leave("c", None),
+            Err(BrokerError::UnknownMemberId)
+        ));
+        group.classic_leave(&fresh.id, None).expect("leaves");
+        assert!(!group.has_member(&fresh.id));
+    }
+
+    #[test]
+    fn a_classic_member_that_does_not_sync_in_time_is_removed() {
+        let topics = topics(&[("t", 1, 2)]);
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g");
+        let mut c = Client::new("c", &["t"]);
+        c.beat(&mut group, &topics, now);
+        let mut join = ClassicClient::new("lazy", &["t"]).join_request();
+        // Its session outlasts its rebalance timeout (60 s): what removes
+        // it is the SyncGroup that never came.
+        join.session_timeout = Duration::from_secs(120);
+        group
+            .classic_join(join, &limits(), &topics, now)
+            .expect("join");
+        let lazy = "lazy".to_string();
+        assert!(!group.tick(now + Duration::from_secs(59)).contains(&lazy));
+        assert!(group.tick(now + Duration::from_secs(61)).contains(&lazy));
+    }
+}
