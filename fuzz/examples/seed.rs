@@ -1,4 +1,4 @@
-//! Writes the seed inputs of the three fuzz targets into `corpus/<target>/`:
+//! Writes the seed inputs of the fuzz targets into `corpus/<target>/`:
 //!
 //! ```text
 //! cargo run --release --example seed                 # every seed
@@ -35,13 +35,14 @@ fn main() {
         request_seeds(&mut out);
         batch_seeds(&mut out);
         recovery_seeds(&mut out);
+        group_bytes_seeds(&mut out);
     }
     for (target, name, bytes) in &out.0 {
         let dir = corpus.join(target);
         fs::create_dir_all(&dir).expect("create the corpus directory");
         fs::write(dir.join(name), bytes).expect("write a seed");
     }
-    for target in ["request", "batch", "recovery"] {
+    for target in ["request", "batch", "recovery", "group_bytes"] {
         let n = out.0.iter().filter(|(t, _, _)| *t == target).count();
         println!(
             "{target}: {n} inputs written to {}",
@@ -57,6 +58,105 @@ impl Seeds {
     fn add(&mut self, target: &'static str, name: impl Into<String>, bytes: Vec<u8>) {
         self.0.push((target, name.into(), bytes));
     }
+}
+
+/// The group coordinator's foreign bytes: embedded subscriptions of each
+/// version, assignments, and stored groups of both types.
+fn group_bytes_seeds(out: &mut Seeds) {
+    use sluice_broker::group::consumer_protocol::encode_assignment;
+    use sluice_broker::group::records::{
+        encode_group_value, StoredClassicMember, StoredConsumerGroup, StoredConsumerMember,
+        StoredGroup, StoredGroupValue, StoredMember,
+    };
+    let partitions = vec![
+        ("orders".to_string(), vec![0, 2]),
+        ("audit".to_string(), vec![1]),
+    ];
+    for version in 0..=3i16 {
+        let mut sub = Vec::new();
+        sub.extend_from_slice(&version.to_be_bytes());
+        sub.extend_from_slice(&1i32.to_be_bytes());
+        sub.extend_from_slice(&6i16.to_be_bytes());
+        sub.extend_from_slice(b"orders");
+        sub.extend_from_slice(&(-1i32).to_be_bytes());
+        if version >= 1 {
+            sub.extend_from_slice(&1i32.to_be_bytes());
+            sub.extend_from_slice(&6i16.to_be_bytes());
+            sub.extend_from_slice(b"orders");
+            sub.extend_from_slice(&2i32.to_be_bytes());
+            sub.extend_from_slice(&0i32.to_be_bytes());
+            sub.extend_from_slice(&3i32.to_be_bytes());
+        }
+        if version >= 2 {
+            sub.extend_from_slice(&4i32.to_be_bytes());
+        }
+        if version >= 3 {
+            sub.extend_from_slice(&2i16.to_be_bytes());
+            sub.extend_from_slice(b"r1");
+        }
+        out.add("group_bytes", format!("seed-subscription-v{version}"), sub);
+        out.add(
+            "group_bytes",
+            format!("seed-assignment-v{version}"),
+            encode_assignment(version, &partitions).to_vec(),
+        );
+    }
+    let protocols = vec![(
+        "range".to_string(),
+        Bytes::from_static(b"\0\0\0\0\0\0\xff\xff\xff\xff"),
+    )];
+    let classic = StoredGroupValue::Classic(StoredGroup {
+        protocol_type: "consumer".into(),
+        protocol: "range".into(),
+        leader: "m1".into(),
+        generation: 3,
+        members: vec![StoredMember {
+            member_id: "m1".into(),
+            instance_id: Some("i1".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 45_000,
+            rebalance_timeout_ms: 300_000,
+            protocols: protocols.clone(),
+            assignment: encode_assignment(3, &partitions),
+        }],
+    });
+    out.add(
+        "group_bytes",
+        "seed-stored-classic",
+        encode_group_value(&classic).to_vec(),
+    );
+    let consumer = StoredGroupValue::Consumer(StoredConsumerGroup {
+        epoch: 4,
+        assignment_epoch: 4,
+        subscribed: Default::default(),
+        members: vec![StoredConsumerMember {
+            member_id: "m2".into(),
+            instance_id: None,
+            rack_id: Some("r1".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            rebalance_timeout_ms: 300_000,
+            subscribed_names: vec!["orders".into()],
+            subscribed_regex: Some("ord.*".into()),
+            server_assignor: Some("uniform".into()),
+            epoch: 4,
+            previous_epoch: 3,
+            state: 0,
+            assigned: Default::default(),
+            pending_revocation: Default::default(),
+            target: Default::default(),
+            classic: Some(StoredClassicMember {
+                session_timeout_ms: 45_000,
+                protocols,
+            }),
+        }],
+    });
+    out.add(
+        "group_bytes",
+        "seed-stored-consumer",
+        encode_group_value(&consumer).to_vec(),
+    );
 }
 
 /// Inputs that once aborted or would abort the broker.

@@ -136,6 +136,53 @@ fn decode(api_key: ApiKey, bytes: &mut Bytes, version: i16) -> bool {
     }
 }
 
+/// What [`group_bytes`] could read of its input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupBytesOutcome {
+    pub subscription: bool,
+    pub assignment: bool,
+    pub stored_group: bool,
+}
+
+/// The largest single allocation [`group_bytes`] may make: its decoders
+/// push one element per element present.
+pub fn group_bytes_allocation_bound(data: &[u8]) -> usize {
+    64 * data.len() + 64 * 1024
+}
+
+/// Runs bytes through the group coordinator's decoders of bytes it does
+/// not control: a classic consumer's embedded subscription and assignment
+/// (from JoinGroup and SyncGroup) and a stored group value (from
+/// `__consumer_offsets` on disk). None may panic; an assignment or a
+/// stored group that decodes must decode the same after being encoded
+/// again.
+pub fn group_bytes(data: &[u8]) -> GroupBytesOutcome {
+    use crate::group::{consumer_protocol, records};
+    let mut outcome = GroupBytesOutcome {
+        subscription: consumer_protocol::decode_subscription(data).is_some(),
+        ..GroupBytesOutcome::default()
+    };
+    if let Some(assignment) = consumer_protocol::decode_assignment(data) {
+        outcome.assignment = true;
+        let again = consumer_protocol::encode_assignment(3, &assignment);
+        assert_eq!(
+            consumer_protocol::decode_assignment(&again).as_ref(),
+            Some(&assignment),
+            "an assignment changed through encode and decode"
+        );
+    }
+    if let Some(group) = records::decode_group_value(data) {
+        outcome.stored_group = true;
+        let again = records::encode_group_value(&group);
+        assert_eq!(
+            records::decode_group_value(&again).as_ref(),
+            Some(&group),
+            "a stored group changed through encode and decode"
+        );
+    }
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
