@@ -137,6 +137,32 @@ struct Member {
     classic: Option<ClassicMember>,
 }
 
+impl Member {
+    /// A member that just joined: no subscription, nothing assigned.
+    fn new(id: &str, session_deadline: Instant) -> Member {
+        Member {
+            id: id.to_string(),
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            rebalance_timeout: Duration::ZERO,
+            subscribed_names: Vec::new(),
+            subscribed_regex: None,
+            regex: None,
+            server_assignor: None,
+            epoch: JOIN_EPOCH,
+            previous_epoch: JOIN_EPOCH,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            session_deadline,
+            revocation_deadline: None,
+            classic: None,
+        }
+    }
+}
+
 /// What a member of the classic protocol has beyond a consumer member.
 #[derive(Debug, Clone)]
 struct ClassicMember {
@@ -289,17 +315,8 @@ impl ConsumerGroup {
         let subscription_changed = update_member(&mut member, &request, limits, now)?;
         self.set_member(member);
 
-        // 1. A new member or subscription, or changed topics, bump the
-        // group epoch.
-        let subscribed = self.subscribed_topics(topics);
-        if is_new || subscription_changed || subscribed != self.subscribed {
-            self.epoch += 1;
-            self.subscribed = subscribed;
-        }
-        // 2. A newer group epoch gets a new target assignment.
-        if self.epoch > self.assignment_epoch {
-            self.compute_target();
-        }
+        // 1 and 2: the group epoch and target assignment follow.
+        self.update_target(is_new || subscription_changed, topics);
         // 3. The member moves towards its target.
         self.reconcile(&member_id, request.owned.as_deref(), now);
 
@@ -314,6 +331,19 @@ impl ConsumerGroup {
             heartbeat_interval: self.heartbeat_interval(limits),
             assignment: (full_request || changed).then(|| member.assigned.clone()),
         })
+    }
+
+    /// A new member or subscription, or changed topics, bump the group
+    /// epoch; a newer group epoch gets a new target assignment.
+    fn update_target(&mut self, member_changed: bool, topics: &dyn TopicView) {
+        let subscribed = self.subscribed_topics(topics);
+        if member_changed || subscribed != self.subscribed {
+            self.epoch += 1;
+            self.subscribed = subscribed;
+        }
+        if self.epoch > self.assignment_epoch {
+            self.compute_target();
+        }
     }
 
     /// The member a heartbeat speaks for: existing, replacing a static
@@ -365,27 +395,7 @@ impl ConsumerGroup {
         if self.members.len() >= limits.max_size {
             return Err(BrokerError::GroupMaxSizeReached(limits.max_size));
         }
-        let member = Member {
-            id: member_id.to_string(),
-            instance_id: None,
-            rack_id: None,
-            client_id: String::new(),
-            client_host: String::new(),
-            rebalance_timeout: Duration::ZERO,
-            subscribed_names: Vec::new(),
-            subscribed_regex: None,
-            regex: None,
-            server_assignor: None,
-            epoch: JOIN_EPOCH,
-            previous_epoch: JOIN_EPOCH,
-            state: MemberState::Stable,
-            assigned: Assignment::new(),
-            pending_revocation: Assignment::new(),
-            session_deadline: now + limits.session_timeout,
-            revocation_deadline: None,
-            classic: None,
-        };
-        Ok((member, true))
+        Ok((Member::new(member_id, now + limits.session_timeout), true))
     }
 
     /// Moves a departed static member's place (its partitions and target)

@@ -25,9 +25,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::{
-    ClassicMember, ConsumerGroup, ConsumerLimits, Member, MemberState, TopicView, JOIN_EPOCH,
-};
+use super::{ClassicMember, ConsumerGroup, ConsumerLimits, Member, MemberState, TopicView};
 use crate::error::{BrokerError, Result};
 use crate::group::assignor::Assignment;
 use crate::group::classic::{JoinOutcome, JoinRequest};
@@ -81,14 +79,7 @@ impl ConsumerGroup {
         });
         self.set_member(member);
 
-        let subscribed = self.subscribed_topics(topics);
-        if is_new || subscription_changed || subscribed != self.subscribed {
-            self.epoch += 1;
-            self.subscribed = subscribed;
-        }
-        if self.epoch > self.assignment_epoch {
-            self.compute_target();
-        }
+        self.update_target(is_new || subscription_changed, topics);
         let owned = to_ids(&subscription.owned, topics);
         self.reconcile(&member_id, Some(owned.as_slice()), now);
 
@@ -158,29 +149,9 @@ impl ConsumerGroup {
         if self.members.len() >= limits.max_size {
             return Err(BrokerError::GroupMaxSizeReached(limits.max_size));
         }
-        Ok((
-            Member {
-                id: member_id,
-                instance_id: None,
-                rack_id: None,
-                client_id: String::new(),
-                client_host: String::new(),
-                rebalance_timeout: req.rebalance_timeout,
-                subscribed_names: Vec::new(),
-                subscribed_regex: None,
-                regex: None,
-                server_assignor: None,
-                epoch: JOIN_EPOCH,
-                previous_epoch: JOIN_EPOCH,
-                state: MemberState::Stable,
-                assigned: Assignment::new(),
-                pending_revocation: Assignment::new(),
-                session_deadline: now + req.session_timeout,
-                revocation_deadline: None,
-                classic: None,
-            },
-            true,
-        ))
+        let mut member = Member::new(&member_id, now + req.session_timeout);
+        member.rebalance_timeout = req.rebalance_timeout;
+        Ok((member, true))
     }
 
     /// SyncGroup from a classic member: its assignment, in the embedded
