@@ -888,6 +888,54 @@ fn a_classic_group_takes_a_kip_848_member_and_converts_back_when_it_leaves() {
     });
 }
 
+/// The other way round, with librdkafka: a consumer group of one KIP-848
+/// member takes a classic member (librdkafka's defaults: eager `range`),
+/// which the broker assigns through JoinGroup and SyncGroup; the two split
+/// the partitions. When the KIP-848 member closes, the group becomes
+/// classic and the remaining member takes every partition.
+#[test]
+fn a_kip_848_group_takes_a_classic_librdkafka_member() {
+    let broker = broker_with_short_consumer_sessions();
+    create_topic(&broker, "both", 4);
+    produce(&broker, "both", 0..200);
+    let modern = member(&broker, "bg", &[("group.protocol", "consumer")]);
+    modern.subscribe(&["both"]).expect("subscribe");
+    poll_until(
+        std::slice::from_ref(&modern),
+        Duration::from_secs(60),
+        |seen| seen.len() >= 200,
+    );
+    let classic = member(&broker, "bg", &[]);
+    classic.subscribe(&["both"]).expect("subscribe");
+    let members = [modern, classic];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for m in &members {
+            if let Some(message) = m.poll(Duration::from_millis(20)) {
+                message.expect("consumer error");
+            }
+        }
+        let owners: Vec<BTreeSet<i32>> = members.iter().map(assigned).collect();
+        if owners.iter().all(|o| o.len() == 2) {
+            assert!(owners[0].is_disjoint(&owners[1]), "{owners:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no split: {owners:?}");
+    }
+    let [modern, classic] = members;
+    drop(modern);
+    produce(&broker, "both", 200..400);
+    poll_until(
+        std::slice::from_ref(&classic),
+        Duration::from_secs(60),
+        |seen| {
+            let values: BTreeSet<&str> = seen.iter().map(|s| s.3.as_str()).collect();
+            assigned(&classic).len() == 4
+                && (200..400).all(|i| values.contains(format!("value-{i}").as_str()))
+        },
+    );
+}
+
 /// A static member (group.instance.id) killed and restarted within its
 /// session timeout gets its partitions back, and the other member is not
 /// disturbed: no rebalance, nothing revoked.
