@@ -302,11 +302,17 @@ def bench(args: list[str]) -> dict:
 class Workloads:
     """Runs each workload against one started broker and records figures."""
 
-    def __init__(self, broker: Broker, mode: dict, results: list):
+    def __init__(self, broker: Broker, mode: dict, results: list,
+                 only: list[str] | None = None):
         self.broker = broker
         self.mode = mode
         self.results = results
         self.topics = 0
+        # --workload: run only these (all when empty).
+        self.only = only or []
+
+    def wanted(self, workload: str) -> bool:
+        return not self.only or workload in self.only
 
     def topic(self, partitions: int) -> str:
         self.topics += 1
@@ -359,10 +365,14 @@ class Workloads:
                        "--rate", str(rate)]
 
     def produce(self, workload: str, partitions: int, records: int, size: int,
-                acks: str) -> None:
+                acks: str, idempotent: bool = False) -> None:
+        if not self.wanted(workload):
+            return
         topic = self.topic(partitions)
         command = "nats-produce" if self.broker.protocol == "nats" else "produce"
         args = self.produce_args(topic, partitions, records, size, acks)
+        if idempotent:
+            args += ["--set", "enable.idempotence=true"]
         figures, cpu = self.measured(lambda: bench([command, *args]))
         if figures.get("failed"):
             raise RuntimeError(f"{workload}: {figures['failed']} records failed")
@@ -370,6 +380,8 @@ class Workloads:
         self.delete(topic)
 
     def end_to_end(self, workload: str, partitions: int) -> None:
+        if not self.wanted(workload):
+            return
         topic = self.topic(partitions)
         rate = E2E_RATE_MB * 1_000_000 // KIB
         records = rate * self.mode["e2e_seconds"]
@@ -385,6 +397,8 @@ class Workloads:
         """One consumer reads the backlog from the beginning; with `group`,
         three consumers subscribed as one group (the time includes the
         group settling)."""
+        if not self.wanted(workload):
+            return
         records = self.mode["backlog_bytes"] // KIB
         topic = self.topic(partitions)
         command = "nats-produce" if self.broker.protocol == "nats" else "produce"
@@ -401,7 +415,10 @@ class Workloads:
         self.record(workload, figures, cpu, figures["bytes"])
         self.delete(topic)
 
-    def java_producer(self, workload: str, partitions: int) -> None:
+    def java_producer(self, workload: str, partitions: int, idempotent: bool = False) -> None:
+        """ProducerPerformance; idempotent is the Java client's default."""
+        if not self.wanted(workload):
+            return
         topic = self.topic(partitions)
         records = self.mode["java_records"]
         cmd = ["java", "-Xmx1G", "-cp", f"{KAFKA_LIBS}/*",
@@ -410,7 +427,7 @@ class Workloads:
                "--topic", topic, "--num-records", str(records), "--record-size", "1024",
                "--throughput", "-1", "--producer-props",
                f"bootstrap.servers={self.broker.address}", "acks=all", "linger.ms=5",
-               "batch.size=1000000", "enable.idempotence=false",
+               "batch.size=1000000", f"enable.idempotence={str(idempotent).lower()}",
                "buffer.memory=268435456"]
         out, cpu = self.measured(lambda: run(cmd))
         # Last line: "N records sent, R records/sec (M MB/sec), A ms avg latency,
@@ -432,6 +449,8 @@ class Workloads:
 
     def java_consumer(self, workload: str, partitions: int) -> None:
         """ConsumerPerformance subscribes through a consumer group."""
+        if not self.wanted(workload):
+            return
         records = self.mode["java_records"]
         topic = self.topic(partitions)
         bench(["produce", *self.produce_args(topic, partitions, records, KIB, "1")])
@@ -455,6 +474,8 @@ class Workloads:
                      reps: int) -> None:
         """Runs a group benchmark `reps` times, each on a fresh 6-partition
         topic and group; records the median of `field` with its range."""
+        if not self.wanted(workload):
+            return
         values = []
         for i in range(reps):
             topic = self.topic(6)
@@ -481,7 +502,8 @@ class Workloads:
 # ------------------------------------------------------------------- driver
 
 
-def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -> None:
+def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict,
+              only: list[str]) -> None:
     for broker in brokers:
         level = broker.durability
         key = f"{broker.name}/{level}"
@@ -490,7 +512,7 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -
         try:
             cold = broker.start()
             summary[key] = {"cold_start_s": round(cold, 4), "settings": broker.settings}
-            w = Workloads(broker, mode, results)
+            w = Workloads(broker, mode, results, only)
             kafka = broker.protocol == "kafka"
             n1k = mode["records_1k"]
             if kafka:
@@ -499,6 +521,10 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -
             if kafka:
                 w.produce("1KiB-16p-acks1", 16, n1k, KIB, "1")
             w.produce("1KiB-16p-acksall", 16, n1k, KIB, "all")
+            if broker.protocol == "kafka":
+                # What idempotence costs (the default of the Java client
+                # and franz-go): the same workload with it on.
+                w.produce("1KiB-16p-acksall-idem", 16, n1k, KIB, "all", idempotent=True)
             w.end_to_end("e2e-50MBps-16p", 16)
             if level == PAGE_CACHE:
                 w.produce("100B-16p-acksall", 16, mode["records_100b"], 100, "all")
@@ -516,8 +542,11 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict) -
                                    "handover_ms", 3)
                 if kafka:
                     w.java_producer("java-producer-16p", 16)
+                    w.java_producer("java-producer-16p-idem", 16, idempotent=True)
                     w.java_consumer("java-consumer-16p", 16)
                 summary[key]["peak_rss_mb"] = round(peak_rss_mb(broker.pid), 1)
+                if not w.wanted("restart"):
+                    continue
                 # Restart after kill -9 with a set amount of data: start
                 # again on an empty directory and fill it to that size.
                 broker.stop()
@@ -623,6 +652,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["sluice", "kafka", "nats"], action="append",
                         help="run only these brokers (repeatable); for trying changes")
     parser.add_argument("--level", choices=[PAGE_CACHE, FSYNC_PER_ACK], action="append")
+    parser.add_argument("--workload", action="append",
+                        help="run only these workloads (repeatable; 'restart' for the "
+                             "kill -9 restart); for trying changes")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     mode = MODES[args.mode]
@@ -649,7 +681,7 @@ def main() -> None:
             if round_number % 2 == 1:
                 # Alternate the order, so that no broker always goes first.
                 brokers.reverse()
-            run_level(brokers, mode, results, summary)
+            run_level(brokers, mode, results, summary, args.workload or [])
         rounds.append({"results": results, "brokers": summary})
     results, summary = pick_best(rounds)
     report = {

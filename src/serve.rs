@@ -46,7 +46,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     shutdown_signal().await;
     info!("shutting down");
     serving.abort();
-    broker.sync_all().await;
+    broker.shut_down().await;
     info!("data synced; bye");
     Ok(())
 }

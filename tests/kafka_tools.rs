@@ -1,7 +1,9 @@
 //! Apache Kafka's own command-line tools, from the Maven jars that
 //! `scripts/kafka-reference.sh install` fetches, against the real binary:
-//! the console consumer with `--group`, and `kafka-consumer-groups`
-//! listing, describing (lag), resetting and deleting a group.
+//! the console consumer with `--group`, `kafka-consumer-groups` listing,
+//! describing (lag), resetting and deleting a group, and the console
+//! producer and `kafka-producer-perf-test` with their defaults (an
+//! idempotent producer, acks=all).
 
 mod common;
 
@@ -38,13 +40,31 @@ fn install_kafka() -> PathBuf {
 
 /// Runs a Kafka tool's main class; its standard output.
 fn tool(libs: &std::path::Path, class: &str, args: &[&str]) -> String {
-    let output = Command::new("java")
+    tool_with_input(libs, class, args, "")
+}
+
+/// Runs a Kafka tool's main class with `input` on its standard input.
+fn tool_with_input(libs: &std::path::Path, class: &str, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("java")
         .arg("-cp")
         .arg(format!("{}/*", libs.display()))
         .arg(class)
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run java {class}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("cannot run java {class}: {e}"));
+    let _ = writer.join();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -56,6 +76,64 @@ fn tool(libs: &std::path::Path, class: &str, args: &[&str]) -> String {
 
 const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsumer";
 const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+const CONSOLE_PRODUCER: &str = "org.apache.kafka.tools.ConsoleProducer";
+const PRODUCER_PERF_TEST: &str = "org.apache.kafka.tools.ProducerPerformance";
+
+/// Kafka's console producer and perf tool with their defaults, which since
+/// Kafka 3.0 mean an idempotent producer: every record arrives once.
+#[test]
+fn kafka_console_producer_and_producer_perf_test_with_their_defaults() {
+    let libs = kafka_libs();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let lines: String = (0..500).map(|i| format!("line-{i}\n")).collect();
+    tool_with_input(
+        &libs,
+        CONSOLE_PRODUCER,
+        &["--bootstrap-server", &bootstrap, "--topic", "typed"],
+        &lines,
+    );
+    let consumed = tool(
+        &libs,
+        CONSOLE_CONSUMER,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "typed",
+            "--from-beginning",
+            "--max-messages",
+            "500",
+        ],
+    );
+    let read: Vec<&str> = consumed
+        .lines()
+        .filter(|l| l.starts_with("line-"))
+        .collect();
+    let expected: Vec<String> = (0..500).map(|i| format!("line-{i}")).collect();
+    assert_eq!(read, expected, "every line once, in order");
+
+    let report = tool(
+        &libs,
+        PRODUCER_PERF_TEST,
+        &[
+            "--topic",
+            "perf",
+            "--num-records",
+            "20000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            &format!("bootstrap.servers={bootstrap}"),
+        ],
+    );
+    assert!(report.contains("20000 records sent"), "{report}");
+    let described = common::sluice(&["topic", "describe", "perf", "-b", &bootstrap], None);
+    // Auto-created with one partition (default_partitions).
+    assert_eq!(common::end_offset(&described, 0), 20000, "{described}");
+}
 
 #[test]
 fn kafka_console_consumer_and_consumer_groups_tool() {

@@ -39,6 +39,8 @@ pub struct Broker {
     pub migrations: crate::migrate::Forwarders,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: crate::producer_ids::ProducerIds,
     /// Held open with an exclusive lock so that a second broker cannot use
     /// the same data directory.
     _dir_lock: std::fs::File,
@@ -86,6 +88,7 @@ impl Broker {
             admin: Mutex::new(()),
             data_arrived: Notify::new(),
             migrations: Default::default(),
+            producer_ids: Default::default(),
             groups,
             _dir_lock: dir_lock,
         };
@@ -428,7 +431,18 @@ impl Broker {
     pub fn apply_retention(&self) {
         let now = now_ms();
         for partition in self.all_partitions() {
-            let result = partition.log().apply_retention(now);
+            let (result, expired) = {
+                let mut log = partition.log();
+                (log.apply_retention(now), log.expire_producers(now))
+            };
+            if expired > 0 {
+                info!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    producers = expired,
+                    "idle producers expired (producer_id_expiration_ms)"
+                );
+            }
             match result {
                 Ok(0) => {}
                 Ok(deleted) => info!(
@@ -452,6 +466,17 @@ impl Broker {
         for partition in self.all_partitions() {
             if let Err(e) = partition.sync_now().await {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
+            }
+        }
+    }
+
+    /// Before a clean exit: every partition synced, and its producers'
+    /// state written so that the next start need not scan for it.
+    pub async fn shut_down(&self) {
+        self.sync_all().await;
+        for partition in self.all_partitions() {
+            if let Err(e) = partition.log().snapshot_producers() {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "cannot write a producer snapshot");
             }
         }
     }

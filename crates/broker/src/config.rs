@@ -141,6 +141,9 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     /// How often expired offsets are looked for.
     pub offsets_retention_check_interval_ms: u64,
+    /// An idempotent producer that wrote nothing to a partition for this
+    /// long is forgotten there (Kafka's producer.id.expiration.ms, 1 day).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for BrokerConfig {
@@ -184,6 +187,7 @@ impl Default for BrokerConfig {
             offsets_topic_partitions: 50,
             offset_metadata_max_bytes: 4096,
             offsets_retention_minutes: 7 * 24 * 60,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
         }
     }
@@ -356,6 +360,9 @@ impl BrokerConfig {
                 "group_consumer_heartbeat_interval_ms",
                 "must be below group_consumer_session_timeout_ms",
             );
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return invalid("producer_id_expiration_ms", "must be at least 1");
         }
         if self.offsets_retention_minutes < 1 {
             return invalid("offsets_retention_minutes", "must be at least 1");
@@ -531,6 +538,11 @@ impl BrokerConfig {
                 "offsets.topic.num.partitions",
                 self.offsets_topic_partitions.to_string(),
                 d.offsets_topic_partitions.to_string(),
+            ),
+            setting(
+                "producer.id.expiration.ms",
+                self.producer_id_expiration_ms.to_string(),
+                d.producer_id_expiration_ms.to_string(),
             ),
             setting(
                 "offsets.retention.minutes",

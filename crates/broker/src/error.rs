@@ -2,6 +2,7 @@
 //! code. Handlers return these; they never pick codes themselves.
 
 use kafka_protocol::ResponseError;
+use sluice_storage::producers::ProducerError;
 use sluice_storage::{BatchError, StorageError};
 use thiserror::Error;
 
@@ -93,6 +94,12 @@ pub enum BrokerError {
     InconsistentGroupType(String),
     #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,
+    #[error("transactional id '{0}': transactions are not supported yet")]
+    TransactionalIdNotSupported(String),
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
+    #[error("{0}")]
+    OutOfOrderSequenceNumber(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("metadata store error: {0}")]
@@ -148,6 +155,9 @@ impl BrokerError {
             InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
             InconsistentGroupType(_) => ResponseError::InconsistentGroupProtocol,
             CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            TransactionalIdNotSupported(_) => ResponseError::UnsupportedVersion,
+            InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            OutOfOrderSequenceNumber(_) => ResponseError::OutOfOrderSequenceNumber,
             Storage(_) => ResponseError::KafkaStorageError,
             Metadata(_) => ResponseError::UnknownServerError,
         }
@@ -179,6 +189,12 @@ impl From<StorageError> for BrokerError {
                 BrokerError::InflatedTooLarge { limit }
             }
             StorageError::InvalidBatch(e) => BrokerError::CorruptBatch(e),
+            StorageError::Producer(e @ ProducerError::InvalidProducerEpoch { .. }) => {
+                BrokerError::InvalidProducerEpoch(e.to_string())
+            }
+            StorageError::Producer(e @ ProducerError::OutOfOrderSequence { .. }) => {
+                BrokerError::OutOfOrderSequenceNumber(e.to_string())
+            }
             StorageError::OffsetOutOfRange {
                 requested,
                 log_start,

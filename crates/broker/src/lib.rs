@@ -17,6 +17,7 @@ pub mod handlers;
 pub mod metadata;
 pub mod migrate;
 pub mod partition;
+pub mod producer_ids;
 pub mod record_batch;
 pub mod server;
 pub mod topic_config;

@@ -42,6 +42,10 @@ pub struct ClusterState {
     /// Running topic migrations (`sluice topic migrate`), by source topic.
     #[serde(default)]
     pub migrations: BTreeMap<String, Migration>,
+    /// Producer ids below this have been handed out (in blocks, see
+    /// `producer_ids.rs`); none is ever given twice.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// A forwarder moving a group's backlog from one topic to a wider one.
@@ -97,6 +101,10 @@ pub enum MetadataCommand {
     },
     StopMigration {
         from: String,
+    },
+    /// Takes the next `count` producer ids for this broker to hand out.
+    ReserveProducerIds {
+        count: i64,
     },
 }
 
@@ -163,6 +171,13 @@ impl ClusterState {
                 next.migrations.remove(from).ok_or_else(|| {
                     BrokerError::InvalidRequest(format!("no migration of topic '{from}'"))
                 })?;
+            }
+            MetadataCommand::ReserveProducerIds { count } => {
+                next.next_producer_id = next
+                    .next_producer_id
+                    .checked_add(*count)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| BrokerError::Metadata("producer ids exhausted".into()))?;
             }
         }
         next.version += 1;

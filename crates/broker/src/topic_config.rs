@@ -237,6 +237,7 @@ pub fn resolve(overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> T
             retention_bytes: num(RETENTION_BYTES, broker.retention_bytes),
             index_interval_bytes: num(INDEX_INTERVAL_BYTES, broker.index_interval_bytes as i64)
                 as u64,
+            producer_id_expiration_ms: broker.producer_id_expiration_ms,
         },
         max_message_bytes,
         max_uncompressed_batch_bytes: broker.max_uncompressed_batch_bytes.max(max_message_bytes),

@@ -354,6 +354,24 @@ pub mod testing {
         buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         buf
     }
+
+    /// [`batch`] from an idempotent producer: `producer_id` at `epoch`, its
+    /// first record at sequence `sequence`.
+    pub fn idempotent_batch(
+        count: i32,
+        timestamp: i64,
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+    ) -> Vec<u8> {
+        let mut buf = batch(count, timestamp, 8);
+        buf[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+        buf[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+        buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[CRC_COVERS_FROM..]);
+        buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        buf
+    }
 }
 
 #[cfg(test)]

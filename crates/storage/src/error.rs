@@ -21,6 +21,8 @@ pub enum StorageError {
     LogFailed,
     #[error("the partition has been deleted")]
     LogClosed,
+    #[error(transparent)]
+    Producer(#[from] crate::producers::ProducerError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -261,6 +261,7 @@ pub fn recovery(dir: &Path, data: &[u8]) -> RecoveryOutcome {
         retention_ms: -1,
         retention_bytes: -1,
         index_interval_bytes: 128,
+        ..LogConfig::default()
     };
     let (log, report) = match PartitionLog::open(dir, config.clone(), NOW_MS) {
         Ok(opened) => opened,

@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod index;
 pub mod log;
 pub mod murmur2;
+pub mod producers;
 pub mod records;
 pub mod region;
 pub mod segment;

@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 use crate::batch::{self, BatchHeader, ProducedBatch};
 use crate::disk::{self, Disk, DiskRef, RealDisk};
 use crate::error::StorageError;
+use crate::producers::{self, ProducerStates, SequenceCheck};
 use crate::region::FileRegion;
 use crate::segment::{Segment, LOG_SUFFIX};
 
@@ -27,6 +28,10 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `index.interval.bytes`: bytes of log between two offset-index entries.
     pub index_interval_bytes: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer that wrote
+    /// nothing for this long is forgotten (a later retry from it is then
+    /// accepted as new).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -37,6 +42,7 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             index_interval_bytes: 4096,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -48,6 +54,9 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// The batch's max timestamp as stored (log-append time if stamped).
     pub max_timestamp: i64,
+    /// The batch was a producer's retry of one already stored: nothing was
+    /// written, and the offsets are the stored batch's.
+    pub duplicate: bool,
 }
 
 /// What opening a log found and repaired.
@@ -108,6 +117,8 @@ pub struct PartitionLog {
     /// Set when the partition is deleted: appends, rolls and retention stop,
     /// so a handle still held elsewhere cannot touch a new topic's files.
     closed: bool,
+    /// Idempotent producers' recent batches (`producers.rs`).
+    producers: ProducerStates,
 }
 
 impl PartitionLog {
@@ -200,7 +211,7 @@ impl PartitionLog {
         let log_end_offset = segments.values().next_back().map_or(0, |s| s.next_offset());
         report.segments = segments.len();
         report.log_end_offset = log_end_offset;
-        let log = PartitionLog {
+        let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments,
@@ -209,7 +220,13 @@ impl PartitionLog {
             failed: false,
             closed: false,
             disk,
+            producers: ProducerStates::default(),
         };
+        if let Err(e) = log.rebuild_producers(now_ms) {
+            // Without the producers' history a retry may be stored twice;
+            // the data itself is fine, so the log still opens.
+            warn!(dir = %dir.display(), error = %e, "cannot rebuild the idempotent producers' state");
+        }
         report.log_start_offset = log.log_start_offset();
         if report.truncated_bytes > 0 || report.indexes_rebuilt {
             info!(dir = %dir.display(), ?report, "recovered partition log");
@@ -234,6 +251,18 @@ impl PartitionLog {
         if self.failed {
             return Err(StorageError::LogFailed);
         }
+        let duplicate = match self.producers.check(produced.header())? {
+            SequenceCheck::Append => None,
+            SequenceCheck::Duplicate(stored) => Some(stored),
+        };
+        if let Some(stored) = duplicate {
+            return Ok(AppendInfo {
+                base_offset: stored.base_offset,
+                last_offset: stored.last_offset,
+                max_timestamp: stored.max_timestamp,
+                duplicate: true,
+            });
+        }
         let bytes = produced.bytes_mut();
         batch::set_base_offset(bytes, self.log_end_offset);
         batch::set_partition_leader_epoch(bytes, leader_epoch);
@@ -242,10 +271,12 @@ impl PartitionLog {
         }
         let header = BatchHeader::parse(bytes)?;
         self.append_validated(bytes, &header, now_ms)?;
+        self.producers.record(&header, now_ms);
         Ok(AppendInfo {
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
             max_timestamp: header.max_timestamp,
+            duplicate: false,
         })
     }
 
@@ -313,6 +344,13 @@ impl PartitionLog {
             Ok(segment) => {
                 self.segments.insert(base, segment);
                 self.durable_offset = self.durable_offset.max(base);
+                // Everything below `base` is durable now: a snapshot at
+                // `base` spares a restart from scanning it again.
+                self.producers
+                    .expire(now_ms, self.config.producer_id_expiration_ms);
+                if let Err(e) = producers::write_snapshot(&self.dir, &self.producers, base) {
+                    warn!(dir = %self.dir.display(), error = %e, "cannot write a producer snapshot");
+                }
                 Ok(())
             }
             Err(e) => {
@@ -575,6 +613,55 @@ impl PartitionLog {
         if let Some(parent) = dir.parent() {
             disk.sync_dir(parent)?;
         }
+        Ok(())
+    }
+
+    /// The idempotent producers' state, as of the log end.
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Writes the producers' state at the log end, so that the next open
+    /// reads it instead of scanning the log (a clean shutdown).
+    pub fn snapshot_producers(&self) -> std::io::Result<()> {
+        producers::write_snapshot(&self.dir, &self.producers, self.log_end_offset)
+    }
+
+    /// Forgets producers idle for longer than `producer_id_expiration_ms`.
+    pub fn expire_producers(&mut self, now_ms: i64) -> usize {
+        self.producers
+            .expire(now_ms, self.config.producer_id_expiration_ms)
+    }
+
+    /// Rebuilds the producer table: the newest snapshot, then every batch
+    /// after it (all of them when there is none).
+    fn rebuild_producers(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let (mut states, from) = producers::read_latest_snapshot(&self.dir, self.log_end_offset)
+            .unwrap_or_else(|| (ProducerStates::default(), self.log_start_offset()));
+        let end = self.log_end_offset;
+        let mut offset = from.max(self.log_start_offset());
+        while offset < end {
+            let bytes = self.read(offset, 1 << 20, end, true)?;
+            if bytes.is_empty() {
+                break;
+            }
+            let before = offset;
+            let mut rest = &bytes[..];
+            while let Ok(header) = BatchHeader::parse(rest) {
+                let Some(next) = rest.get(header.total_size()..) else {
+                    break;
+                };
+                // Found by the scan: active as of this open.
+                states.record(&header, now_ms);
+                offset = header.next_offset();
+                rest = next;
+            }
+            if offset == before {
+                break;
+            }
+        }
+        states.expire(now_ms, self.config.producer_id_expiration_ms);
+        self.producers = states;
         Ok(())
     }
 

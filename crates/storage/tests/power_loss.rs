@@ -172,3 +172,56 @@ fn a_failed_fsync_while_rolling_stops_the_log() {
         Err(StorageError::LogFailed)
     ));
 }
+
+/// An idempotent producer's batches across rolls (snapshots) and a power
+/// loss: after reopening, a retry of any batch that survived is answered
+/// with its stored offsets and not written again, and the producer goes on
+/// from the last sequence that survived.
+#[test]
+fn idempotent_producers_are_recognised_after_power_loss() {
+    use sluice_storage::batch::testing::idempotent_batch;
+    for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("p");
+        let disk = SimDisk::shared();
+        let mut log = open(&disk, &dir);
+        let append = |log: &mut PartitionLog, seq: i32| {
+            let mut produced =
+                ProducedBatch::new(idempotent_batch(4, NOW, 42, 3, seq), 1 << 20).expect("valid");
+            log.append(&mut produced, 0, None, NOW).expect("append")
+        };
+        // Enough batches to roll segments (and write snapshots) several times.
+        let mut stored = Vec::new();
+        for i in 0..60 {
+            stored.push(append(&mut log, i * 4));
+            if i == 40 {
+                log.sync().expect("fsync");
+            }
+        }
+        assert!(log.segment_count() > 2, "no roll happened");
+        drop(log);
+        disk.power_loss(mode).expect("power loss");
+
+        let mut log = open(&disk, &dir);
+        let end = log.log_end_offset();
+        assert!(end >= stored[40].last_offset + 1, "fsynced data lost");
+        let survived: Vec<_> = stored.iter().filter(|s| s.last_offset < end).collect();
+        // The last five that survived are recognised as retries.
+        for info in survived.iter().rev().take(5) {
+            let seq = (info.base_offset / 4) as i32 * 4;
+            let again = append(&mut log, seq);
+            assert!(again.duplicate, "{mode:?}: retry of {info:?} stored again");
+            assert_eq!(again.base_offset, info.base_offset);
+        }
+        assert_eq!(log.log_end_offset(), end, "{mode:?}: a retry was written");
+        // The next sequence is accepted, a gap is not.
+        let next = (end / 4) as i32 * 4;
+        let mut gap =
+            ProducedBatch::new(idempotent_batch(4, NOW, 42, 3, next + 4), 1 << 20).expect("valid");
+        assert!(matches!(
+            log.append(&mut gap, 0, None, NOW),
+            Err(StorageError::Producer(_))
+        ));
+        assert!(!append(&mut log, next).duplicate);
+    }
+}

@@ -24,6 +24,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -62,6 +63,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -169,6 +171,10 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
         ),
         ApiKey::ConsumerGroupDescribe => reply(
             consumer_group_describe::handle(broker, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::InitProducerId => reply(
+            init_producer_id::handle(broker, request, decode_body(request, body)?),
             v,
         ),
         other => Err(format!("no handler for {other:?}")),

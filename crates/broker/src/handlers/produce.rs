@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use sluice_storage::{AppendInfo, BatchHeader};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::broker::{now_ms, Broker};
 use crate::error::{BrokerError, Result};
@@ -166,7 +166,24 @@ fn append(
             "clients may not produce control batches".to_string(),
         ));
     }
+    if header.is_transactional() {
+        // Without a transaction coordinator no marker would ever end it,
+        // and read_committed readers would wait on it forever.
+        return Err(BrokerError::InvalidRecord(
+            "transactional batches need the transaction coordinator, which this broker does not have yet".to_string(),
+        ));
+    }
     // The batch is copied once so that its offset and epoch can be set.
     let info = partition.append(records.to_vec(), now)?;
+    if info.duplicate {
+        info!(
+            topic,
+            partition = index,
+            producer_id = header.producer_id,
+            sequence = header.base_sequence,
+            base_offset = info.base_offset,
+            "a producer's retry of a stored batch; answered with its offsets, not stored again"
+        );
+    }
     Ok((partition, info))
 }

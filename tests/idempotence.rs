@@ -1,0 +1,185 @@
+//! Idempotent producers over raw requests, so that each rule of the
+//! producer state can be tried on its own: InitProducerId gives a new
+//! producer id at epoch 0; a retried batch is answered with its first
+//! offsets and not stored again (also after a kill -9 and restart); a gap
+//! in the sequence is OUT_OF_ORDER_SEQUENCE_NUMBER; a new epoch must start
+//! at sequence 0 and fences the old one (INVALID_PRODUCER_EPOCH); an
+//! unknown producer id is accepted at any sequence (KIP-360); transactional
+//! batches and transactional ids are refused until the transaction
+//! coordinator exists.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceResponse, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use common::raw::{exchange, produce_request};
+use common::Broker;
+
+const NONE: i16 = 0;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_RECORD: i16 = 87;
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// A batch of `count` records from producer `pid` at `epoch`, its first
+/// record at sequence `seq`.
+fn batch(pid: i64, epoch: i16, seq: i32, count: i32, transactional: bool) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: seq + i,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("{pid}-{epoch}-{}", seq + i))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    buf.freeze()
+}
+
+/// (error code, base offset) of producing `records` to `topic`-0.
+fn produce(broker: &Broker, topic: &str, records: Bytes) -> (i16, i64) {
+    let response: ProduceResponse = exchange(
+        broker,
+        ApiKey::Produce,
+        9,
+        &produce_request(topic, records, -1),
+    );
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn init_producer_id(broker: &Broker, transactional_id: Option<&str>) -> InitProducerIdResponse {
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id =
+        transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string())));
+    request.transaction_timeout_ms = 60_000;
+    exchange(broker, ApiKey::InitProducerId, 4, &request)
+}
+
+#[test]
+fn the_producer_state_rules_hold_and_survive_a_kill_9() {
+    let mut broker = Broker::start();
+    let topic = "idem";
+    common::sluice(
+        &[
+            "topic",
+            "create",
+            topic,
+            "-p",
+            "1",
+            "-b",
+            &broker.bootstrap(),
+        ],
+        None,
+    );
+
+    let first = init_producer_id(&broker, None);
+    assert_eq!(first.error_code, NONE);
+    assert_eq!(first.producer_epoch, 0);
+    let second = init_producer_id(&broker, None);
+    assert_ne!(first.producer_id, second.producer_id, "each call, a new id");
+    let pid = first.producer_id.0;
+
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 0, 0, 3, false)),
+        (NONE, 0)
+    );
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 0, 3, 2, false)),
+        (NONE, 3)
+    );
+    // A retry of either batch: its offsets again, nothing stored.
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 0, 0, 3, false)),
+        (NONE, 0)
+    );
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 0, 3, 2, false)),
+        (NONE, 3)
+    );
+    // A gap: something between was lost.
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 0, 7, 1, false)).0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    // A new epoch starts at 0, and fences the old one.
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 1, 5, 1, false)).0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 1, 0, 1, false)),
+        (NONE, 5)
+    );
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 0, 5, 1, false)).0,
+        INVALID_PRODUCER_EPOCH
+    );
+    // A producer the partition does not know: any sequence (KIP-360).
+    assert_eq!(
+        produce(&broker, topic, batch(9_999_999, 0, 41, 2, false)),
+        (NONE, 6)
+    );
+    // No transactions yet: refused, nothing stored.
+    assert_eq!(
+        produce(&broker, topic, batch(second.producer_id.0, 0, 0, 1, true)).0,
+        INVALID_RECORD
+    );
+    assert_eq!(
+        init_producer_id(&broker, Some("orders")).error_code,
+        UNSUPPORTED_VERSION
+    );
+
+    // After a kill -9 the state is rebuilt from the log: a retry is still
+    // recognised, a gap still refused, and the log holds each batch once.
+    broker.restart();
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 1, 0, 1, false)),
+        (NONE, 5)
+    );
+    assert_eq!(
+        produce(&broker, topic, batch(9_999_999, 0, 41, 2, false)),
+        (NONE, 6)
+    );
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 1, 2, 1, false)).0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    assert_eq!(
+        produce(&broker, topic, batch(pid, 1, 1, 1, false)),
+        (NONE, 8)
+    );
+    let described = common::sluice(
+        &["topic", "describe", topic, "-b", &broker.bootstrap()],
+        None,
+    );
+    assert_eq!(common::end_offset(&described, 0), 9, "{described}");
+    // Ids handed out before the restart are not handed out again.
+    let after = init_producer_id(&broker, None);
+    assert!(after.producer_id.0 > second.producer_id.0);
+}
