@@ -8,7 +8,7 @@ Same checks as the Java client test (clients/java, dev.sluice.RoundTrip):
 1. The admin client creates TOPIC with 3 partitions, replication factor 1
    (an existing topic is a failure: use a fresh name), then describes it and
    checks 3 partitions, each with a leader and one replica.
-2. A producer (acks=all, no idempotence, max.in.flight=1) sends COUNT records
+2. A producer with kafka-python's defaults (idempotent, acks=all) sends COUNT records
    with key ``key-<i % 10>`` and value ``value-<i>``, waits for every ack and
    records its (partition, offset). A failed send is a failure; the partition
    must be the Java default partitioner's murmur2 choice, and offsets in each
@@ -189,8 +189,6 @@ def produce(bootstrap, topic, count):
         bootstrap_servers=bootstrap,
         client_id="sluice-roundtrip-producer-py",
         acks="all",
-        enable_idempotence=False,
-        max_in_flight_requests_per_connection=1,
         key_serializer=DefaultSerializer("utf-8"),
         value_serializer=DefaultSerializer("utf-8"),
         request_timeout_ms=30000,
@@ -227,7 +225,7 @@ def produce(bootstrap, topic, count):
     errors.raise_if_any("produce")
 
     # Offsets per partition must run 0, 1, 2, ... in send order: fresh
-    # topic, one producer, max.in.flight 1.
+    # topic, one idempotent producer (order kept, no retry stored twice).
     nxt = [0] * PARTITIONS
     for i, (p, off) in enumerate(acks):
         if not 0 <= p < PARTITIONS:

@@ -33,7 +33,8 @@ import org.apache.kafka.common.utils.Utils;
 
 /**
  * Round trip through a Kafka-compatible broker with the official Java client:
- * create a 3-partition topic, produce COUNT keyed records with acks=all,
+ * create a 3-partition topic, produce COUNT keyed records with the
+ * producer's defaults (idempotent, acks=all),
  * read them back with assign + seekToBeginning and check exactly-once,
  * per-key order, offsets and partitions, then check ListOffsets.
  *
@@ -232,8 +233,8 @@ public final class RoundTrip {
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "sluice-roundtrip-producer");
         props.put(ProducerConfig.ACKS_CONFIG, "all");
-        props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, false);
-        props.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, 1);
+        // The client's defaults otherwise: an idempotent producer with five
+        // requests in flight, which keeps order per partition.
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 30_000);
@@ -271,7 +272,8 @@ public final class RoundTrip {
         failIfErrors("produce");
 
         // Offsets per partition must be 0, 1, 2, ... in send order: the topic
-        // is fresh, there is a single producer and max.in.flight is 1.
+        // is fresh, there is a single idempotent producer (order kept with
+        // several requests in flight, and no retry stored twice).
         long[] next = new long[PARTITIONS];
         for (int i = 0; i < count; i++) {
             Ack a = acks[i];
