@@ -1,7 +1,9 @@
-//! franz-go's own group integration tests (a Go client that shares no
-//! code with librdkafka or the Java client) against the real binary:
-//! `go test github.com/twmb/franz-go/pkg/kgo -run 'Group|Issue523|Issue1034|ConsumeRegex'`
-//! with the module pinned in `clients/go/franz-go`.
+//! franz-go's own integration tests (a Go client that shares no code with
+//! librdkafka or the Java client) against the real binary: its group tests
+//! and its produce tests, with franz-go's idempotent producer (its default)
+//! rather than the plain one it used to fall back to:
+//! `go test github.com/twmb/franz-go/pkg/kgo -run '…'` (see `TESTS`) with
+//! the module pinned in `clients/go/franz-go`.
 
 mod common;
 
@@ -9,8 +11,12 @@ use std::process::Command;
 
 use common::Broker;
 
+/// The franz-go tests run: groups, and produce.
+const TESTS: &str =
+    "Group|Issue523|Issue1034|ConsumeRegex|TestClient_Produce|TestIssue769|TestIssue831|TestProduceRequestNullBatch";
+
 #[test]
-fn franz_go_group_tests_pass() {
+fn franz_go_group_and_produce_tests_pass() {
     let broker = Broker::start();
     let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/go/franz-go");
     let output = Command::new("go")
@@ -18,7 +24,7 @@ fn franz_go_group_tests_pass() {
             "test",
             "github.com/twmb/franz-go/pkg/kgo",
             "-run",
-            "Group|Issue523|Issue1034|ConsumeRegex",
+            TESTS,
             "-count=1",
             "-timeout=15m",
         ])
@@ -36,5 +42,9 @@ fn franz_go_group_tests_pass() {
     assert!(
         stdout.contains("ok  \tgithub.com/twmb/franz-go/pkg/kgo"),
         "{stdout}"
+    );
+    assert!(
+        broker.log().contains("new idempotent producer"),
+        "franz-go's producers did not ask for a producer id"
     );
 }
