@@ -30,9 +30,13 @@ WORKLOADS = [
     ("1KiB-1p-acksall", "1 KiB records, 1 partition, acks=all, maximum rate"),
     ("1KiB-16p-acks1", "1 KiB records, 16 partitions, acks=1, maximum rate"),
     ("1KiB-16p-acksall", "1 KiB records, 16 partitions, acks=all, maximum rate"),
+    ("1KiB-16p-acksall-idem", "1 KiB records, 16 partitions, acks=all, maximum rate, "
+                              "idempotent producer"),
     ("100B-16p-acksall", "100-byte records, 16 partitions, acks=all, maximum rate"),
     ("1KiB-1000p-acksall", "1 KiB records, 1,000 partitions, acks=all, maximum rate"),
     ("java-producer-16p", "Java client's ProducerPerformance: 1 KiB, 16 partitions, acks=all"),
+    ("java-producer-16p-idem", "Java client's ProducerPerformance with its default, "
+                               "idempotence: 1 KiB, 16 partitions, acks=all"),
     ("java-consumer-16p", "Java client's ConsumerPerformance: 1 KiB, 16 partitions, from the "
                           "beginning"),
 ]
@@ -53,6 +57,15 @@ def cores_busy(r: dict) -> str:
         return "–"
     seconds = r["bytes"] / (r["mb_per_sec"] * 1e6)
     return f"{r['cpu_seconds'] / seconds:.2f}"
+
+
+def spread(r: dict, metric: str, show) -> str:
+    """" (min–max)" of a row's key figure over the rounds, when there were
+    several."""
+    sp = r.get("spread") or {}
+    if sp.get("metric") != metric or sp.get("rounds", 1) < 2:
+        return ""
+    return f" ({show(sp['min'])}–{show(sp['max'])})"
 
 
 def ratio(a, b, digits=2) -> str:
@@ -88,7 +101,8 @@ class Report:
         self.out("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for broker, r in rows:
             lat = r.get("ack_latency") or {}
-            self.out(f"| {LABEL[broker]} | {num(r['mb_per_sec'])} | {num(r['records_per_sec'], 0)} "
+            self.out(f"| {LABEL[broker]} | {num(r['mb_per_sec'])}"
+                     f"{spread(r, 'mb_per_sec', num)} | {num(r['records_per_sec'], 0)} "
                      f"| {ms(lat.get('p50_us'))} | {ms(lat.get('p99_us'))} "
                      f"| {ms(lat.get('p999_us'))} | {ms(lat.get('max_us'))} "
                      f"| {num(r.get('cpu_seconds_per_gb'), 2)} | {cores_busy(r)} "
@@ -107,6 +121,29 @@ class Report:
                               ("p50_us", "p99_us", "p999_us", "max_us"))
                  + f" | {ratio(s.get('cpu_seconds_per_gb'), k.get('cpu_seconds_per_gb'))} | | |")
 
+    def idempotence_table(self, level: str) -> None:
+        """What idempotence costs each broker: the idempotent workloads'
+        throughput over the same workloads without it."""
+        pairs = [("1KiB-16p-acksall", "librdkafka, 16 partitions"),
+                 ("java-producer-16p", "Java client, 16 partitions")]
+        rows = []
+        for plain, what in pairs:
+            for broker in BROKERS:
+                p = self.find(broker, level, plain)
+                i = self.find(broker, level, plain + "-idem")
+                if p and i:
+                    rows.append((what, broker, p, i))
+        if not rows:
+            return
+        self.out("#### What idempotence costs: idempotent produce / plain produce")
+        self.out()
+        self.out("| workload | broker | plain MB/s | idempotent MB/s | idempotent / plain |")
+        self.out("|---|---|---:|---:|---:|")
+        for what, broker, p, i in rows:
+            self.out(f"| {what} | {LABEL[broker]} | {num(p['mb_per_sec'])} "
+                     f"| {num(i['mb_per_sec'])} | {ratio(i['mb_per_sec'], p['mb_per_sec'])} |")
+        self.out()
+
     def e2e_table(self, level: str) -> None:
         rows = [(b, self.find(b, level, "e2e-50MBps-16p")) for b in BROKERS]
         rows = [(b, r) for b, r in rows if r]
@@ -122,7 +159,8 @@ class Report:
         for broker, r in rows:
             e, a = r.get("e2e_latency") or {}, r["produce"].get("ack_latency") or {}
             self.out(f"| {LABEL[broker]} | {r['received']:,} | {ms(e.get('p50_us'))} "
-                     f"| {ms(e.get('p99_us'))} | {ms(e.get('p999_us'))} | {ms(e.get('max_us'))} "
+                     f"| {ms(e.get('p99_us'))}{spread(r, 'e2e_p99_us', ms)} "
+                     f"| {ms(e.get('p999_us'))} | {ms(e.get('max_us'))} "
                      f"| {ms(a.get('p50_us'))} | {ms(a.get('p99_us'))} "
                      f"| {num(r.get('cpu_seconds_per_gb'), 2)} |")
         s, k = self.find("sluice", level, "e2e-50MBps-16p"), self.find("kafka", level,
@@ -154,7 +192,7 @@ class Report:
                  "of loopback |")
         self.out("|---|---:|---:|---:|---:|---:|")
         for broker, r in rows:
-            self.out(f"| {LABEL[broker]} | {num(r['mb_per_sec'])} | "
+            self.out(f"| {LABEL[broker]} | {num(r['mb_per_sec'])}{spread(r, 'mb_per_sec', num)} | "
                      f"{num(r['records_per_sec'], 0)} | {num(r.get('cpu_seconds_per_gb'), 2)} | "
                      f"{cores_busy(r)} | {100 * r['mb_per_sec'] / loop:.0f} % |")
         s, k = self.find("sluice", level, workload), self.find("kafka", level, workload)
@@ -207,8 +245,16 @@ class Report:
             name, level = key.split("/")
             restart = v.get("restart_s")
             data = v.get("restart_data_bytes")
-            self.out(f"| {LABEL[name]} ({level}) | {v['cold_start_s'] * 1000:,.0f} ms | "
-                     f"{'–' if restart is None else f'{restart * 1000:,.0f} ms'} | "
+
+            def with_range(field: str) -> str:
+                lo_hi = v.get(f"{field}_range")
+                if not lo_hi or lo_hi[0] == lo_hi[1]:
+                    return ""
+                return f" ({lo_hi[0] * 1000:,.0f}–{lo_hi[1] * 1000:,.0f})"
+            self.out(f"| {LABEL[name]} ({level}) | {v['cold_start_s'] * 1000:,.0f} ms"
+                     f"{with_range('cold_start_s')} | "
+                     f"{'–' if restart is None else f'{restart * 1000:,.0f} ms'}"
+                     f"{with_range('restart_s')} | "
                      f"{'–' if data is None else f'{data / 2**30:.1f} GiB'} | "
                      f"{num(v.get('peak_rss_mb'), 0)} |")
         s, k = b.get("sluice/page-cache"), b.get("kafka/page-cache")
@@ -328,9 +374,10 @@ class Report:
         self.out()
         self.out(f"Run of {d['date']}, mode `{d['mode']}`, {d['duration_s'] / 60:.0f} minutes, "
                  f"{d.get('rounds', 1)} round(s) with the brokers' order alternating; each "
-                 "figure is the best round of its broker (highest throughput, lowest "
-                 "end-to-end p99, fastest start, highest RSS), by the same rule for every "
-                 "broker; every round is in `bench/results/latest.json`. "
+                 "row is its broker's median round (by throughput, or end-to-end p99), "
+                 "with the range over all rounds in parentheses; starts, restarts and "
+                 "peak RSS are medians too. The same rule for every broker; every round "
+                 "is in `bench/results/latest.json`. "
                  f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
                  f"Linux {m['kernel']}. Versions: Sluice `{v['sluice']}`, Apache Kafka "
                  f"{v['kafka']}, {v['nats-server']}, {v['java']}; librdkafka "
@@ -372,6 +419,7 @@ class Report:
             self.out()
             for workload, title in WORKLOADS:
                 self.throughput_table(level, workload, title)
+            self.idempotence_table(level)
             self.e2e_table(level)
         self.out("## Consume")
         self.out()

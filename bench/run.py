@@ -580,33 +580,50 @@ def settle() -> None:
     time.sleep(3)
 
 
-def pick_best(rounds: list[dict]) -> tuple[list, dict]:
+def key_metric(r: dict) -> tuple[str, float]:
+    """The figure a workload is judged by: its median time (group
+    workloads), its end-to-end p99, or its throughput."""
+    if "median_ms" in r:
+        return "median_ms", r["median_ms"]
+    if "e2e_latency" in r:
+        return "e2e_p99_us", (r["e2e_latency"] or {}).get("p99_us", 1e18)
+    return "mb_per_sec", r["mb_per_sec"]
+
+
+def median_of(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def pick_median(rounds: list[dict]) -> tuple[list, dict]:
     """One figure per broker, level and workload out of several rounds: the
-    highest throughput (lowest p99 for end to end); the fastest start and
-    restart; the highest peak RSS. The same rule for every broker."""
-    best: dict = {}
+    round whose key figure (`key_metric`) is the median, with the range of
+    that figure over every round in `spread`; the median start, restart
+    and peak RSS, with their ranges. The same rule for every broker."""
+    by_key: dict = {}
     for r in (r for round_ in rounds for r in round_["results"]):
-        key = (r["broker"], r["durability"], r["workload"])
-        old = best.get(key)
-        if "median_ms" in r:
-            better = old is None or r["median_ms"] < old["median_ms"]
-        elif "e2e_latency" in r:
-            better = old is None or (r["e2e_latency"] or {}).get("p99_us", 1e18) < (
-                old["e2e_latency"] or {}).get("p99_us", 1e18)
-        else:
-            better = old is None or r["mb_per_sec"] > old["mb_per_sec"]
-        if better:
-            best[key] = r
+        by_key.setdefault((r["broker"], r["durability"], r["workload"]), []).append(r)
+    results = []
+    for records in by_key.values():
+        records = sorted(records, key=lambda r: key_metric(r)[1])
+        chosen = dict(records[(len(records) - 1) // 2])
+        values = [key_metric(r)[1] for r in records]
+        chosen["spread"] = {"metric": key_metric(chosen)[0], "min": values[0],
+                            "max": values[-1], "median": median_of(values),
+                            "rounds": len(values)}
+        results.append(chosen)
     brokers: dict = {}
-    for round_ in rounds:
-        for key, v in round_["brokers"].items():
-            b = brokers.setdefault(key, dict(v))
-            b["cold_start_s"] = min(b["cold_start_s"], v["cold_start_s"])
-            b["peak_rss_mb"] = max(b.get("peak_rss_mb", 0), v.get("peak_rss_mb", 0))
-            if v.get("restart_s") is not None and v["restart_s"] <= b.get("restart_s", 1e9):
-                b["restart_s"] = v["restart_s"]
-                b["restart_data_bytes"] = v["restart_data_bytes"]
-    return list(best.values()), brokers
+    for key in {k for round_ in rounds for k in round_["brokers"]}:
+        seen = [round_["brokers"][key] for round_ in rounds if key in round_["brokers"]]
+        b = dict(seen[0])
+        for field in ("cold_start_s", "peak_rss_mb", "restart_s"):
+            values = [v[field] for v in seen if v.get(field) is not None]
+            if values:
+                b[field] = median_of(values)
+                b[f"{field}_range"] = [min(values), max(values)]
+        brokers[key] = b
+    return results, brokers
 
 
 def machine_description() -> dict:
@@ -648,7 +665,7 @@ def main() -> None:
                                                              "/var/tmp/sluice-bench"))
     parser.add_argument("--no-nats", action="store_true")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="repetitions, broker order alternating (default: 1 quick, 2 full)")
+                        help="repetitions, broker order alternating (default: 1 quick, 3 full)")
     parser.add_argument("--only", choices=["sluice", "kafka", "nats"], action="append",
                         help="run only these brokers (repeatable); for trying changes")
     parser.add_argument("--level", choices=[PAGE_CACHE, FSYNC_PER_ACK], action="append")
@@ -659,7 +676,7 @@ def main() -> None:
     args = parser.parse_args()
     mode = MODES[args.mode]
     if args.rounds is None:
-        args.rounds = 2 if args.mode == "full" else 1
+        args.rounds = 3 if args.mode == "full" else 1
     scratch = Path(args.scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -683,7 +700,7 @@ def main() -> None:
                 brokers.reverse()
             run_level(brokers, mode, results, summary, args.workload or [])
         rounds.append({"results": results, "brokers": summary})
-    results, summary = pick_best(rounds)
+    results, summary = pick_median(rounds)
     report = {
         "mode": args.mode,
         "mode_settings": mode,
