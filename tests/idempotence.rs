@@ -6,13 +6,15 @@
 //! at sequence 0 and fences the old one (INVALID_PRODUCER_EPOCH); an
 //! unknown producer id is accepted at any sequence (KIP-360); transactional
 //! batches and transactional ids are refused until the transaction
-//! coordinator exists.
+//! coordinator exists. DescribeProducers shows what each partition knows.
 
 mod common;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceResponse, TransactionalId,
+    ApiKey, DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProduceResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -27,6 +29,7 @@ const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_RECORD: i16 = 87;
 const UNSUPPORTED_VERSION: i16 = 35;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// A batch of `count` records from producer `pid` at `epoch`, its first
 /// record at sequence `seq`.
@@ -182,4 +185,22 @@ fn the_producer_state_rules_hold_and_survive_a_kill_9() {
     // Ids handed out before the restart are not handed out again.
     let after = init_producer_id(&broker, None);
     assert!(after.producer_id.0 > second.producer_id.0);
+
+    // DescribeProducers lists both producers, with epoch and last sequence.
+    let mut request = DescribeProducersRequest::default();
+    let mut wanted = TopicRequest::default();
+    wanted.name = TopicName(StrBytes::from_static_str(topic));
+    wanted.partition_indexes = vec![0, 7];
+    request.topics = vec![wanted];
+    let described: DescribeProducersResponse =
+        exchange(&broker, ApiKey::DescribeProducers, 0, &request);
+    let partitions = &described.topics[0].partitions;
+    assert_eq!(partitions[0].error_code, NONE);
+    let producers: Vec<(i64, i32, i32)> = partitions[0]
+        .active_producers
+        .iter()
+        .map(|p| (p.producer_id.0, p.producer_epoch, p.last_sequence))
+        .collect();
+    assert_eq!(producers, vec![(pid, 1, 1), (9_999_999, 0, 42)]);
+    assert_eq!(partitions[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
 }

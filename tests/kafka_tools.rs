@@ -78,6 +78,7 @@ const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 const CONSUMER_GROUPS: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 const CONSOLE_PRODUCER: &str = "org.apache.kafka.tools.ConsoleProducer";
 const PRODUCER_PERF_TEST: &str = "org.apache.kafka.tools.ProducerPerformance";
+const TRANSACTIONS: &str = "org.apache.kafka.tools.TransactionsCommand";
 
 /// Kafka's console producer and perf tool with their defaults, which since
 /// Kafka 3.0 mean an idempotent producer: every record arrives once.
@@ -133,6 +134,26 @@ fn kafka_console_producer_and_producer_perf_test_with_their_defaults() {
     let described = common::sluice(&["topic", "describe", "perf", "-b", &bootstrap], None);
     // Auto-created with one partition (default_partitions).
     assert_eq!(common::end_offset(&described, 0), 20000, "{described}");
+
+    // kafka-transactions lists the perf tool's idempotent producer.
+    let producers = tool(
+        &libs,
+        TRANSACTIONS,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "describe-producers",
+            "--topic",
+            "perf",
+            "--partition",
+            "0",
+        ],
+    );
+    let rows: Vec<&str> = producers
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows.len(), 1, "{producers}");
 }
 
 #[test]

@@ -116,6 +116,11 @@ impl ProducerStates {
         self.producers.get(&producer_id)
     }
 
+    /// Every producer, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, entry)| (*id, entry))
+    }
+
     /// Checks a batch from a client against what its producer wrote
     /// before. Batches without a producer id are always appended.
     pub fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, ProducerError> {
