@@ -373,11 +373,16 @@ class Report:
         self.out("```")
         self.out()
         self.out(f"Run of {d['date']}, mode `{d['mode']}`, {d['duration_s'] / 60:.0f} minutes, "
-                 f"{d.get('rounds', 1)} round(s) with the brokers' order alternating; each "
-                 "row is its broker's median round (by throughput, or end-to-end p99), "
-                 "with the range over all rounds in parentheses; starts, restarts and "
-                 "peak RSS are medians too. The same rule for every broker; every round "
-                 "is in `bench/results/latest.json`. "
+                 f"{d.get('rounds', 1)} round(s) with the brokers' order alternating; "
+                 + ("each row is its broker's median round (by throughput, or end-to-end "
+                    "p99), with the range over all rounds in parentheses; starts, restarts "
+                    "and peak RSS are medians too. "
+                    if any("spread" in r for r in d["results"]) else
+                    "each figure is the best round of its broker (highest throughput, "
+                    "lowest end-to-end p99, fastest start, highest RSS; the rule before "
+                    "medians were reported). ")
+                 + "The same rule for every broker; every round is in "
+                 "`bench/results/latest.json`. "
                  f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
                  f"Linux {m['kernel']}. Versions: Sluice `{v['sluice']}`, Apache Kafka "
                  f"{v['kafka']}, {v['nats-server']}, {v['java']}; librdkafka "
