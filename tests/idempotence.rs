@@ -4,9 +4,9 @@
 //! offsets and not stored again (also after a kill -9 and restart); a gap
 //! in the sequence is OUT_OF_ORDER_SEQUENCE_NUMBER; a new epoch must start
 //! at sequence 0 and fences the old one (INVALID_PRODUCER_EPOCH); an
-//! unknown producer id is accepted at any sequence (KIP-360); transactional
-//! batches and transactional ids are refused until the transaction
-//! coordinator exists. DescribeProducers shows what each partition knows.
+//! unknown producer id is accepted at any sequence (KIP-360); a
+//! transactional batch outside a transaction is refused. DescribeProducers
+//! shows what each partition knows.
 
 mod common;
 
@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
     ApiKey, DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProduceResponse, TopicName, TransactionalId,
+    InitProducerIdResponse, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -27,8 +27,7 @@ use common::Broker;
 const NONE: i16 = 0;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
-const INVALID_RECORD: i16 = 87;
-const UNSUPPORTED_VERSION: i16 = 35;
+const INVALID_TXN_STATE: i16 = 48;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// A batch of `count` records from producer `pid` at `epoch`, its first
@@ -76,10 +75,9 @@ fn produce(broker: &Broker, topic: &str, records: Bytes) -> (i16, i64) {
     (p.error_code, p.base_offset)
 }
 
-fn init_producer_id(broker: &Broker, transactional_id: Option<&str>) -> InitProducerIdResponse {
+fn init_producer_id(broker: &Broker) -> InitProducerIdResponse {
     let mut request = InitProducerIdRequest::default();
-    request.transactional_id =
-        transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string())));
+    request.transactional_id = None;
     request.transaction_timeout_ms = 60_000;
     exchange(broker, ApiKey::InitProducerId, 4, &request)
 }
@@ -101,10 +99,10 @@ fn the_producer_state_rules_hold_and_survive_a_kill_9() {
         None,
     );
 
-    let first = init_producer_id(&broker, None);
+    let first = init_producer_id(&broker);
     assert_eq!(first.error_code, NONE);
     assert_eq!(first.producer_epoch, 0);
-    let second = init_producer_id(&broker, None);
+    let second = init_producer_id(&broker);
     assert_ne!(first.producer_id, second.producer_id, "each call, a new id");
     let pid = first.producer_id.0;
 
@@ -148,14 +146,10 @@ fn the_producer_state_rules_hold_and_survive_a_kill_9() {
         produce(&broker, topic, batch(9_999_999, 0, 41, 2, false)),
         (NONE, 6)
     );
-    // No transactions yet: refused, nothing stored.
+    // A transactional batch outside any transaction: refused, not stored.
     assert_eq!(
         produce(&broker, topic, batch(second.producer_id.0, 0, 0, 1, true)).0,
-        INVALID_RECORD
-    );
-    assert_eq!(
-        init_producer_id(&broker, Some("orders")).error_code,
-        UNSUPPORTED_VERSION
+        INVALID_TXN_STATE
     );
 
     // After a kill -9 the state is rebuilt from the log: a retry is still
@@ -183,7 +177,7 @@ fn the_producer_state_rules_hold_and_survive_a_kill_9() {
     );
     assert_eq!(common::end_offset(&described, 0), 9, "{described}");
     // Ids handed out before the restart are not handed out again.
-    let after = init_producer_id(&broker, None);
+    let after = init_producer_id(&broker);
     assert!(after.producer_id.0 > second.producer_id.0);
 
     // DescribeProducers lists both producers, with epoch and last sequence.

@@ -41,6 +41,8 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Producer ids for InitProducerId.
     pub producer_ids: crate::producer_ids::ProducerIds,
+    /// Transactional ids and their transactions.
+    pub txns: crate::txn::TransactionCoordinator,
     /// Held open with an exclusive lock so that a second broker cannot use
     /// the same data directory.
     _dir_lock: std::fs::File,
@@ -80,6 +82,11 @@ impl Broker {
             "opened data directory"
         );
         let groups = GroupCoordinator::new(&config);
+        let config_txn = (
+            config.transaction_state_topic_partitions,
+            config.transaction_max_timeout_ms,
+            config.max_transactional_ids,
+        );
         let broker = Broker {
             config,
             disk,
@@ -89,10 +96,16 @@ impl Broker {
             data_arrived: Notify::new(),
             migrations: Default::default(),
             producer_ids: Default::default(),
+            txns: crate::txn::TransactionCoordinator::new(crate::txn::TxnLimits {
+                state_partitions: config_txn.0,
+                max_timeout_ms: config_txn.1,
+                max_transactional_ids: config_txn.2,
+            }),
             groups,
             _dir_lock: dir_lock,
         };
         broker.groups.load(&broker);
+        broker.txns.load(&broker);
         Ok(broker)
     }
 
@@ -493,6 +506,11 @@ impl Broker {
                 let _ = tokio::task::spawn_blocking(move || broker.apply_retention()).await;
             },
         );
+        // Transaction timeouts, and transactions a crash left decided but
+        // without all their markers.
+        every(self, Duration::from_millis(200), |broker| async move {
+            broker.txns.tick(&broker).await;
+        });
         // Group deadlines (sessions, rebalances) are checked this often.
         every(self, Duration::from_millis(50), |broker| async move {
             broker.groups.tick(&broker.state());

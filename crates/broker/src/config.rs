@@ -144,6 +144,14 @@ pub struct BrokerConfig {
     /// An idempotent producer that wrote nothing to a partition for this
     /// long is forgotten there (Kafka's producer.id.expiration.ms, 1 day).
     pub producer_id_expiration_ms: i64,
+    /// Partitions of `__transaction_state`; a transactional id lives on
+    /// one, chosen as Kafka does.
+    pub transaction_state_topic_partitions: i32,
+    /// Longest transaction timeout a producer may ask for (Kafka's
+    /// transaction.max.timeout.ms, 15 minutes).
+    pub transaction_max_timeout_ms: i32,
+    /// Most transactional ids the coordinator holds.
+    pub max_transactional_ids: usize,
 }
 
 impl Default for BrokerConfig {
@@ -188,6 +196,9 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             offsets_retention_minutes: 7 * 24 * 60,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            transaction_state_topic_partitions: 50,
+            transaction_max_timeout_ms: 15 * 60 * 1000,
+            max_transactional_ids: 100_000,
             offsets_retention_check_interval_ms: 600_000,
         }
     }
@@ -360,6 +371,15 @@ impl BrokerConfig {
                 "group_consumer_heartbeat_interval_ms",
                 "must be below group_consumer_session_timeout_ms",
             );
+        }
+        if self.transaction_state_topic_partitions < 1 {
+            return invalid("transaction_state_topic_partitions", "must be at least 1");
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            return invalid("transaction_max_timeout_ms", "must be at least 1");
+        }
+        if self.max_transactional_ids == 0 {
+            return invalid("max_transactional_ids", "must be at least 1");
         }
         if self.producer_id_expiration_ms < 1 {
             return invalid("producer_id_expiration_ms", "must be at least 1");
@@ -538,6 +558,16 @@ impl BrokerConfig {
                 "offsets.topic.num.partitions",
                 self.offsets_topic_partitions.to_string(),
                 d.offsets_topic_partitions.to_string(),
+            ),
+            setting(
+                "transaction.state.log.num.partitions",
+                self.transaction_state_topic_partitions.to_string(),
+                d.transaction_state_topic_partitions.to_string(),
+            ),
+            setting(
+                "transaction.max.timeout.ms",
+                self.transaction_max_timeout_ms.to_string(),
+                d.transaction_max_timeout_ms.to_string(),
             ),
             setting(
                 "producer.id.expiration.ms",

@@ -94,10 +94,18 @@ pub enum BrokerError {
     InconsistentGroupType(String),
     #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,
-    #[error("transactional id '{0}': transactions are not supported yet")]
-    TransactionalIdNotSupported(String),
     #[error("{0}")]
     InvalidProducerEpoch(String),
+    #[error("{0}")]
+    ProducerFenced(String),
+    #[error("transactional id '{0}' is completing a transaction; retry")]
+    ConcurrentTransactions(String),
+    #[error("{0}")]
+    InvalidProducerIdMapping(String),
+    #[error("{0}")]
+    InvalidTxnState(String),
+    #[error("{0}")]
+    InvalidTransactionTimeout(String),
     #[error("{0}")]
     OutOfOrderSequenceNumber(String),
     #[error("storage error: {0}")]
@@ -155,8 +163,12 @@ impl BrokerError {
             InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
             InconsistentGroupType(_) => ResponseError::InconsistentGroupProtocol,
             CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-            TransactionalIdNotSupported(_) => ResponseError::UnsupportedVersion,
             InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            ProducerFenced(_) => ResponseError::ProducerFenced,
+            ConcurrentTransactions(_) => ResponseError::ConcurrentTransactions,
+            InvalidProducerIdMapping(_) => ResponseError::InvalidProducerIdMapping,
+            InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,
             OutOfOrderSequenceNumber(_) => ResponseError::OutOfOrderSequenceNumber,
             Storage(_) => ResponseError::KafkaStorageError,
             Metadata(_) => ResponseError::UnknownServerError,

@@ -21,6 +21,7 @@ pub mod producer_ids;
 pub mod record_batch;
 pub mod server;
 pub mod topic_config;
+pub mod txn;
 pub mod wire;
 
 pub use broker::Broker;

@@ -42,6 +42,7 @@ use crate::broker::{now_ms, Broker};
 use crate::error::{BrokerError, Result};
 use crate::group::{CommittedOffset, OffsetToCommit};
 use crate::metadata::{MetadataCommand, Migration};
+use crate::record_batch::{for_each_record, StoredRecord};
 
 pub const HEADER_TOPIC: &str = "sluice.source.topic";
 pub const HEADER_PARTITION: &str = "sluice.source.partition";
@@ -481,66 +482,6 @@ fn read(partition: &crate::partition::Partition, offset: i64) -> Result<Vec<u8>>
             .map_err(|e| BrokerError::Storage(e.to_string())),
         None => Ok(Vec::new()),
     })
-}
-
-/// Calls `f` with (offset, record) for every data record at or after
-/// `from` in `bytes` (whole stored batches; control batches skipped).
-/// Returns the offset after the last batch.
-fn for_each_record(
-    bytes: &[u8],
-    from: i64,
-    mut f: impl FnMut(i64, StoredRecord<'_>),
-) -> Result<i64> {
-    use sluice_storage::records::{inflate, Codec, Records};
-    let mut rest = bytes;
-    let mut end = from;
-    while let Ok(header) = sluice_storage::BatchHeader::parse(rest) {
-        let Some(batch) = rest.get(..header.total_size()) else {
-            break;
-        };
-        rest = &rest[header.total_size()..];
-        end = end.max(header.next_offset());
-        if header.is_control() {
-            continue;
-        }
-        let codec = Codec::from_id(header.compression())
-            .map_err(|e| BrokerError::Storage(format!("stored batch: {e}")))?;
-        let section = inflate(
-            codec,
-            &batch[sluice_storage::batch::HEADER_SIZE..],
-            64 << 20,
-        )
-        .map_err(|e| BrokerError::Storage(format!("stored batch: {e}")))?;
-        for record in Records::new(&section, header.records_count) {
-            let record = record.map_err(|e| BrokerError::Storage(format!("stored batch: {e}")))?;
-            let offset = header.base_offset + i64::from(record.offset_delta);
-            if offset < from {
-                continue;
-            }
-            let timestamp = if header.is_log_append_time() {
-                header.max_timestamp
-            } else {
-                header.base_timestamp + record.timestamp_delta
-            };
-            f(
-                offset,
-                StoredRecord {
-                    timestamp,
-                    key: record.key,
-                    value: record.value,
-                    headers: record.headers().collect(),
-                },
-            );
-        }
-    }
-    Ok(end)
-}
-
-struct StoredRecord<'a> {
-    timestamp: i64,
-    key: Option<&'a [u8]>,
-    value: Option<&'a [u8]>,
-    headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
 }
 
 /// The (source partition, source offset) of a forwarded record from

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use sluice_storage::producers::AbortedTxn;
 use sluice_storage::{AppendInfo, DiskRef, FileRegion, PartitionLog, ProducedBatch};
 use tracing::error;
 
@@ -165,8 +166,36 @@ impl Partition {
     /// Where the whole batches from `offset` on lie, never past the high
     /// watermark; `None` when there is nothing to read.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Option<FileRegion>> {
+        self.read_up_to(offset, max_bytes, self.high_watermark(), min_one)
+    }
+
+    /// As [`Partition::read`], never past `upper` either (the last stable
+    /// offset, for `read_committed` readers).
+    pub fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+        min_one: bool,
+    ) -> Result<Option<FileRegion>> {
+        let upper = upper.min(self.high_watermark());
+        Ok(self.log().read_region(offset, max_bytes, upper, min_one)?)
+    }
+
+    /// The last stable offset: below it every transaction is decided. The
+    /// first offset of the oldest open transaction, or the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
         let hw = self.high_watermark();
-        Ok(self.log().read_region(offset, max_bytes, hw, min_one)?)
+        self.log()
+            .producers()
+            .first_unstable_offset()
+            .map_or(hw, |first| first.min(hw))
+    }
+
+    /// The aborted transactions that may hold records in `[from, to)`, for
+    /// `read_committed` readers to skip.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.log().producers().aborted_between(from, to)
     }
 
     /// fsyncs the active segment if it has unsynced data (interval policy,

@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use crate::batch::{self, BatchHeader, ProducedBatch};
 use crate::disk::{self, Disk, DiskRef, RealDisk};
 use crate::error::StorageError;
-use crate::producers::{self, ProducerStates, SequenceCheck};
+use crate::producers::{self, ControlType, ProducerStates, SequenceCheck};
 use crate::region::FileRegion;
 use crate::segment::{Segment, LOG_SUFFIX};
 
@@ -271,7 +271,11 @@ impl PartitionLog {
         }
         let header = BatchHeader::parse(bytes)?;
         self.append_validated(bytes, &header, now_ms)?;
-        self.producers.record(&header, now_ms);
+        let control = header
+            .is_control()
+            .then(|| ControlType::of_batch(bytes, &header))
+            .flatten();
+        self.producers.record(&header, control, now_ms);
         Ok(AppendInfo {
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
@@ -528,6 +532,7 @@ impl PartitionLog {
             // valid, older data), but keeps the log start where it was set.
             self.disk.sync_dir(&self.dir)?;
         }
+        self.producers.trim_aborted(self.log_start_offset());
         Ok(deleted)
     }
 
@@ -556,6 +561,7 @@ impl PartitionLog {
         }
         if deleted > 0 {
             self.disk.sync_dir(&self.dir)?;
+            self.producers.trim_aborted(self.log_start_offset());
         }
         Ok(deleted)
     }
@@ -651,8 +657,12 @@ impl PartitionLog {
                 let Some(next) = rest.get(header.total_size()..) else {
                     break;
                 };
+                let control = header
+                    .is_control()
+                    .then(|| ControlType::of_batch(rest, &header))
+                    .flatten();
                 // Found by the scan: active as of this open.
-                states.record(&header, now_ms);
+                states.record(&header, control, now_ms);
                 offset = header.next_offset();
                 rest = next;
             }

@@ -17,25 +17,34 @@
 //! - accepted with any sequence from a producer the table does not know
 //!   (KIP-360: its state may have expired or been deleted with old data).
 //!
+//! Transactions are tracked here too, as Kafka does: a producer's first
+//! transactional batch opens its transaction at that offset, and the
+//! commit or abort marker (a control batch) closes it. The first offset of
+//! the oldest open transaction is where the last stable offset stops
+//! (`read_committed` readers see nothing from there on), and every aborted
+//! transaction is remembered with its range, for the aborted-transactions
+//! list of a `read_committed` fetch, until retention deletes its data.
+//!
 //! The table is rebuilt on open from the newest snapshot (written when a
 //! segment rolls) and the batches after it, so a retry that crosses a
 //! broker restart is still recognised. Producers that wrote nothing for
 //! `producer_id_expiration_ms` (by the broker's clock) are dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
-use crate::batch::BatchHeader;
+use crate::batch::{BatchHeader, HEADER_SIZE};
+use crate::records::Records;
 
 /// How many recent batches per producer are remembered (Kafka's
 /// `max.in.flight.requests.per.connection` limit for idempotence).
 pub const MAX_CACHED_BATCHES: usize = 5;
 
 const SNAPSHOT_SUFFIX: &str = "snapshot";
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
 /// Snapshots kept in a partition directory; older ones are deleted.
 const SNAPSHOTS_KEPT: usize = 2;
 
@@ -60,6 +69,58 @@ pub struct ProducerEntry {
     /// measures. Not the batches' own timestamps, which are the producer's
     /// (often event times) and would expire a producer at once.
     pub last_timestamp: i64,
+    /// The first offset of the producer's open transaction here, if any.
+    pub txn_first_offset: Option<i64>,
+}
+
+/// What a control batch marks: the type in its one record's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    Abort,
+    Commit,
+    /// Another control record (leader changes and the like): no effect on
+    /// transactions.
+    Other(i16),
+}
+
+impl ControlType {
+    fn code(self) -> i16 {
+        match self {
+            ControlType::Abort => 0,
+            ControlType::Commit => 1,
+            ControlType::Other(code) => code,
+        }
+    }
+
+    /// The type a control batch's bytes mark; None when they hold no
+    /// readable control record.
+    pub fn of_batch(batch: &[u8], header: &BatchHeader) -> Option<ControlType> {
+        let section = batch.get(HEADER_SIZE..header.total_size())?;
+        let record = Records::new(section, header.records_count).next()?.ok()?;
+        let key = record.key?;
+        let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+        Some(match kind {
+            0 => ControlType::Abort,
+            1 => ControlType::Commit,
+            other => ControlType::Other(other),
+        })
+    }
+
+    /// A control record's key as Kafka writes it: version 0, then the type.
+    pub fn key(self) -> [u8; 4] {
+        let kind = self.code().to_be_bytes();
+        [0, 0, kind[0], kind[1]]
+    }
+}
+
+/// A transaction that was aborted, with the offsets it spans (its marker
+/// included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The abort marker's offset.
+    pub last_offset: i64,
 }
 
 /// How a client's batch relates to what its producer wrote before.
@@ -88,6 +149,10 @@ pub enum ProducerError {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset → producer id.
+    ongoing: BTreeMap<i64, i64>,
+    /// Aborted transactions, in the order of their markers.
+    aborted: VecDeque<AbortedTxn>,
 }
 
 /// `seq` advanced by `by`, wrapping past i32::MAX to 0 as Kafka does.
@@ -139,6 +204,10 @@ impl ProducerStates {
                 current: entry.epoch,
             });
         }
+        if header.is_control() {
+            // A transaction marker carries no sequence; only its epoch counts.
+            return Ok(SequenceCheck::Append);
+        }
         let first = header.base_sequence;
         let last = increment_sequence(first, header.last_offset_delta);
         if epoch == entry.epoch {
@@ -169,25 +238,48 @@ impl ProducerStates {
     }
 
     /// Records a batch as stored (its header carries its final offsets),
-    /// at broker time `now_ms`.
-    pub fn record(&mut self, header: &BatchHeader, now_ms: i64) {
+    /// at broker time `now_ms`. `control` is what a control batch marks.
+    pub fn record(&mut self, header: &BatchHeader, control: Option<ControlType>, now_ms: i64) {
         if header.producer_id < 0 {
             return;
         }
+        let producer_id = header.producer_id;
         let entry = self
             .producers
-            .entry(header.producer_id)
+            .entry(producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch: header.producer_epoch,
                 batches: VecDeque::new(),
                 last_timestamp: now_ms,
+                txn_first_offset: None,
             });
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
         entry.last_timestamp = entry.last_timestamp.max(now_ms);
-        if header.is_control() || header.base_sequence < 0 {
+        if header.is_control() {
+            let ended = match control {
+                Some(ControlType::Abort | ControlType::Commit) => entry.txn_first_offset.take(),
+                _ => None,
+            };
+            if let Some(first_offset) = ended {
+                self.ongoing.remove(&first_offset);
+                if control == Some(ControlType::Abort) {
+                    self.aborted.push_back(AbortedTxn {
+                        producer_id,
+                        first_offset,
+                        last_offset: header.base_offset,
+                    });
+                }
+            }
+            return;
+        }
+        if header.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(header.base_offset);
+            self.ongoing.insert(header.base_offset, producer_id);
+        }
+        if header.base_sequence < 0 {
             return;
         }
         entry.batches.push_back(BatchMetadata {
@@ -203,21 +295,53 @@ impl ProducerStates {
     }
 
     /// Forgets producers that wrote nothing for `expiration_ms` up to
-    /// `now_ms`. Returns how many were forgotten.
+    /// `now_ms`, unless a transaction of theirs is open. Returns how many
+    /// were forgotten.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
+    }
+
+    /// The first offset of the oldest open transaction: the last stable
+    /// offset, when it is below the high watermark.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// The aborted transactions that may hold records in `[from, to)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|t| t.last_offset >= from && t.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below `log_start` (retention
+    /// deleted their records).
+    pub fn trim_aborted(&mut self, log_start: i64) {
+        while self
+            .aborted
+            .front()
+            .is_some_and(|t| t.last_offset < log_start)
+        {
+            self.aborted.pop_front();
+        }
     }
 
     /// The table as a snapshot file's bytes, valid at log offset `offset`:
     ///
     /// ```text
-    /// crc32c u32 (of what follows), version u8, offset i64, count u32,
-    /// each producer: id i64, epoch i16, last timestamp i64, batch count u8,
+    /// crc32c u32 (of what follows), version u8 (2), offset i64, count u32,
+    /// each producer: id i64, epoch i16, last timestamp i64, open
+    ///   transaction's first offset i64 (-1: none), batch count u8,
     ///   each batch: first seq i32, last seq i32, base offset i64,
-    ///   last offset i64, max timestamp i64
+    ///   last offset i64, max timestamp i64;
+    /// aborted count u32, each: producer id i64, first offset i64,
+    ///   last offset i64
     /// ```
     pub fn encode_snapshot(&self, offset: i64) -> Vec<u8> {
         let mut body = vec![SNAPSHOT_VERSION];
@@ -230,6 +354,7 @@ impl ProducerStates {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -238,6 +363,12 @@ impl ProducerStates {
                 body.extend_from_slice(&b.last_offset.to_be_bytes());
                 body.extend_from_slice(&b.max_timestamp.to_be_bytes());
             }
+        }
+        body.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
+        for t in &self.aborted {
+            body.extend_from_slice(&t.producer_id.to_be_bytes());
+            body.extend_from_slice(&t.first_offset.to_be_bytes());
+            body.extend_from_slice(&t.last_offset.to_be_bytes());
         }
         let mut out = crc32c::crc32c(&body).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
@@ -262,6 +393,7 @@ impl ProducerStates {
             let id = r.i64()?;
             let epoch = i16::from_be_bytes(r.take()?);
             let last_timestamp = r.i64()?;
+            let txn_first_offset = Some(r.i64()?).filter(|o| *o >= 0);
             let batches = usize::from(r.u8()?);
             if batches > MAX_CACHED_BATCHES {
                 return None;
@@ -270,6 +402,7 @@ impl ProducerStates {
                 epoch,
                 batches: VecDeque::new(),
                 last_timestamp,
+                txn_first_offset,
             };
             for _ in 0..batches {
                 entry.batches.push_back(BatchMetadata {
@@ -280,7 +413,17 @@ impl ProducerStates {
                     max_timestamp: r.i64()?,
                 });
             }
+            if let Some(first) = txn_first_offset {
+                states.ongoing.insert(first, id);
+            }
             states.producers.insert(id, entry);
+        }
+        for _ in 0..r.u32()? {
+            states.aborted.push_back(AbortedTxn {
+                producer_id: r.i64()?,
+                first_offset: r.i64()?,
+                last_offset: r.i64()?,
+            });
         }
         r.0.is_empty().then_some((states, offset))
     }
@@ -396,8 +539,8 @@ mod tests {
             states.check(&header(7, 0, 40, 5, 0)),
             Ok(SequenceCheck::Append)
         );
-        states.record(&header(7, 0, 40, 5, 0), 1000);
-        states.record(&header(7, 0, 45, 5, 5), 1000);
+        states.record(&header(7, 0, 40, 5, 0), None, 1000);
+        states.record(&header(7, 0, 45, 5, 5), None, 1000);
         match states.check(&header(7, 0, 40, 5, 99)) {
             Ok(SequenceCheck::Duplicate(b)) => assert_eq!((b.base_offset, b.last_offset), (0, 4)),
             other => panic!("{other:?}"),
@@ -415,13 +558,13 @@ mod tests {
             states.check(&header(7, 1, 50, 1, 10)),
             Err(ProducerError::OutOfOrderSequence { .. })
         ));
-        states.record(&header(7, 1, 0, 1, 10), 1000);
+        states.record(&header(7, 1, 0, 1, 10), None, 1000);
         assert!(matches!(
             states.check(&header(7, 0, 50, 1, 11)),
             Err(ProducerError::InvalidProducerEpoch { .. })
         ));
         // Batches without a producer are not tracked.
-        states.record(&header(-1, -1, -1, 3, 11), 1000);
+        states.record(&header(-1, -1, -1, 3, 11), None, 1000);
         assert_eq!(states.len(), 1);
     }
 
@@ -429,7 +572,7 @@ mod tests {
     fn only_the_last_five_batches_are_remembered() {
         let mut states = ProducerStates::default();
         for i in 0..7 {
-            states.record(&header(1, 0, i, 1, i64::from(i)), 1000);
+            states.record(&header(1, 0, i, 1, i64::from(i)), None, 1000);
         }
         let entry = states.get(1).unwrap();
         assert_eq!(entry.batches.len(), MAX_CACHED_BATCHES);
@@ -443,7 +586,7 @@ mod tests {
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
         let mut states = ProducerStates::default();
-        states.record(&header(1, 0, i32::MAX - 1, 2, 0), 1000);
+        states.record(&header(1, 0, i32::MAX - 1, 2, 0), None, 1000);
         assert_eq!(
             states.check(&header(1, 0, 0, 1, 2)),
             Ok(SequenceCheck::Append)
@@ -457,6 +600,7 @@ mod tests {
             for i in 0..4 {
                 states.record(
                     &header(pid, 2, i * 10, 10, pid * 100 + i64::from(i) * 10),
+                    None,
                     1000,
                 );
             }
@@ -485,10 +629,86 @@ mod tests {
         assert_eq!(snapshot_offsets(dir.path()), vec![20]);
     }
 
+    fn transactional(pid: i64, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x10,
+            ..header(pid, 0, seq, count, base_offset)
+        }
+    }
+
+    fn marker(pid: i64, base_offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x30,
+            base_sequence: -1,
+            ..header(pid, 0, 0, 1, base_offset)
+        }
+    }
+
+    #[test]
+    fn open_transactions_hold_the_stable_offset_and_aborts_are_listed() {
+        let mut states = ProducerStates::default();
+        states.record(&transactional(1, 0, 2, 10), None, 1000);
+        states.record(&transactional(2, 0, 2, 12), None, 1000);
+        states.record(&transactional(1, 2, 2, 14), None, 1000);
+        assert_eq!(states.first_unstable_offset(), Some(10));
+        // Producer 1 commits: producer 2's transaction now holds the LSO.
+        states.record(&marker(1, 16), Some(ControlType::Commit), 1000);
+        assert_eq!(states.first_unstable_offset(), Some(12));
+        // Producer 2 aborts: nothing is open, and its range is listed.
+        states.record(&marker(2, 17), Some(ControlType::Abort), 1000);
+        assert_eq!(states.first_unstable_offset(), None);
+        let aborted = AbortedTxn {
+            producer_id: 2,
+            first_offset: 12,
+            last_offset: 17,
+        };
+        assert_eq!(states.aborted_between(0, 100), vec![aborted]);
+        assert_eq!(states.aborted_between(18, 100), vec![]);
+        assert_eq!(states.aborted_between(0, 12), vec![]);
+        // An open transaction survives a snapshot; so does the aborted list.
+        states.record(&transactional(3, 0, 1, 18), None, 1000);
+        let (restored, _) = ProducerStates::decode_snapshot(&states.encode_snapshot(19)).unwrap();
+        assert_eq!(restored, states);
+        assert_eq!(restored.first_unstable_offset(), Some(18));
+        // A producer with an open transaction does not expire.
+        let mut idle = restored.clone();
+        assert_eq!(idle.expire(1000 + 10_000, 1), 2);
+        assert!(idle.get(3).is_some());
+        // Retention past the aborted range forgets it.
+        idle.trim_aborted(18);
+        assert_eq!(idle.aborted_between(0, 100), vec![]);
+    }
+
+    #[test]
+    fn control_records_are_read_from_the_batch() {
+        for kind in [
+            ControlType::Abort,
+            ControlType::Commit,
+            ControlType::Other(5),
+        ] {
+            let key = kind.key();
+            // One record: length, attributes, timestamp delta, offset
+            // delta, key length 4, key, value length -1, no headers.
+            let mut record = vec![0u8, 0, 0, 8];
+            record.extend_from_slice(&key);
+            record.extend_from_slice(&[1, 0]);
+            let mut batch = vec![0u8; HEADER_SIZE];
+            batch.push((record.len() as u8) << 1);
+            batch.extend_from_slice(&record);
+            let total = batch.len();
+            let header = BatchHeader {
+                batch_length: (total - 12) as i32,
+                records_count: 1,
+                ..marker(1, 0)
+            };
+            assert_eq!(ControlType::of_batch(&batch, &header), Some(kind));
+        }
+    }
+
     #[test]
     fn idle_producers_expire() {
         let mut states = ProducerStates::default();
-        states.record(&header(1, 0, 0, 1, 0), 1000);
+        states.record(&header(1, 0, 0, 1, 0), None, 1000);
         assert_eq!(states.expire(1000 + 59_999, 60_000), 0);
         assert_eq!(states.expire(1000 + 60_000, 60_000), 1);
         assert!(states.is_empty());

@@ -64,7 +64,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Topics the broker keeps for itself: clients may read them but not
 /// produce to or delete them.
 pub fn is_internal_topic(name: &str) -> bool {
-    name == OFFSETS_TOPIC
+    name == OFFSETS_TOPIC || name == crate::txn::TXN_STATE_TOPIC
 }
 
 /// Group ids refused: empty ones (as Kafka), and ones longer than a

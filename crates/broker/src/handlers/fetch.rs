@@ -11,8 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use sluice_storage::FileRegion;
 
@@ -113,6 +115,15 @@ fn read_partition(
         .ok_or(BrokerError::UnknownTopicOrPartition)?;
     check_leader_epoch(fetch.current_leader_epoch, partition.leader_epoch())?;
     let high_watermark = partition.high_watermark();
+    let last_stable = partition.last_stable_offset();
+    let read_committed = isolation_level == READ_COMMITTED;
+    // read_committed readers stop at the last stable offset: past it a
+    // transaction is still undecided.
+    let upper = if read_committed {
+        last_stable
+    } else {
+        high_watermark
+    };
     let records = if fetch.fetch_offset >= high_watermark {
         // At or past what consumers may see: nothing yet, unless the offset
         // is beyond the log altogether.
@@ -125,15 +136,30 @@ fn read_partition(
             });
         }
         None
+    } else if fetch.fetch_offset >= upper {
+        None
     } else {
-        partition.read(fetch.fetch_offset, max_bytes, min_one)?
+        partition.read_up_to(fetch.fetch_offset, max_bytes, upper, min_one)?
     };
     let mut data = PartitionData::default();
     data.partition_index = fetch.partition;
     data.high_watermark = high_watermark;
-    data.last_stable_offset = high_watermark;
+    data.last_stable_offset = last_stable;
     data.log_start_offset = partition.log_start_offset();
-    data.aborted_transactions = (isolation_level == READ_COMMITTED).then(Vec::new);
+    // The aborted transactions among what is returned: the reader drops
+    // their records itself.
+    data.aborted_transactions = read_committed.then(|| {
+        partition
+            .aborted_between(fetch.fetch_offset, upper)
+            .into_iter()
+            .map(|t| {
+                let mut aborted = AbortedTransaction::default();
+                aborted.producer_id = ProducerId(t.producer_id);
+                aborted.first_offset = t.first_offset;
+                aborted
+            })
+            .collect()
+    });
     data.preferred_read_replica = BrokerId(-1);
     // An empty record set when there is no region (the encoder sends the
     // region in its place when there is one).

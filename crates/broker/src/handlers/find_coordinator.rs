@@ -1,6 +1,8 @@
-//! FindCoordinator: this broker coordinates every group (a cluster of
-//! one). Answers for one key (v0-v3) or a batch of keys (v4+), and creates
-//! `__consumer_offsets` on first use, as Kafka does.
+//! FindCoordinator: this broker coordinates every group and every
+//! transactional id (a cluster of one). Answers for one key (v0-v3) or a
+//! batch of keys (v4+), and creates `__consumer_offsets` on first use, as
+//! Kafka does (`__transaction_state` is created by the first transactional
+//! id's InitProducerId).
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -11,6 +13,7 @@ use crate::error::BrokerError;
 use crate::server::RequestContext;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub fn handle(
     broker: &Broker,
@@ -18,13 +21,12 @@ pub fn handle(
     body: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let (host, port) = broker.config.advertised();
-    let outcome = if body.key_type == KEY_TYPE_GROUP {
-        broker.groups.ensure_offsets_topic(broker)
-    } else {
-        Err(BrokerError::InvalidRequest(format!(
-            "coordinator key type {} is not supported yet (only groups)",
-            body.key_type
-        )))
+    let outcome = match body.key_type {
+        KEY_TYPE_GROUP => broker.groups.ensure_offsets_topic(broker),
+        KEY_TYPE_TRANSACTION => Ok(()),
+        other => Err(BrokerError::InvalidRequest(format!(
+            "coordinator key type {other} is not supported (groups and transactions only)"
+        ))),
     };
     let answer = |key: StrBytes| {
         let mut c = Coordinator::default();

@@ -21,6 +21,8 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+/// Kafka's isolation level for read_committed.
+const READ_COMMITTED: i8 = 1;
 
 /// An offset and its timestamp; -1 for either when unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +54,7 @@ pub fn handle(
                 .ok_or(BrokerError::UnknownTopicOrPartition)
                 .and_then(|partition| {
                     check_leader_epoch(query.current_leader_epoch, partition.leader_epoch())?;
-                    let found = lookup(&partition, &query)?;
+                    let found = lookup(&partition, &query, body.isolation_level)?;
                     Ok((partition.leader_epoch(), found))
                 });
             match result {
@@ -77,14 +79,19 @@ pub fn handle(
     response
 }
 
-fn lookup(partition: &Partition, query: &ListOffsetsPartition) -> Result<Found> {
+fn lookup(
+    partition: &Partition,
+    query: &ListOffsetsPartition,
+    isolation_level: i8,
+) -> Result<Found> {
     let high_watermark = partition.high_watermark();
     let at = |offset| Found {
         offset,
         timestamp: -1,
     };
     match query.timestamp {
-        // With no transactions yet, the last stable offset is the high watermark.
+        // read_committed readers end at the last stable offset.
+        LATEST if isolation_level == READ_COMMITTED => Ok(at(partition.last_stable_offset())),
         LATEST => Ok(at(high_watermark)),
         EARLIEST | EARLIEST_LOCAL => Ok(at(partition.log_start_offset())),
         // No tiered storage: nothing is tiered.

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::Encodable;
 use crate::broker::Broker;
 use crate::server::{decode_body, encode_body, EncodedBody, RequestContext};
 
+pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -21,6 +22,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -66,6 +68,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 4),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -176,7 +180,15 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
             v,
         ),
         ApiKey::InitProducerId => reply(
-            init_producer_id::handle(broker, request, decode_body(request, body)?),
+            init_producer_id::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::AddPartitionsToTxn => reply(
+            add_partitions_to_txn::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::EndTxn => reply(
+            end_txn::handle(broker, request, decode_body(request, body)?).await,
             v,
         ),
         ApiKey::DescribeProducers => reply(

@@ -3,6 +3,8 @@
 //! acks=0 nothing is answered; as in Kafka, a failed acks=0 produce closes
 //! the connection, the only way the client can learn of it.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use futures_util::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -26,21 +28,34 @@ pub async fn handle(
     let acks = body.acks;
     let now = now_ms();
     let mut response = ProduceResponse::default();
+    // Transactional writes are checked against their transaction first,
+    // and appended while its gate is held (see `txn`).
+    let (_gate, mut verified) = verify_transactional(broker, request.version, &body).await;
     // First append every partition, then wait for durability of all of them
     // together, so one request to many partitions costs one round of fsyncs.
     let mut pending = Vec::new();
-    for topic in body.topic_data {
+    for (topic_index, topic) in body.topic_data.into_iter().enumerate() {
         let resolved = resolve_topic(broker, request.version, &topic.name.0, topic.topic_id);
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
         topic_response.topic_id = topic.topic_id;
         for data in topic.partition_data {
+            let verdict = verified.remove(&(topic_index, data.index));
             let outcome = if !matches!(acks, -1..=1) {
                 Err(BrokerError::InvalidRequiredAcks(acks))
+            } else if let Some(Err(e)) = verdict {
+                Err(e)
             } else {
-                resolved
-                    .clone()
-                    .and_then(|name| append(broker, &name, data.index, data.records, now))
+                resolved.clone().and_then(|name| {
+                    append(
+                        broker,
+                        &name,
+                        data.index,
+                        data.records,
+                        now,
+                        verdict.is_some(),
+                    )
+                })
             };
             if let Err(e) = &outcome {
                 warn!(
@@ -59,6 +74,8 @@ pub async fn handle(
         response.responses.push(topic_response);
     }
 
+    // Every append is done: a marker may follow them now.
+    drop(_gate);
     let commits = pending.iter().map(|(_, outcome)| async move {
         match outcome {
             Ok((partition, info)) => broker.commit_append(partition, info.last_offset + 1).await,
@@ -136,14 +153,88 @@ fn resolve_topic(broker: &Broker, version: i16, name: &str, id: uuid::Uuid) -> R
     broker.auto_create_topic(name).map(|t| t.name)
 }
 
+/// The transactional batches of a request, checked with the transaction
+/// coordinator: by (topic's position in the request, partition), whether
+/// each may be appended; and the gate to hold until they are.
+async fn verify_transactional(
+    broker: &Broker,
+    version: i16,
+    body: &ProduceRequest,
+) -> (
+    Option<crate::txn::WriteGate>,
+    HashMap<(usize, i32), Result<()>>,
+) {
+    let mut writes = Vec::new();
+    for (topic_index, topic) in body.topic_data.iter().enumerate() {
+        let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
+            broker
+                .state()
+                .topic_by_id(topic.topic_id)
+                .map(|t| t.name.clone())
+        } else {
+            Some(topic.name.0.to_string())
+        };
+        for data in &topic.partition_data {
+            let header = data
+                .records
+                .as_deref()
+                .and_then(|r| BatchHeader::parse(r).ok());
+            if let Some(header) = header.filter(BatchHeader::is_transactional) {
+                let name = name.clone().unwrap_or_else(|| topic.name.0.to_string());
+                writes.push((topic_index, name, data.index, header));
+            }
+        }
+    }
+    let mut verdicts = HashMap::new();
+    let Some((producer_id, epoch)) = writes
+        .first()
+        .map(|(_, _, _, h)| (h.producer_id, h.producer_epoch))
+    else {
+        return (None, verdicts);
+    };
+    let Some(transactional_id) = body.transactional_id.as_ref() else {
+        for (topic_index, _, index, _) in writes {
+            let e = BrokerError::InvalidTxnState(
+                "a transactional batch in a produce request without a transactional id".into(),
+            );
+            verdicts.insert((topic_index, index), Err(e));
+        }
+        return (None, verdicts);
+    };
+    let partitions: Vec<(String, i32)> = writes
+        .iter()
+        .map(|(_, name, index, _)| (name.clone(), *index))
+        .collect();
+    let (gate, results) = broker
+        .txns
+        .verify_writes(transactional_id, producer_id, epoch, &partitions)
+        .await;
+    for ((topic_index, _, index, header), result) in writes.into_iter().zip(results) {
+        let result = result.and_then(|()| {
+            if (header.producer_id, header.producer_epoch) == (producer_id, epoch) {
+                Ok(())
+            } else {
+                Err(BrokerError::InvalidProducerEpoch(
+                    "transactional batches of one request must share a producer id and epoch"
+                        .into(),
+                ))
+            }
+        });
+        verdicts.insert((topic_index, index), result);
+    }
+    (Some(gate), verdicts)
+}
+
 /// Checks that `records` hold exactly one batch (Kafka requires this from
-/// produce v3 on) and appends it.
+/// produce v3 on) and appends it. A transactional batch must have been
+/// verified with its transaction (`verified`).
 fn append(
     broker: &Broker,
     topic: &str,
     index: i32,
     records: Option<Bytes>,
     now: i64,
+    verified: bool,
 ) -> Result<(PartitionRef, AppendInfo)> {
     let partition = broker
         .partition(topic, index)
@@ -166,11 +257,11 @@ fn append(
             "clients may not produce control batches".to_string(),
         ));
     }
-    if header.is_transactional() {
-        // Without a transaction coordinator no marker would ever end it,
-        // and read_committed readers would wait on it forever.
-        return Err(BrokerError::InvalidRecord(
-            "transactional batches need the transaction coordinator, which this broker does not have yet".to_string(),
+    if header.is_transactional() && !verified {
+        // A transactional write the coordinator did not check could open a
+        // transaction no marker ever ends.
+        return Err(BrokerError::InvalidTxnState(
+            "a transactional batch that was not checked with its transaction".to_string(),
         ));
     }
     // The batch is copied once so that its offset and epoch can be set.

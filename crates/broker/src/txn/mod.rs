@@ -1,0 +1,388 @@
+//! The transaction coordinator: InitProducerId with a transactional id,
+//! AddPartitionsToTxn, EndTxn, transaction timeouts, and the markers that
+//! end a transaction in each of its partitions.
+//!
+//! Each transactional id's state (`state.rs`) is durable in the internal
+//! topic `__transaction_state` (`records.rs`; same fsync policy and crash
+//! recovery as any data) before the coordinator answers or acts on it, and
+//! is replayed on start. A transaction caught between its decision
+//! (PrepareCommit/PrepareAbort stored) and its completion has its markers
+//! written again on start, so a commit once decided completes.
+//!
+//! Against hanging transactions (Jepsen's finding: a late write of an
+//! aborted transaction opening a new one that no marker ever ends, which
+//! blocks `read_committed` readers forever), a transactional write is
+//! verified here before it is appended: its producer id and epoch are the
+//! transaction's, the transaction is open and the partition is in it. The
+//! check and the append happen under a shared gate of the transactional
+//! id, and ending the transaction takes that gate alone, so no verified
+//! write can land after a marker.
+
+pub mod records;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use tracing::{info, warn};
+
+use crate::broker::{now_ms, Broker};
+use crate::error::{BrokerError, Result};
+use state::{InitOutcome, TopicPartition, TxnMetadata, TxnState};
+
+/// The internal topic holding transaction states.
+pub const TXN_STATE_TOPIC: &str = "__transaction_state";
+
+/// Limits the coordinator runs under (broker settings).
+#[derive(Debug, Clone)]
+pub struct TxnLimits {
+    pub state_partitions: i32,
+    pub max_timeout_ms: i32,
+    pub max_transactional_ids: usize,
+}
+
+pub struct TransactionCoordinator {
+    txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// Per transactional id: shared by verified writes, alone by state
+    /// changes (see the module comment).
+    gates: Mutex<HashMap<String, Arc<RwLock<()>>>>,
+    limits: TxnLimits,
+}
+
+/// Held by a produce request from its check to its append.
+pub type WriteGate = OwnedRwLockReadGuard<()>;
+
+impl TransactionCoordinator {
+    pub fn new(limits: TxnLimits) -> TransactionCoordinator {
+        TransactionCoordinator {
+            txns: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
+            limits,
+        }
+    }
+
+    fn txns(&self) -> MutexGuard<'_, HashMap<String, TxnMetadata>> {
+        self.txns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn gate(&self, transactional_id: &str) -> Arc<RwLock<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(gates.entry(transactional_id.to_string()).or_default())
+    }
+
+    async fn exclusive(&self, transactional_id: &str) -> OwnedRwLockWriteGuard<()> {
+        self.gate(transactional_id).write_owned().await
+    }
+
+    pub fn get(&self, transactional_id: &str) -> Option<TxnMetadata> {
+        self.txns().get(transactional_id).cloned()
+    }
+
+    /// Every transactional id's state, by id.
+    pub fn all(&self) -> BTreeMap<String, TxnMetadata> {
+        self.txns()
+            .iter()
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect()
+    }
+
+    /// Rebuilds the states from `__transaction_state`, if it exists.
+    pub fn load(&self, broker: &Broker) {
+        let mut txns = self.txns();
+        for partition in broker.topic_partitions(TXN_STATE_TOPIC) {
+            let log = partition.log();
+            let mut offset = log.log_start_offset();
+            let end = log.log_end_offset();
+            while offset < end {
+                let bytes = match log.read(offset, 1 << 20, end, true) {
+                    Ok(bytes) if !bytes.is_empty() => bytes,
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(partition = partition.index, error = %e, "cannot read {TXN_STATE_TOPIC}");
+                        break;
+                    }
+                };
+                let next = crate::record_batch::for_each_record(&bytes, offset, |_, record| {
+                    let Some(id) = record.key.and_then(records::decode_key) else {
+                        return;
+                    };
+                    match record.value.map(|v| records::decode_value(&id, v)) {
+                        Some(Some(meta)) => {
+                            txns.insert(id, meta);
+                        }
+                        Some(None) => {
+                            warn!(transactional_id = %id, "a damaged transaction state; keeping the previous one")
+                        }
+                        None => {
+                            txns.remove(&id);
+                        }
+                    }
+                });
+                match next {
+                    Ok(next) if next > offset => offset = next,
+                    _ => break,
+                }
+            }
+        }
+        if !txns.is_empty() {
+            info!(transactional_ids = txns.len(), "loaded transaction states");
+        }
+    }
+
+    fn ensure_state_topic(&self, broker: &Broker) -> Result<()> {
+        if broker.state().topic(TXN_STATE_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs = BTreeMap::from([
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
+        ]);
+        match broker.create_topic(TXN_STATE_TOPIC, self.limits.state_partitions, 1, configs) {
+            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes `meta` durable in `__transaction_state`, then current.
+    async fn store(&self, broker: &Broker, meta: TxnMetadata) -> Result<TxnMetadata> {
+        self.ensure_state_topic(broker)?;
+        let index = records::partition_for(&meta.transactional_id, self.limits.state_partitions);
+        let partition = broker
+            .partition(TXN_STATE_TOPIC, index)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let record = crate::record_batch::record(
+            now_ms(),
+            Some(records::encode_key(&meta.transactional_id).into()),
+            Some(records::encode_value(&meta).into()),
+            Default::default(),
+        );
+        let info = partition.append(crate::record_batch::encode(vec![record])?, now_ms())?;
+        broker
+            .commit_append(&partition, info.last_offset + 1)
+            .await?;
+        self.txns()
+            .insert(meta.transactional_id.clone(), meta.clone());
+        Ok(meta)
+    }
+
+    fn check_timeout(&self, timeout_ms: i32) -> Result<()> {
+        if timeout_ms <= 0 || timeout_ms > self.limits.max_timeout_ms {
+            return Err(BrokerError::InvalidTransactionTimeout(format!(
+                "transaction timeout {timeout_ms} ms is outside (0, {}] (transaction_max_timeout_ms)",
+                self.limits.max_timeout_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id: its producer id and a new
+    /// epoch, which fences every older instance. An open transaction of
+    /// the id is aborted first.
+    pub async fn init_producer_id(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16)> {
+        if transactional_id.is_empty() {
+            return Err(BrokerError::InvalidRequest(
+                "the transactional id is empty".into(),
+            ));
+        }
+        self.check_timeout(timeout_ms)?;
+        let _gate = self.exclusive(transactional_id).await;
+        let now = now_ms();
+        let Some(current) = self.get(transactional_id) else {
+            if self.txns().len() >= self.limits.max_transactional_ids {
+                return Err(BrokerError::PolicyViolation(format!(
+                    "the broker holds {} transactional ids; max_transactional_ids is {}",
+                    self.limits.max_transactional_ids, self.limits.max_transactional_ids
+                )));
+            }
+            let producer_id = broker.producer_ids.next(broker)?;
+            let meta = TxnMetadata::new(transactional_id, producer_id, timeout_ms, now);
+            let meta = self.store(broker, meta).await?;
+            info!(transactional_id, producer_id, "new transactional id");
+            return Ok((meta.producer_id, meta.producer_epoch));
+        };
+        let new_id = || broker.producer_ids.next(broker);
+        let ready = match current.init_producer_id(timeout_ms, expected, new_id, now)? {
+            InitOutcome::Ready(next) => next,
+            InitOutcome::AbortFirst(aborting) => {
+                info!(
+                    transactional_id,
+                    epoch = aborting.producer_epoch,
+                    "a new instance of the producer: its open transaction is aborted"
+                );
+                let done = self.finish(broker, aborting).await?;
+                match done.init_producer_id(
+                    timeout_ms,
+                    None,
+                    || broker.producer_ids.next(broker),
+                    now,
+                )? {
+                    InitOutcome::Ready(next) => next,
+                    InitOutcome::AbortFirst(_) => {
+                        return Err(BrokerError::ConcurrentTransactions(
+                            transactional_id.to_string(),
+                        ))
+                    }
+                }
+            }
+        };
+        let meta = self.store(broker, ready).await?;
+        Ok((meta.producer_id, meta.producer_epoch))
+    }
+
+    /// AddPartitionsToTxn: these partitions join the open transaction.
+    pub async fn add_partitions(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        let _gate = self.exclusive(transactional_id).await;
+        let current = self
+            .get(transactional_id)
+            .ok_or_else(|| unknown_id(transactional_id))?;
+        if let Some(next) =
+            current.add_partitions(producer_id, producer_epoch, partitions, now_ms())?
+        {
+            self.store(broker, next).await?;
+        }
+        Ok(())
+    }
+
+    /// EndTxn: commits or aborts the open transaction. Answers once every
+    /// marker is written, so that a reader that starts afterwards sees the
+    /// outcome.
+    pub async fn end(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<()> {
+        let _gate = self.exclusive(transactional_id).await;
+        let current = self
+            .get(transactional_id)
+            .ok_or_else(|| unknown_id(transactional_id))?;
+        let Some(prepared) = current.end(producer_id, producer_epoch, commit, now_ms())? else {
+            return Ok(());
+        };
+        self.finish(broker, prepared).await?;
+        Ok(())
+    }
+
+    /// Stores a decided transaction (PrepareCommit or PrepareAbort), writes
+    /// its markers, and stores it complete. The caller holds its gate.
+    async fn finish(&self, broker: &Broker, prepared: TxnMetadata) -> Result<TxnMetadata> {
+        let prepared = self.store(broker, prepared).await?;
+        self.write_markers(broker, &prepared).await?;
+        let done = prepared.complete(now_ms());
+        self.store(broker, done).await
+    }
+
+    /// Writes the transaction's marker into each of its partitions and
+    /// waits until they are durable and visible. A partition deleted since
+    /// is skipped.
+    async fn write_markers(&self, broker: &Broker, meta: &TxnMetadata) -> Result<()> {
+        let commit = meta.state == TxnState::PrepareCommit;
+        for (topic, index) in &meta.partitions {
+            let Some(partition) = broker.partition(topic, *index) else {
+                warn!(transactional_id = %meta.transactional_id, topic, partition = index, "no marker for a deleted partition");
+                continue;
+            };
+            let marker = crate::record_batch::marker(
+                meta.producer_id,
+                meta.producer_epoch,
+                commit,
+                now_ms(),
+            )?;
+            let info = partition.append(marker, now_ms())?;
+            broker
+                .commit_append(&partition, info.last_offset + 1)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Checks a produce request's transactional writes: the producer is the
+    /// transactional id's current one and each partition is in its open
+    /// transaction. The gate returned must be held until the appends are
+    /// done. Per-partition results, in order.
+    pub async fn verify_writes(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+    ) -> (WriteGate, Vec<Result<()>>) {
+        let gate = self.gate(transactional_id).read_owned().await;
+        let current = self.get(transactional_id);
+        let results = partitions
+            .iter()
+            .map(|partition| {
+                let meta = current
+                    .as_ref()
+                    .ok_or_else(|| unknown_id(transactional_id))?;
+                meta.check_producer(producer_id, producer_epoch)
+                    .map_err(|e| match e {
+                        // Produce reports a fenced producer this way.
+                        BrokerError::ProducerFenced(why) => BrokerError::InvalidProducerEpoch(why),
+                        other => other,
+                    })?;
+                if meta.state != TxnState::Ongoing || !meta.partitions.contains(partition) {
+                    return Err(BrokerError::InvalidTxnState(format!(
+                        "{}-{} is not in an open transaction of '{transactional_id}'; \
+                         add it with AddPartitionsToTxn first",
+                        partition.0, partition.1
+                    )));
+                }
+                Ok(())
+            })
+            .collect();
+        (gate, results)
+    }
+
+    /// Aborts open transactions past their timeout (fencing their
+    /// producers), and completes decided ones whose markers a crash
+    /// interrupted.
+    pub async fn tick(&self, broker: &Broker) {
+        let now = now_ms();
+        let due: Vec<String> = self
+            .txns()
+            .iter()
+            .filter(|(_, m)| m.timed_out(now) || m.state.is_preparing())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let _gate = self.exclusive(&id).await;
+            let Some(current) = self.get(&id) else {
+                continue;
+            };
+            let decided = if current.timed_out(now_ms()) {
+                info!(transactional_id = %id, timeout_ms = current.timeout_ms, "transaction timed out; aborting it and fencing its producer");
+                current.fence_and_abort(now_ms())
+            } else if current.state.is_preparing() {
+                current
+            } else {
+                continue;
+            };
+            if let Err(e) = self.finish(broker, decided).await {
+                warn!(transactional_id = %id, error = %e, "cannot complete a transaction; will retry");
+            }
+        }
+    }
+}
+
+fn unknown_id(transactional_id: &str) -> BrokerError {
+    BrokerError::InvalidProducerIdMapping(format!(
+        "transactional id '{transactional_id}' has no producer id; call InitProducerId first"
+    ))
+}

@@ -1,0 +1,408 @@
+//! One transactional id's transaction, as Kafka's transaction coordinator
+//! keeps it (`TransactionMetadata`): its producer id and epoch, its state,
+//! the partitions its open transaction wrote to, and its timeout.
+//!
+//! A state machine without I/O or clocks (every call takes `now_ms`), like
+//! the group state machines: each call checks a request against the
+//! current state and returns the next state, which the coordinator makes
+//! durable in `__transaction_state` before it answers or acts on it.
+//!
+//! ```text
+//! Empty ──AddPartitions──▶ Ongoing ──EndTxn(commit)──▶ PrepareCommit ──markers──▶ CompleteCommit
+//!                            │    └──EndTxn(abort)───▶ PrepareAbort  ──markers──▶ CompleteAbort
+//!                            └──timeout / InitProducerId: epoch bumped, then PrepareAbort
+//! Complete* ──AddPartitions──▶ Ongoing;  InitProducerId in Empty/Complete*: epoch + 1
+//! ```
+
+use std::collections::BTreeSet;
+
+use crate::error::{BrokerError, Result};
+
+/// Kafka's transaction states (ListTransactions, DescribeTransactions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            TxnState::Empty => 0,
+            TxnState::Ongoing => 1,
+            TxnState::PrepareCommit => 2,
+            TxnState::PrepareAbort => 3,
+            TxnState::CompleteCommit => 4,
+            TxnState::CompleteAbort => 5,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<TxnState> {
+        Some(match code {
+            0 => TxnState::Empty,
+            1 => TxnState::Ongoing,
+            2 => TxnState::PrepareCommit,
+            3 => TxnState::PrepareAbort,
+            4 => TxnState::CompleteCommit,
+            5 => TxnState::CompleteAbort,
+            _ => return None,
+        })
+    }
+
+    /// Markers are being written: the transaction's outcome is decided.
+    pub fn is_preparing(self) -> bool {
+        matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)
+    }
+}
+
+/// The highest epoch a producer id may reach before a new id is needed.
+pub const MAX_EPOCH: i16 = i16::MAX - 1;
+
+/// A partition a transaction wrote to.
+pub type TopicPartition = (String, i32);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMetadata {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    /// The producer id before the last rotation (epoch exhausted), so that
+    /// a retried InitProducerId is recognised; -1 if none.
+    pub previous_producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    pub partitions: BTreeSet<TopicPartition>,
+    /// When the open transaction began (its first AddPartitions); -1 if none.
+    pub start_ms: i64,
+    pub last_update_ms: i64,
+}
+
+/// What InitProducerId does for an existing transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// The next metadata to store and answer with.
+    Ready(TxnMetadata),
+    /// A transaction is open: it must be aborted (with the epoch bumped,
+    /// which fences the old producer) before the caller retries; the
+    /// client is told CONCURRENT_TRANSACTIONS meanwhile.
+    AbortFirst(TxnMetadata),
+}
+
+impl TxnMetadata {
+    /// A transactional id seen for the first time, given a new producer id.
+    pub fn new(transactional_id: &str, producer_id: i64, timeout_ms: i32, now_ms: i64) -> Self {
+        TxnMetadata {
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            previous_producer_id: -1,
+            producer_epoch: 0,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            last_update_ms: now_ms,
+        }
+    }
+
+    /// InitProducerId for an existing transactional id: the epoch goes up
+    /// by one (fencing any older instance of the producer), or, when it is
+    /// exhausted, the producer id is replaced by `new_producer_id()`.
+    /// `expected` is the id and epoch the producer believes it has
+    /// (KIP-360), if it sent them.
+    pub fn init_producer_id(
+        &self,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        new_producer_id: impl FnOnce() -> Result<i64>,
+        now_ms: i64,
+    ) -> Result<InitOutcome> {
+        if let Some((id, epoch)) = expected {
+            let known =
+                id == self.producer_id || (id == self.previous_producer_id && epoch >= MAX_EPOCH);
+            if !known {
+                return Err(BrokerError::ProducerFenced(format!(
+                    "transactional id '{}' now has producer id {}, not {id}",
+                    self.transactional_id, self.producer_id
+                )));
+            }
+            if id == self.producer_id && epoch != self.producer_epoch {
+                return Err(BrokerError::ProducerFenced(format!(
+                    "producer epoch {epoch} is not the current {}",
+                    self.producer_epoch
+                )));
+            }
+        }
+        match self.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => Err(
+                BrokerError::ConcurrentTransactions(self.transactional_id.clone()),
+            ),
+            TxnState::Ongoing => {
+                // Fence the open transaction's producer, then abort it.
+                let mut next = self.clone();
+                next.producer_epoch = self.producer_epoch.saturating_add(1);
+                next.state = TxnState::PrepareAbort;
+                next.last_update_ms = now_ms;
+                Ok(InitOutcome::AbortFirst(next))
+            }
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                let mut next = self.clone();
+                if self.producer_epoch >= MAX_EPOCH {
+                    next.previous_producer_id = self.producer_id;
+                    next.producer_id = new_producer_id()?;
+                    next.producer_epoch = 0;
+                } else {
+                    next.producer_epoch += 1;
+                }
+                next.timeout_ms = timeout_ms;
+                next.state = TxnState::Empty;
+                next.partitions.clear();
+                next.start_ms = -1;
+                next.last_update_ms = now_ms;
+                Ok(InitOutcome::Ready(next))
+            }
+        }
+    }
+
+    /// Checks that a request comes from the current producer.
+    pub fn check_producer(&self, producer_id: i64, producer_epoch: i16) -> Result<()> {
+        if producer_id != self.producer_id {
+            return Err(BrokerError::InvalidProducerIdMapping(format!(
+                "transactional id '{}' has producer id {}, not {producer_id}",
+                self.transactional_id, self.producer_id
+            )));
+        }
+        if producer_epoch != self.producer_epoch {
+            return Err(BrokerError::ProducerFenced(format!(
+                "producer epoch {producer_epoch} is not the current {}",
+                self.producer_epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets
+    /// partition): the transaction is open, with these partitions in it.
+    /// None when nothing changes (all already in the open transaction).
+    pub fn add_partitions(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+        now_ms: i64,
+    ) -> Result<Option<TxnMetadata>> {
+        self.check_producer(producer_id, producer_epoch)?;
+        if self.state.is_preparing() {
+            return Err(BrokerError::ConcurrentTransactions(
+                self.transactional_id.clone(),
+            ));
+        }
+        if self.state == TxnState::Ongoing && partitions.iter().all(|p| self.partitions.contains(p))
+        {
+            return Ok(None);
+        }
+        let mut next = self.clone();
+        if self.state != TxnState::Ongoing {
+            next.partitions.clear();
+            next.start_ms = now_ms;
+            next.state = TxnState::Ongoing;
+        }
+        next.partitions.extend(partitions.iter().cloned());
+        next.last_update_ms = now_ms;
+        Ok(Some(next))
+    }
+
+    /// EndTxn: the transaction's outcome is decided. `Ok(None)` for a
+    /// retry of an EndTxn that already completed (answered with success).
+    pub fn end(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<Option<TxnMetadata>> {
+        self.check_producer(producer_id, producer_epoch)?;
+        let invalid = || {
+            Err(BrokerError::InvalidTxnState(format!(
+                "cannot {} transactional id '{}' in state {}",
+                if commit { "commit" } else { "abort" },
+                self.transactional_id,
+                self.state.name()
+            )))
+        };
+        match (self.state, commit) {
+            (TxnState::Ongoing, _) => Ok(Some(self.prepare(commit, now_ms))),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(None),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => Err(
+                BrokerError::ConcurrentTransactions(self.transactional_id.clone()),
+            ),
+            _ => invalid(),
+        }
+    }
+
+    /// The transaction moves to PrepareCommit or PrepareAbort.
+    pub fn prepare(&self, commit: bool, now_ms: i64) -> TxnMetadata {
+        let mut next = self.clone();
+        next.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        next.last_update_ms = now_ms;
+        next
+    }
+
+    /// Every marker is written: the transaction is complete.
+    pub fn complete(&self, now_ms: i64) -> TxnMetadata {
+        let mut next = self.clone();
+        next.state = match self.state {
+            TxnState::PrepareCommit => TxnState::CompleteCommit,
+            TxnState::PrepareAbort => TxnState::CompleteAbort,
+            other => other,
+        };
+        next.partitions.clear();
+        next.start_ms = -1;
+        next.last_update_ms = now_ms;
+        next
+    }
+
+    /// An open transaction past its timeout: aborted by the coordinator,
+    /// with the epoch bumped so that its producer is fenced.
+    pub fn timed_out(&self, now_ms: i64) -> bool {
+        self.state == TxnState::Ongoing
+            && self.start_ms >= 0
+            && now_ms.saturating_sub(self.start_ms) > i64::from(self.timeout_ms)
+    }
+
+    /// The aborting of a timed-out transaction.
+    pub fn fence_and_abort(&self, now_ms: i64) -> TxnMetadata {
+        let mut next = self.prepare(false, now_ms);
+        next.producer_epoch = self.producer_epoch.saturating_add(1);
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(topic: &str, p: i32) -> TopicPartition {
+        (topic.to_string(), p)
+    }
+
+    fn no_new_id() -> Result<i64> {
+        panic!("no new producer id expected")
+    }
+
+    #[test]
+    fn a_transaction_goes_through_its_states() {
+        let meta = TxnMetadata::new("orders", 7, 60_000, 0);
+        let open = meta
+            .add_partitions(7, 0, &[tp("t", 0), tp("t", 1)], 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.state, TxnState::Ongoing);
+        assert_eq!(open.start_ms, 10);
+        // Adding what is already in it changes nothing.
+        assert_eq!(open.add_partitions(7, 0, &[tp("t", 0)], 11).unwrap(), None);
+        let prepared = open.end(7, 0, true, 20).unwrap().unwrap();
+        assert_eq!(prepared.state, TxnState::PrepareCommit);
+        assert!(matches!(
+            prepared.end(7, 0, true, 21),
+            Err(BrokerError::ConcurrentTransactions(_))
+        ));
+        let done = prepared.complete(30);
+        assert_eq!(done.state, TxnState::CompleteCommit);
+        assert!(done.partitions.is_empty());
+        // A retried EndTxn is answered with success; the other outcome is refused.
+        assert_eq!(done.end(7, 0, true, 31).unwrap(), None);
+        assert!(matches!(
+            done.end(7, 0, false, 31),
+            Err(BrokerError::InvalidTxnState(_))
+        ));
+        // The next transaction starts afresh.
+        let next = done
+            .add_partitions(7, 0, &[tp("u", 3)], 40)
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.partitions.len(), 1);
+        assert_eq!(next.start_ms, 40);
+    }
+
+    #[test]
+    fn init_producer_id_bumps_the_epoch_and_fences_the_old_producer() {
+        let meta = TxnMetadata::new("orders", 7, 60_000, 0);
+        let InitOutcome::Ready(next) = meta.init_producer_id(30_000, None, no_new_id, 5).unwrap()
+        else {
+            panic!("ready expected")
+        };
+        assert_eq!((next.producer_id, next.producer_epoch), (7, 1));
+        assert_eq!(next.timeout_ms, 30_000);
+        // The old epoch is fenced everywhere.
+        assert!(matches!(
+            next.add_partitions(7, 0, &[tp("t", 0)], 6),
+            Err(BrokerError::ProducerFenced(_))
+        ));
+        assert!(matches!(
+            next.add_partitions(8, 1, &[tp("t", 0)], 6),
+            Err(BrokerError::InvalidProducerIdMapping(_))
+        ));
+        // With a transaction open, it is aborted first (epoch bumped).
+        let open = next
+            .add_partitions(7, 1, &[tp("t", 0)], 7)
+            .unwrap()
+            .unwrap();
+        let InitOutcome::AbortFirst(aborting) =
+            open.init_producer_id(30_000, None, no_new_id, 8).unwrap()
+        else {
+            panic!("abort expected")
+        };
+        assert_eq!(aborting.state, TxnState::PrepareAbort);
+        assert_eq!(aborting.producer_epoch, 2);
+        // A KIP-360 request naming another producer id is fenced.
+        assert!(matches!(
+            next.init_producer_id(30_000, Some((99, 0)), no_new_id, 9),
+            Err(BrokerError::ProducerFenced(_))
+        ));
+    }
+
+    #[test]
+    fn an_exhausted_epoch_gets_a_new_producer_id() {
+        let mut meta = TxnMetadata::new("orders", 7, 60_000, 0);
+        meta.producer_epoch = MAX_EPOCH;
+        let InitOutcome::Ready(next) = meta.init_producer_id(1000, None, || Ok(8), 1).unwrap()
+        else {
+            panic!("ready expected")
+        };
+        assert_eq!((next.producer_id, next.producer_epoch), (8, 0));
+        assert_eq!(next.previous_producer_id, 7);
+    }
+
+    #[test]
+    fn open_transactions_time_out_and_are_aborted_with_a_fence() {
+        let meta = TxnMetadata::new("orders", 7, 1000, 0);
+        let open = meta
+            .add_partitions(7, 0, &[tp("t", 0)], 100)
+            .unwrap()
+            .unwrap();
+        assert!(!open.timed_out(1100));
+        assert!(open.timed_out(1101));
+        let aborting = open.fence_and_abort(1101);
+        assert_eq!(aborting.state, TxnState::PrepareAbort);
+        assert_eq!(aborting.producer_epoch, 1);
+    }
+}

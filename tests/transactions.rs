@@ -1,0 +1,327 @@
+//! Transactions with librdkafka's transactional producer (and the Java
+//! client's) against the real binary: committed transactions are visible to `read_committed`
+//! consumers and aborted ones never are, while `read_uncommitted` sees
+//! both; a new instance of a producer fences the old one and aborts what
+//! it left open; a transaction left open past its timeout is aborted; the
+//! coordinator's state survives a kill -9; and requests that break the
+//! protocol get Kafka's error codes.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ProduceResponse, ProducerId, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use common::raw::exchange;
+use common::Broker;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
+    common::sluice(
+        &[
+            "topic",
+            "create",
+            topic,
+            "-p",
+            &partitions.to_string(),
+            "-b",
+            &broker.bootstrap(),
+        ],
+        None,
+    );
+}
+
+fn transactional_producer(broker: &Broker, id: &str, timeout_ms: u32) -> BaseProducer {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", timeout_ms.to_string())
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer");
+    producer
+        .init_transactions(TIMEOUT)
+        .expect("init_transactions");
+    producer
+}
+
+/// Sends `values` to `topic` (keyed, so spread over its partitions) in
+/// the producer's open transaction and waits until each is acknowledged.
+fn send(producer: &BaseProducer, topic: &str, values: &[String]) {
+    for (i, value) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        let mut record = BaseRecord::to(topic).key(&key).payload(value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(TIMEOUT).expect("flush");
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Every value a consumer at `isolation` reads from the start of `topic`
+/// until `done` holds for what it read (polled, never slept).
+fn read_all(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    mut done: impl FnMut(&BTreeSet<String>) -> bool,
+) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", format!("reader-{isolation}"))
+        .set("isolation.level", isolation)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while !done(&seen) {
+        assert!(Instant::now() < deadline, "{isolation}: read only {seen:?}");
+        if let Some(message) = consumer.poll(Duration::from_millis(50)) {
+            let message = message.expect("consume");
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string();
+            seen.insert(value);
+        }
+    }
+    seen
+}
+
+/// Reads until `last` arrives (it is the last committed value), then
+/// checks nothing else than `expected` was read.
+fn assert_reads_exactly(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    expected: &BTreeSet<String>,
+) {
+    let seen = read_all(broker, topic, partitions, isolation, |seen| {
+        expected.iter().all(|v| seen.contains(v))
+    });
+    assert_eq!(&seen, expected, "{isolation}");
+}
+
+#[test]
+fn committed_transactions_are_read_and_aborted_ones_never_are() {
+    let mut broker = Broker::start();
+    create_topic(&broker, "orders", 3);
+    let producer = transactional_producer(&broker, "order-service", 60_000);
+
+    producer.begin_transaction().expect("begin");
+    send(&producer, "orders", &values("committed-a", 30));
+    producer.commit_transaction(TIMEOUT).expect("commit");
+
+    producer.begin_transaction().expect("begin");
+    send(&producer, "orders", &values("aborted", 30));
+    producer.abort_transaction(TIMEOUT).expect("abort");
+
+    producer.begin_transaction().expect("begin");
+    send(&producer, "orders", &values("committed-b", 30));
+    producer.commit_transaction(TIMEOUT).expect("commit");
+
+    let committed: BTreeSet<String> = values("committed-a", 30)
+        .into_iter()
+        .chain(values("committed-b", 30))
+        .collect();
+    let everything: BTreeSet<String> = committed
+        .iter()
+        .cloned()
+        .chain(values("aborted", 30))
+        .collect();
+    assert_reads_exactly(&broker, "orders", 3, "read_committed", &committed);
+    assert_reads_exactly(&broker, "orders", 3, "read_uncommitted", &everything);
+
+    // The coordinator's state and the partitions' transactions survive a
+    // kill -9: the same producer goes on, and readers see the same.
+    drop(producer);
+    broker.restart();
+    let producer = transactional_producer(&broker, "order-service", 60_000);
+    producer.begin_transaction().expect("begin");
+    send(&producer, "orders", &values("committed-c", 10));
+    producer.commit_transaction(TIMEOUT).expect("commit");
+    let committed: BTreeSet<String> = committed
+        .into_iter()
+        .chain(values("committed-c", 10))
+        .collect();
+    assert_reads_exactly(&broker, "orders", 3, "read_committed", &committed);
+}
+
+#[test]
+fn a_new_producer_instance_fences_the_old_and_aborts_what_it_left_open() {
+    let broker = Broker::start();
+    create_topic(&broker, "payments", 2);
+    let old = transactional_producer(&broker, "payment-service", 60_000);
+    old.begin_transaction().expect("begin");
+    send(&old, "payments", &values("left-open", 20));
+    // The old instance dies without committing; its replacement starts.
+    let new = transactional_producer(&broker, "payment-service", 60_000);
+    new.begin_transaction().expect("begin");
+    send(&new, "payments", &values("new", 20));
+    new.commit_transaction(TIMEOUT).expect("commit");
+    // The old one is fenced.
+    assert!(
+        old.commit_transaction(TIMEOUT).is_err(),
+        "a fenced producer committed"
+    );
+    let expected: BTreeSet<String> = values("new", 20).into_iter().collect();
+    assert_reads_exactly(&broker, "payments", 2, "read_committed", &expected);
+}
+
+#[test]
+fn a_transaction_left_open_past_its_timeout_is_aborted() {
+    let broker = Broker::start();
+    create_topic(&broker, "ledger", 1);
+    let stuck = transactional_producer(&broker, "stuck-service", 2_000);
+    stuck.begin_transaction().expect("begin");
+    send(&stuck, "ledger", &values("stuck", 5));
+    // Another producer commits after it: read_committed readers are held
+    // back only until the coordinator aborts the stuck transaction.
+    let other = transactional_producer(&broker, "other-service", 60_000);
+    other.begin_transaction().expect("begin");
+    send(&other, "ledger", &values("after", 5));
+    other.commit_transaction(TIMEOUT).expect("commit");
+    let expected: BTreeSet<String> = values("after", 5).into_iter().collect();
+    assert_reads_exactly(&broker, "ledger", 1, "read_committed", &expected);
+    assert!(
+        stuck.commit_transaction(TIMEOUT).is_err(),
+        "a timed-out transaction committed"
+    );
+}
+
+#[test]
+fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
+    const INVALID_TXN_STATE: i16 = 48;
+    const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+    const PRODUCER_FENCED: i16 = 90;
+    let broker = Broker::start();
+    create_topic(&broker, "t", 1);
+    let init = |id: &str, timeout_ms: i32| -> InitProducerIdResponse {
+        let mut request = InitProducerIdRequest::default();
+        request.transactional_id = Some(TransactionalId(StrBytes::from_string(id.to_string())));
+        request.transaction_timeout_ms = timeout_ms;
+        request.producer_id = ProducerId(-1);
+        request.producer_epoch = -1;
+        exchange(&broker, ApiKey::InitProducerId, 4, &request)
+    };
+    let end = |id: &str, producer_id: i64, epoch: i16| -> i16 {
+        let mut request = EndTxnRequest::default();
+        request.transactional_id = TransactionalId(StrBytes::from_string(id.to_string()));
+        request.producer_id = ProducerId(producer_id);
+        request.producer_epoch = epoch;
+        request.committed = true;
+        let response: EndTxnResponse = exchange(&broker, ApiKey::EndTxn, 3, &request);
+        response.error_code
+    };
+    assert_eq!(init("known", 0).error_code, INVALID_TRANSACTION_TIMEOUT);
+    assert_eq!(
+        init("known", i32::MAX).error_code,
+        INVALID_TRANSACTION_TIMEOUT
+    );
+    let first = init("known", 60_000);
+    let second = init("known", 60_000);
+    assert_eq!(first.producer_id, second.producer_id);
+    assert_eq!(second.producer_epoch, first.producer_epoch + 1);
+    let pid = second.producer_id.0;
+
+    // A transaction that does not exist, a producer id that is not the
+    // transactional id's, an epoch that is not the current one, and a
+    // commit with no transaction open.
+    assert_eq!(end("nobody", pid, 0), INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(end("known", pid + 1000, 1), INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(end("known", pid, 0), PRODUCER_FENCED);
+    assert_eq!(end("known", pid, 1), INVALID_TXN_STATE);
+
+    // A transactional write to a partition that was never added to the
+    // transaction is refused, so it cannot open one that nothing ends.
+    let record = Record {
+        transactional: true,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: pid,
+        producer_epoch: 1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from_static(b"sneaky")),
+        headers: Default::default(),
+    };
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    let mut request = common::raw::produce_request("t", batch.freeze(), -1);
+    request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("known")));
+    let response: ProduceResponse = exchange(&broker, ApiKey::Produce, 9, &request);
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
+        INVALID_TXN_STATE
+    );
+    // Nothing was stored.
+    let described = common::sluice(&["topic", "describe", "t", "-b", &broker.bootstrap()], None);
+    assert_eq!(common::end_offset(&described, 0), 0, "{described}");
+}
+
+/// The Java client: commit, abort, commit; read_committed reads exactly
+/// the committed records, read_uncommitted all of them.
+#[test]
+fn the_java_client_s_transactions_are_read_as_committed() {
+    let jar = common::java_client_jar();
+    let broker = Broker::start();
+    create_topic(&broker, "java-txn", 3);
+    let output = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(&jar)
+        .arg("dev.sluice.Transactions")
+        .args([broker.bootstrap().as_str(), "java-txn", "200"])
+        .output()
+        .expect("run java");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("OK committed=400 all=600"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
