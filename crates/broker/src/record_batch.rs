@@ -37,6 +37,22 @@ pub fn record(
     }
 }
 
+/// A record of `producer` (id, epoch) in its open transaction, without a
+/// sequence (the broker writes it, not the producer), for [`encode`].
+pub fn transactional_record(
+    timestamp: i64,
+    key: Bytes,
+    value: Option<Bytes>,
+    producer: (i64, i16),
+) -> Record {
+    Record {
+        transactional: true,
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        ..record(timestamp, Some(key), value, Default::default())
+    }
+}
+
 /// One batch holding `records`, in order.
 pub fn encode(records: Vec<Record>) -> Result<Vec<u8>> {
     let numbered: Vec<Record> = records

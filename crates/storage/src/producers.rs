@@ -204,8 +204,10 @@ impl ProducerStates {
                 current: entry.epoch,
             });
         }
-        if header.is_control() {
-            // A transaction marker carries no sequence; only its epoch counts.
+        if header.is_control() || header.base_sequence < 0 {
+            // A transaction marker, or the broker's own transactional write
+            // (offsets committed in a transaction), carries no sequence;
+            // only its epoch counts.
             return Ok(SequenceCheck::Append);
         }
         let first = header.base_sequence;

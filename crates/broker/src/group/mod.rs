@@ -101,6 +101,10 @@ impl consumer::TopicView for ClusterState {
     }
 }
 
+/// Offsets by (topic, partition), each with the `__consumer_offsets`
+/// offset of the record that stored it.
+type StoredOffsets = BTreeMap<(String, i32), (i64, CommittedOffset)>;
+
 /// A group and its offsets.
 #[derive(Debug)]
 struct GroupEntry {
@@ -118,6 +122,10 @@ struct GroupEntry {
     offsets: BTreeMap<(String, i32), (i64, CommittedOffset)>,
     /// Recent commits per partition, for consumption rates.
     history: HashMap<(String, i32), rates::CommitHistory>,
+    /// Offsets committed in open transactions (TxnOffsetCommit), by
+    /// producer id: they apply when the transaction commits and vanish when
+    /// it aborts. Each with the `__consumer_offsets` offset that stored it.
+    pending_txn: HashMap<i64, StoredOffsets>,
     /// The generation last stored, and whether it had members: the group
     /// record is written again when a new generation becomes stable or the
     /// group empties.
@@ -134,6 +142,7 @@ impl GroupEntry {
             stored: None,
             offsets: BTreeMap::new(),
             history: HashMap::new(),
+            pending_txn: HashMap::new(),
             stored_generation: 0,
             stored_members: false,
         }
@@ -174,7 +183,11 @@ impl GroupEntry {
     fn is_forgettable(&self) -> bool {
         let consumer_idle = self.consumer.as_ref().is_none_or(ConsumerGroup::is_empty)
             && !matches!(&self.stored, Some(StoredGroupValue::Consumer(s)) if !s.members.is_empty());
-        self.classic.is_idle() && consumer_idle && self.offsets.is_empty() && !self.stored_members
+        self.classic.is_idle()
+            && consumer_idle
+            && self.offsets.is_empty()
+            && self.pending_txn.is_empty()
+            && !self.stored_members
     }
 
     /// No member of either protocol.
@@ -317,7 +330,16 @@ impl GroupCoordinator {
                     let Some(batch) = rest.get(..header.total_size()) else {
                         break;
                     };
-                    let count = apply_batch(&mut groups, batch, &self.consumer_limits);
+                    let count = if header.is_control() {
+                        let control =
+                            sluice_storage::producers::ControlType::of_batch(batch, &header);
+                        end_transaction(&mut groups, header.producer_id, control);
+                        0
+                    } else if header.is_transactional() {
+                        apply_transactional_batch(&mut groups, batch, header.producer_id)
+                    } else {
+                        apply_batch(&mut groups, batch, &self.consumer_limits)
+                    };
                     applied += count;
                     if let Some(n) = self.appended.get(partition.index as usize) {
                         n.fetch_add(count, Ordering::Relaxed);
@@ -930,6 +952,18 @@ impl GroupCoordinator {
 
     /// The committed offset of each requested partition (all of the
     /// group's when `wanted` is None).
+    /// Whether `group` has offsets of `topic`-`partition` in an open
+    /// transaction (OffsetFetch with require_stable answers
+    /// UNSTABLE_OFFSET_COMMIT for those).
+    pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let groups = self.groups();
+        groups.get(group).is_some_and(|e| {
+            e.pending_txn
+                .values()
+                .any(|p| p.contains_key(&(topic.to_string(), partition)))
+        })
+    }
+
     pub fn fetch_offsets(
         &self,
         group: &str,
@@ -1103,12 +1137,137 @@ impl GroupCoordinator {
             if self.live_records(index).len() >= appended {
                 continue;
             }
+            if self.has_pending_transactions(index) {
+                // Their records live only in the segments compaction
+                // would delete; wait until the transactions end.
+                continue;
+            }
             match self.compact_partition(broker, index).await {
                 Ok(()) => compacted += 1,
                 Err(e) => warn!(partition = index, error = %e, "compacting {OFFSETS_TOPIC} failed"),
             }
         }
         compacted
+    }
+
+    /// Whether a group on partition `index` has offsets in an open
+    /// transaction.
+    fn has_pending_transactions(&self, index: i32) -> bool {
+        self.groups().iter().any(|(id, e)| {
+            !e.pending_txn.is_empty()
+                && records::partition_for(id, self.offsets_partitions) == index
+        })
+    }
+
+    /// The partition of `__consumer_offsets` that holds `group`.
+    pub fn partition_of(&self, group: &str) -> i32 {
+        records::partition_for(group, self.offsets_partitions)
+    }
+
+    /// TxnOffsetCommit: offsets committed in `producer_id`'s open
+    /// transaction, stored as a transactional batch of that producer in the
+    /// group's partition (the transaction's marker there ends them), and
+    /// held pending until the transaction ends. The caller has checked the
+    /// transaction. Per-offset results, in order.
+    pub async fn commit_transactional(
+        &self,
+        broker: &Broker,
+        group: &str,
+        committer: &Committer,
+        producer: (i64, i16),
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<Result<()>>> {
+        check_group_id(group)?;
+        // A producer that names no member (generation -1) may commit for
+        // any group, as Kafka lets the old send_offsets_to_transaction.
+        if committer.generation >= 0 || !committer.member_id.is_empty() {
+            self.check_committer(group, committer)?;
+        }
+        self.ensure_offsets_topic(broker)?;
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let size = o.value.metadata.as_deref().map_or(0, str::len);
+            let outcome = if size > self.metadata_max_bytes {
+                Err(BrokerError::OffsetMetadataTooLarge {
+                    size,
+                    max: self.metadata_max_bytes,
+                })
+            } else if broker.partition(&o.topic, o.partition).is_none() {
+                Err(BrokerError::UnknownTopicOrPartition)
+            } else {
+                Ok(())
+            };
+            if outcome.is_ok() {
+                accepted.push(o);
+            }
+            results.push(outcome);
+        }
+        if accepted.is_empty() {
+            return Ok(results);
+        }
+        let index = self.partition_of(group);
+        let partition = broker
+            .partition(OFFSETS_TOPIC, index)
+            .ok_or(BrokerError::CoordinatorNotAvailable)?;
+        let records: Vec<(Key, Option<GroupRecord>)> = accepted
+            .iter()
+            .map(|o| {
+                let key = OffsetKey {
+                    group: group.to_string(),
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                };
+                (Key::Offset(key), Some(GroupRecord::Offset(o.value.clone())))
+            })
+            .collect();
+        let _appending = self.partition_locks[index as usize].read().await;
+        let batch = encode_transactional_batch(&records, producer)?;
+        let info = partition.append(batch, now_ms())?;
+        broker
+            .commit_append(&partition, info.last_offset + 1)
+            .await?;
+        let mut groups = self.groups();
+        let entry = groups
+            .entry(group.to_string())
+            .or_insert_with(|| GroupEntry::new(group));
+        let pending = entry.pending_txn.entry(producer.0).or_default();
+        for (i, o) in accepted.into_iter().enumerate() {
+            pending.insert(
+                (o.topic, o.partition),
+                (info.base_offset + i as i64, o.value),
+            );
+        }
+        Ok(results)
+    }
+
+    /// `producer_id`'s transaction ended (its marker is in partition
+    /// `index` of `__consumer_offsets`): its offsets there apply, or are
+    /// dropped.
+    pub fn end_transaction(&self, index: i32, producer_id: i64, commit: bool) {
+        let mut groups = self.groups();
+        let control = Some(if commit {
+            sluice_storage::producers::ControlType::Commit
+        } else {
+            sluice_storage::producers::ControlType::Abort
+        });
+        let partitions = self.offsets_partitions;
+        let mut in_partition: HashMap<String, GroupEntry> = HashMap::new();
+        let ids: Vec<String> = groups
+            .iter()
+            .filter(|(id, e)| {
+                e.pending_txn.contains_key(&producer_id)
+                    && records::partition_for(id, partitions) == index
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Some(entry) = groups.remove(&id) {
+                in_partition.insert(id, entry);
+            }
+        }
+        end_transaction(&mut in_partition, producer_id, control);
+        groups.extend(in_partition);
     }
 
     /// Every live record of the groups on `index`: each group's stored
@@ -1242,6 +1401,69 @@ fn apply_offset(
     }
 }
 
+/// Ends `producer_id`'s transaction in `groups`: on commit its pending
+/// offsets apply (unless a later commit already replaced them), on abort
+/// they are dropped. Other control records change nothing.
+fn end_transaction(
+    groups: &mut HashMap<String, GroupEntry>,
+    producer_id: i64,
+    control: Option<sluice_storage::producers::ControlType>,
+) {
+    use sluice_storage::producers::ControlType;
+    let commit = match control {
+        Some(ControlType::Commit) => true,
+        Some(ControlType::Abort) => false,
+        _ => return,
+    };
+    for (group, entry) in groups.iter_mut() {
+        let Some(pending) = entry.pending_txn.remove(&producer_id) else {
+            continue;
+        };
+        if !commit {
+            continue;
+        }
+        for ((topic, partition), (log_offset, value)) in pending {
+            let key = OffsetKey {
+                group: group.clone(),
+                topic,
+                partition,
+            };
+            apply_offset(entry, log_offset, &key, Some(value));
+        }
+    }
+}
+
+/// Holds the offset records of a stored transactional batch pending under
+/// its producer; returns how many.
+fn apply_transactional_batch(
+    groups: &mut HashMap<String, GroupEntry>,
+    batch: &[u8],
+    producer_id: i64,
+) -> usize {
+    let mut held = 0;
+    let walked = crate::record_batch::for_each_record(batch, 0, |offset, record| {
+        let Some(Key::Offset(key)) = record.key.and_then(records::decode_any_key) else {
+            return;
+        };
+        let Some(value) = record.value.and_then(records::decode_value) else {
+            return;
+        };
+        let entry = groups
+            .entry(key.group.clone())
+            .or_insert_with(|| GroupEntry::new(&key.group));
+        entry
+            .pending_txn
+            .entry(producer_id)
+            .or_default()
+            .insert((key.topic, key.partition), (offset, value));
+        held += 1;
+    });
+    if walked.is_err() {
+        warn!("a damaged transactional batch in {OFFSETS_TOPIC}; skipping the rest of it");
+    }
+    held
+}
+
 /// Applies one stored batch of offset records; returns how many applied.
 fn apply_batch(
     groups: &mut HashMap<String, GroupEntry>,
@@ -1333,20 +1555,43 @@ enum GroupRecord {
     Group(StoredGroupValue),
 }
 
+/// The records as a transactional batch of `producer` (id, epoch), for
+/// TxnOffsetCommit.
+fn encode_transactional_batch(
+    records: &[(Key, Option<GroupRecord>)],
+    producer: (i64, i16),
+) -> Result<Vec<u8>> {
+    let now = now_ms();
+    let encoded: Vec<Record> = records
+        .iter()
+        .map(|(key, value)| {
+            let (key, value) = encode_record(key, value.as_ref());
+            crate::record_batch::transactional_record(now, key, value, producer)
+        })
+        .collect();
+    crate::record_batch::encode(encoded)
+}
+
+/// A record's key and value bytes.
+fn encode_record(key: &Key, value: Option<&GroupRecord>) -> (Bytes, Option<Bytes>) {
+    let key = match key {
+        Key::Offset(k) => records::encode_key(k),
+        Key::Group(g) => records::encode_group_key(g),
+    };
+    let value = value.map(|v| match v {
+        GroupRecord::Offset(o) => records::encode_value(o),
+        GroupRecord::Group(g) => records::encode_group_value(g),
+    });
+    (key, value)
+}
+
 /// One uncompressed batch holding the records (None: a tombstone).
 fn encode_batch(records: &[(Key, Option<GroupRecord>)]) -> Result<Vec<u8>> {
     let now = now_ms();
     let encoded: Vec<Record> = records
         .iter()
         .map(|(key, value)| {
-            let key = match key {
-                Key::Offset(k) => records::encode_key(k),
-                Key::Group(g) => records::encode_group_key(g),
-            };
-            let value = value.as_ref().map(|v| match v {
-                GroupRecord::Offset(o) => records::encode_value(o),
-                GroupRecord::Group(g) => records::encode_group_value(g),
-            });
+            let (key, value) = encode_record(key, value.as_ref());
             crate::record_batch::record(now, Some(key), value, Default::default())
         })
         .collect();

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::Encodable;
 use crate::broker::Broker;
 use crate::server::{decode_body, encode_body, EncodedBody, RequestContext};
 
+pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -38,6 +39,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 /// Every API this broker implements, with the versions it implements.
 /// Minimums follow what Kafka 4.x still accepts (KIP-896).
@@ -70,6 +72,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -185,6 +189,14 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
         ),
         ApiKey::AddPartitionsToTxn => reply(
             add_partitions_to_txn::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::AddOffsetsToTxn => reply(
+            add_offsets_to_txn::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::TxnOffsetCommit => reply(
+            txn_offset_commit::handle(broker, request, decode_body(request, body)?).await,
             v,
         ),
         ApiKey::EndTxn => reply(

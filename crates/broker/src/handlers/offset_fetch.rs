@@ -7,6 +7,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::group::{CommittedOffset, FetchedOffsets as Found};
@@ -32,8 +33,15 @@ pub fn handle(
                 .groups
                 .check_fetcher(&group.group_id.0, member.as_deref(), group.member_epoch)
                 .and_then(|()| broker.groups.fetch_offsets(&group.group_id.0, wanted));
+            let group_id = group.group_id.0.to_string();
+            let unstable = |topic: &str, partition: i32| {
+                body.require_stable
+                    && broker
+                        .groups
+                        .has_pending_offset(&group_id, topic, partition)
+            };
             match fetched {
-                Ok(found) => out.topics = topics_v8(found),
+                Ok(found) => out.topics = topics_v8(found, unstable),
                 Err(e) => out.error_code = e.code(),
             }
             out.group_id = group.group_id;
@@ -53,12 +61,19 @@ pub fn handle(
                 .into_iter()
                 .map(|(topic, partitions)| {
                     let mut t = OffsetFetchResponseTopic::default();
-                    t.name = TopicName(StrBytes::from_string(topic));
+                    t.name = TopicName(StrBytes::from_string(topic.clone()));
                     t.partitions = partitions
                         .into_iter()
                         .map(|(index, committed)| {
                             let (offset, epoch, metadata) = fields(committed);
                             let mut p = OffsetFetchResponsePartition::default();
+                            if body.require_stable
+                                && broker
+                                    .groups
+                                    .has_pending_offset(&body.group_id.0, &topic, index)
+                            {
+                                p.error_code = ResponseError::UnstableOffsetCommit.code();
+                            }
                             p.partition_index = index;
                             p.committed_offset = offset;
                             p.committed_leader_epoch = epoch;
@@ -75,17 +90,23 @@ pub fn handle(
     response
 }
 
-fn topics_v8(found: Found) -> Vec<OffsetFetchResponseTopics> {
+/// The v8+ topics; `unstable` tells a partition whose offset is in an
+/// open transaction (UNSTABLE_OFFSET_COMMIT when the fetch asked for
+/// stable offsets).
+fn topics_v8(found: Found, unstable: impl Fn(&str, i32) -> bool) -> Vec<OffsetFetchResponseTopics> {
     found
         .into_iter()
         .map(|(topic, partitions)| {
             let mut t = OffsetFetchResponseTopics::default();
-            t.name = TopicName(StrBytes::from_string(topic));
+            t.name = TopicName(StrBytes::from_string(topic.clone()));
             t.partitions = partitions
                 .into_iter()
                 .map(|(index, committed)| {
                     let (offset, epoch, metadata) = fields(committed);
                     let mut p = OffsetFetchResponsePartitions::default();
+                    if unstable(&topic, index) {
+                        p.error_code = ResponseError::UnstableOffsetCommit.code();
+                    }
                     p.partition_index = index;
                     p.committed_offset = offset;
                     p.committed_leader_epoch = epoch;

@@ -308,6 +308,12 @@ impl TransactionCoordinator {
             broker
                 .commit_append(&partition, info.last_offset + 1)
                 .await?;
+            if topic == crate::group::OFFSETS_TOPIC {
+                // Offsets committed in the transaction apply, or vanish.
+                broker
+                    .groups
+                    .end_transaction(*index, meta.producer_id, commit);
+            }
         }
         Ok(())
     }
