@@ -3,7 +3,8 @@
 //! the console consumer with `--group`, `kafka-consumer-groups` listing,
 //! describing (lag), resetting and deleting a group, and the console
 //! producer and `kafka-producer-perf-test` with their defaults (an
-//! idempotent producer, acks=all).
+//! idempotent producer, acks=all) and in transactions, and
+//! `kafka-transactions` listing and describing them.
 
 mod common;
 
@@ -154,6 +155,71 @@ fn kafka_console_producer_and_producer_perf_test_with_their_defaults() {
         .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
         .collect();
     assert_eq!(rows.len(), 1, "{producers}");
+
+    // The perf tool in transactions, then kafka-transactions lists and
+    // describes its transactional id, and a read_committed console
+    // consumer reads every record.
+    let report = tool(
+        &libs,
+        PRODUCER_PERF_TEST,
+        &[
+            "--topic",
+            "perf-txn",
+            "--num-records",
+            "5000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--transactional-id",
+            "perf-txn-id",
+            "--transaction-duration-ms",
+            "100",
+            "--producer-props",
+            &format!("bootstrap.servers={bootstrap}"),
+        ],
+    );
+    assert!(report.contains("5000 records sent"), "{report}");
+    let listed = tool(
+        &libs,
+        TRANSACTIONS,
+        &["--bootstrap-server", &bootstrap, "list"],
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("perf-txn-id") && l.contains("CompleteCommit")),
+        "{listed}"
+    );
+    let described = tool(
+        &libs,
+        TRANSACTIONS,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "describe",
+            "--transactional-id",
+            "perf-txn-id",
+        ],
+    );
+    assert!(described.contains("CompleteCommit"), "{described}");
+    let consumed = tool(
+        &libs,
+        CONSOLE_CONSUMER,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "perf-txn",
+            "--from-beginning",
+            "--max-messages",
+            "5000",
+            "--consumer-property",
+            "isolation.level=read_committed",
+        ],
+    );
+    // The perf tool's records are 100 random letters each.
+    assert_eq!(consumed.lines().filter(|l| l.len() == 100).count(), 5000);
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -33,6 +34,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -74,6 +76,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::ListTransactions, 0, 2),
+    (ApiKey::DescribeTransactions, 0, 0),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -197,6 +201,14 @@ pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) ->
         ),
         ApiKey::TxnOffsetCommit => reply(
             txn_offset_commit::handle(broker, request, decode_body(request, body)?).await,
+            v,
+        ),
+        ApiKey::ListTransactions => reply(
+            list_transactions::handle(broker, decode_body(request, body)?),
+            v,
+        ),
+        ApiKey::DescribeTransactions => reply(
+            describe_transactions::handle(broker, decode_body(request, body)?),
             v,
         ),
         ApiKey::EndTxn => reply(
