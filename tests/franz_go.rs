@@ -1,6 +1,6 @@
 //! franz-go's own integration tests (a Go client that shares no code with
-//! librdkafka or the Java client) against the real binary: its group tests
-//! and its produce tests, with franz-go's idempotent producer (its default)
+//! librdkafka or the Java client) against the real binary: its group
+//! tests, its produce tests and its transactional ETL test, with franz-go's idempotent producer (its default)
 //! rather than the plain one it used to fall back to:
 //! `go test github.com/twmb/franz-go/pkg/kgo -run '…'` (see `TESTS`) with
 //! the module pinned in `clients/go/franz-go`.
@@ -11,9 +11,9 @@ use std::process::Command;
 
 use common::Broker;
 
-/// The franz-go tests run: groups, and produce.
-const TESTS: &str =
-    "Group|Issue523|Issue1034|ConsumeRegex|TestClient_Produce|TestIssue769|TestIssue831|TestProduceRequestNullBatch";
+/// The franz-go tests run: groups, produce, and its transactional
+/// consume-transform-produce test (`TestTxnEtl`).
+const TESTS: &str = "Group|Issue523|Issue1034|ConsumeRegex|TestClient_Produce|TestIssue769|TestIssue831|TestProduceRequestNullBatch|TestTxnEtl";
 
 #[test]
 fn franz_go_group_and_produce_tests_pass() {
