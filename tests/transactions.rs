@@ -432,3 +432,56 @@ fn a_consume_transform_produce_loop_copies_every_record_exactly_once() {
     let expected: BTreeSet<String> = inputs.iter().map(|v| format!("copied-{v}")).collect();
     assert_reads_exactly(&broker, "out", 2, "read_committed", &expected);
 }
+
+/// A transaction open across a broker kill -9 (records written, offsets
+/// sent, not yet committed) is still open after the restart: readers see
+/// none of it and the group's offsets are not moved, and once its producer
+/// commits, its records and its offsets apply together.
+#[test]
+fn a_transaction_open_across_a_broker_kill_9_commits_with_its_offsets() {
+    let mut broker = Broker::start();
+    create_topic(&broker, "in", 1);
+    create_topic(&broker, "out", 1);
+    let plain: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .expect("producer");
+    send(&plain, "in", &values("input", 20));
+    drop(plain);
+
+    let worker = Worker::start(&broker, "survivor");
+    let copied = worker.copy_some(20);
+    assert!(copied > 0);
+    broker.restart();
+    // Still open: no offsets yet. (A read_committed consumer would be told
+    // UNSTABLE_OFFSET_COMMIT and wait; this one asks without require_stable.)
+    let committed = |broker: &Broker| -> Offset {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .set("group.id", "etl")
+            .set("isolation.level", "read_uncommitted")
+            .create()
+            .expect("consumer");
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition("in", 0);
+        let found = reader
+            .committed_offsets(wanted, TIMEOUT)
+            .expect("committed offsets");
+        found.elements()[0].offset()
+    };
+    assert_eq!(
+        committed(&broker),
+        Offset::Invalid,
+        "offsets of an open transaction applied"
+    );
+    worker
+        .producer
+        .commit_transaction(TIMEOUT)
+        .expect("commit after the restart");
+    let expected: BTreeSet<String> = values("input", copied)
+        .into_iter()
+        .map(|v| format!("copied-{v}"))
+        .collect();
+    assert_reads_exactly(&broker, "out", 1, "read_committed", &expected);
+    assert_eq!(committed(&broker), Offset::Offset(copied as i64));
+}
