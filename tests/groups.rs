@@ -18,21 +18,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::TopicPartitionList;
 
-fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
-    common::sluice(
-        &[
-            "topic",
-            "create",
-            topic,
-            "-p",
-            &partitions.to_string(),
-            "-b",
-            &broker.bootstrap(),
-        ],
-        None,
-    );
-}
-
 /// Produces `n` keyed records (`key-i` → `value-i`) and waits for all acks.
 fn produce(broker: &Broker, topic: &str, range: std::ops::Range<usize>) {
     let producer: BaseProducer = ClientConfig::new()
@@ -142,7 +127,7 @@ fn three_members_split_six_partitions_and_a_second_group_reads_everything_kip_84
 
 fn split_and_publish_subscribe(protocol: &[(&str, &str)]) {
     let broker = Broker::start();
-    create_topic(&broker, "orders", 6);
+    common::create_topic(&broker, "orders", 6);
     produce(&broker, "orders", 0..600);
 
     let members: Vec<BaseConsumer> = (0..3)
@@ -209,7 +194,7 @@ fn split_and_publish_subscribe(protocol: &[(&str, &str)]) {
 fn a_regex_subscription_follows_new_topics_kip_848() {
     let broker = Broker::start();
     for topic in ["orders-eu", "orders-us", "payments"] {
-        create_topic(&broker, topic, 2);
+        common::create_topic(&broker, topic, 2);
         produce(&broker, topic, 0..50);
     }
     let members: Vec<BaseConsumer> = (0..2)
@@ -225,7 +210,7 @@ fn a_regex_subscription_follows_new_topics_kip_848() {
         "only the two matching topics: {}",
         seen.len()
     );
-    create_topic(&broker, "orders-asia", 2);
+    common::create_topic(&broker, "orders-asia", 2);
     produce(&broker, "orders-asia", 0..50);
     let owned = |c: &BaseConsumer| {
         c.assignment()
@@ -257,7 +242,7 @@ fn committed_offsets_survive_a_broker_kill_9_kip_848() {
 
 fn committed_offsets_survive_kill_9(settings: &[(&str, &str)]) {
     let mut broker = Broker::start();
-    create_topic(&broker, "ledger", 1);
+    common::create_topic(&broker, "ledger", 1);
     produce(&broker, "ledger", 0..200);
     {
         let consumer = member(&broker, "settle", settings);
@@ -343,7 +328,7 @@ fn committed_offsets_survive_kill_9(settings: &[(&str, &str)]) {
 #[test]
 fn group_describe_shows_rates_drain_time_and_the_slow_member() {
     let broker = Broker::start();
-    create_topic(&broker, "backlog", 4);
+    common::create_topic(&broker, "backlog", 4);
     produce(&broker, "backlog", 0..4000);
     let settings = [
         ("enable.auto.commit", "false"),
@@ -591,7 +576,7 @@ fn killed_member_hands_over(broker: &Broker, mut a: Member, b: Member, topic: &s
 #[test]
 fn a_killed_python_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
     let broker = Broker::start();
-    create_topic(&broker, "shared", 4);
+    common::create_topic(&broker, "shared", 4);
     produce(&broker, "shared", 0..400);
     let a = Member::python(&broker, "shared", "pyg");
     let b = Member::python(&broker, "shared", "pyg");
@@ -603,7 +588,7 @@ fn a_killed_python_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
 #[test]
 fn a_librdkafka_cooperative_rebalance_moves_only_the_partitions_it_must() {
     let broker = Broker::start();
-    create_topic(&broker, "coop-rd", 6);
+    common::create_topic(&broker, "coop-rd", 6);
     let cooperative = [("partition.assignment.strategy", "cooperative-sticky")];
     let start = || {
         let c = member(&broker, "coop-rd", &cooperative);
@@ -639,7 +624,7 @@ fn a_librdkafka_cooperative_rebalance_moves_only_the_partitions_it_must() {
 #[test]
 fn three_python_members_split_six_partitions_and_a_second_group_reads_everything() {
     let broker = Broker::start();
-    create_topic(&broker, "pysplit", 6);
+    common::create_topic(&broker, "pysplit", 6);
     produce(&broker, "pysplit", 0..300);
     let members: Vec<Member> = (0..3)
         .map(|_| Member::python(&broker, "pysplit", "pysplit"))
@@ -713,7 +698,7 @@ fn librdkafka_member_process() {
 #[test]
 fn a_killed_librdkafka_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
     let broker = Broker::start();
-    create_topic(&broker, "shared", 4);
+    common::create_topic(&broker, "shared", 4);
     produce(&broker, "shared", 0..400);
     let a = Member::librdkafka(&broker, "shared", "rdg", "classic");
     let b = Member::librdkafka(&broker, "shared", "rdg", "classic");
@@ -723,7 +708,7 @@ fn a_killed_librdkafka_member_s_partitions_are_handed_on_and_nothing_is_skipped(
 #[test]
 fn a_killed_librdkafka_member_s_partitions_are_handed_on_and_nothing_is_skipped_kip_848() {
     let broker = broker_with_short_consumer_sessions();
-    create_topic(&broker, "shared", 4);
+    common::create_topic(&broker, "shared", 4);
     produce(&broker, "shared", 0..400);
     let a = Member::librdkafka(&broker, "shared", "rdg", "consumer");
     let b = Member::librdkafka(&broker, "shared", "rdg", "consumer");
@@ -736,7 +721,7 @@ fn a_killed_librdkafka_member_s_partitions_are_handed_on_and_nothing_is_skipped_
 fn a_killed_java_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
     let jar = common::java_client_jar();
     let broker = Broker::start();
-    create_topic(&broker, "shared", 4);
+    common::create_topic(&broker, "shared", 4);
     produce(&broker, "shared", 0..400);
     let a = Member::java(&jar, &broker, "shared", "jg", "default");
     let b = Member::java(&jar, &broker, "shared", "jg", "default");
@@ -748,7 +733,7 @@ fn a_killed_java_member_s_partitions_are_handed_on_and_nothing_is_skipped() {
 fn a_killed_java_member_s_partitions_are_handed_on_and_nothing_is_skipped_kip_848() {
     let jar = common::java_client_jar();
     let broker = broker_with_short_consumer_sessions();
-    create_topic(&broker, "shared", 4);
+    common::create_topic(&broker, "shared", 4);
     produce(&broker, "shared", 0..400);
     let a = Member::java(&jar, &broker, "shared", "jg", "consumer");
     let b = Member::java(&jar, &broker, "shared", "jg", "consumer");
@@ -772,7 +757,7 @@ fn a_kip_848_rebalance_moves_only_the_partitions_it_must() {
 fn rebalance_moves_only_what_it_must(mode: &str) {
     let jar = common::java_client_jar();
     let broker = Broker::start();
-    create_topic(&broker, "coop", 6);
+    common::create_topic(&broker, "coop", 6);
     produce(&broker, "coop", 0..300);
     let a = Member::java(&jar, &broker, "coop", "cg", mode);
     let b = Member::java(&jar, &broker, "coop", "cg", mode);
@@ -831,7 +816,7 @@ fn rebalance_moves_only_what_it_must(mode: &str) {
 fn a_classic_group_takes_a_kip_848_member_and_converts_back_when_it_leaves() {
     let jar = common::java_client_jar();
     let broker = broker_with_short_consumer_sessions();
-    create_topic(&broker, "mixed", 4);
+    common::create_topic(&broker, "mixed", 4);
     produce(&broker, "mixed", 0..400);
     let a = Member::java(&jar, &broker, "mixed", "mg", "default");
     let b = Member::java(&jar, &broker, "mixed", "mg", "default");
@@ -896,7 +881,7 @@ fn a_classic_group_takes_a_kip_848_member_and_converts_back_when_it_leaves() {
 #[test]
 fn a_kip_848_group_takes_a_classic_librdkafka_member() {
     let broker = broker_with_short_consumer_sessions();
-    create_topic(&broker, "both", 4);
+    common::create_topic(&broker, "both", 4);
     produce(&broker, "both", 0..200);
     let modern = member(&broker, "bg", &[("group.protocol", "consumer")]);
     modern.subscribe(&["both"]).expect("subscribe");
@@ -971,7 +956,7 @@ fn a_restarted_static_member_keeps_its_partitions_without_a_rebalance_kip_848() 
 /// `start` with their instance ids); the first is stopped with `stop`
 /// and started again.
 fn static_member_restarts(broker: &Broker, start: impl Fn(&str) -> Member, stop: fn(&mut Member)) {
-    create_topic(broker, "static", 4);
+    common::create_topic(broker, "static", 4);
     produce(broker, "static", 0..100);
     let mut w1 = start("worker-1");
     let w2 = start("worker-2");
@@ -1033,7 +1018,7 @@ fn bad_commits_are_refused_and_leave_the_offsets_alone() {
     const GROUP_ID_NOT_FOUND: i16 = 69;
 
     let broker = Broker::start();
-    create_topic(&broker, "books", 2);
+    common::create_topic(&broker, "books", 2);
     let commit = |generation: i32, partition: i32, offset: i64, metadata: &str| -> i16 {
         let mut p = OffsetCommitRequestPartition::default();
         p.partition_index = partition;
@@ -1099,7 +1084,7 @@ fn bad_commits_are_refused_and_leave_the_offsets_alone() {
 fn sluice_consume_group_splits_within_a_group_and_copies_across_groups() {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
-    create_topic(&broker, "jobs", 4);
+    common::create_topic(&broker, "jobs", 4);
     produce(&broker, "jobs", 0..200);
     let consume = |group: &str, extra: &[&str]| {
         let mut args = vec![
@@ -1173,7 +1158,7 @@ fn sluice_consume_group_splits_within_a_group_and_copies_across_groups() {
 fn a_stable_group_survives_a_broker_kill_9_without_a_rebalance() {
     let jar = common::java_client_jar();
     let mut broker = Broker::start();
-    create_topic(&broker, "steady", 4);
+    common::create_topic(&broker, "steady", 4);
     produce(&broker, "steady", 0..100);
     let a = Member::java(&jar, &broker, "steady", "kept", "default");
     let b = Member::java(&jar, &broker, "steady", "kept", "default");
@@ -1218,7 +1203,7 @@ fn a_restarted_librdkafka_static_member_keeps_its_partitions_kip_848() {
 
 fn librdkafka_static_restart(protocol: &[(&str, &str)]) {
     let broker = Broker::start();
-    create_topic(&broker, "static-rd", 4);
+    common::create_topic(&broker, "static-rd", 4);
     let start = |id: &str| {
         let c = member(
             &broker,
@@ -1274,7 +1259,7 @@ fn bad_consumer_group_heartbeats_are_refused() {
     const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
     let broker = Broker::start();
-    create_topic(&broker, "hb", 2);
+    common::create_topic(&broker, "hb", 2);
     let join = || {
         let mut r = ConsumerGroupHeartbeatRequest::default();
         r.group_id = GroupId(StrBytes::from_static_str("hostile"));

@@ -31,21 +31,6 @@ use common::Broker;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
-    common::sluice(
-        &[
-            "topic",
-            "create",
-            topic,
-            "-p",
-            &partitions.to_string(),
-            "-b",
-            &broker.bootstrap(),
-        ],
-        None,
-    );
-}
-
 fn transactional_producer(broker: &Broker, id: &str, timeout_ms: u32) -> BaseProducer {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
@@ -137,7 +122,7 @@ fn assert_reads_exactly(
 #[test]
 fn committed_transactions_are_read_and_aborted_ones_never_are() {
     let mut broker = Broker::start();
-    create_topic(&broker, "orders", 3);
+    common::create_topic(&broker, "orders", 3);
     let producer = transactional_producer(&broker, "order-service", 60_000);
 
     producer.begin_transaction().expect("begin");
@@ -182,7 +167,7 @@ fn committed_transactions_are_read_and_aborted_ones_never_are() {
 #[test]
 fn a_new_producer_instance_fences_the_old_and_aborts_what_it_left_open() {
     let broker = Broker::start();
-    create_topic(&broker, "payments", 2);
+    common::create_topic(&broker, "payments", 2);
     let old = transactional_producer(&broker, "payment-service", 60_000);
     old.begin_transaction().expect("begin");
     send(&old, "payments", &values("left-open", 20));
@@ -203,7 +188,7 @@ fn a_new_producer_instance_fences_the_old_and_aborts_what_it_left_open() {
 #[test]
 fn a_transaction_left_open_past_its_timeout_is_aborted() {
     let broker = Broker::start();
-    create_topic(&broker, "ledger", 1);
+    common::create_topic(&broker, "ledger", 1);
     let stuck = transactional_producer(&broker, "stuck-service", 2_000);
     stuck.begin_transaction().expect("begin");
     send(&stuck, "ledger", &values("stuck", 5));
@@ -228,7 +213,7 @@ fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
     const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
     const PRODUCER_FENCED: i16 = 90;
     let broker = Broker::start();
-    create_topic(&broker, "t", 1);
+    common::create_topic(&broker, "t", 1);
     let init = |id: &str, timeout_ms: i32| -> InitProducerIdResponse {
         let mut request = InitProducerIdRequest::default();
         request.transactional_id = Some(TransactionalId(StrBytes::from_string(id.to_string())));
@@ -310,7 +295,7 @@ fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
 fn the_java_client_s_transactions_are_read_as_committed() {
     let jar = common::java_client_jar();
     let broker = Broker::start();
-    create_topic(&broker, "java-txn", 3);
+    common::create_topic(&broker, "java-txn", 3);
     let output = std::process::Command::new("java")
         .arg("-cp")
         .arg(&jar)
@@ -385,8 +370,8 @@ impl Worker {
 #[test]
 fn a_consume_transform_produce_loop_copies_every_record_exactly_once() {
     let broker = Broker::start();
-    create_topic(&broker, "in", 2);
-    create_topic(&broker, "out", 2);
+    common::create_topic(&broker, "in", 2);
+    common::create_topic(&broker, "out", 2);
     let inputs = values("input", 200);
     let plain: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
@@ -440,8 +425,8 @@ fn a_consume_transform_produce_loop_copies_every_record_exactly_once() {
 #[test]
 fn a_transaction_open_across_a_broker_kill_9_commits_with_its_offsets() {
     let mut broker = Broker::start();
-    create_topic(&broker, "in", 1);
-    create_topic(&broker, "out", 1);
+    common::create_topic(&broker, "in", 1);
+    common::create_topic(&broker, "out", 1);
     let plain: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .create()

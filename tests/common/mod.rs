@@ -211,6 +211,23 @@ pub fn java_client_jar() -> PathBuf {
     .clone()
 }
 
+/// Creates `topic` with `partitions` partitions through `sluice topic
+/// create`.
+pub fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
+    sluice(
+        &[
+            "topic",
+            "create",
+            topic,
+            "-p",
+            &partitions.to_string(),
+            "-b",
+            &broker.bootstrap(),
+        ],
+        None,
+    );
+}
+
 /// The end offset of `partition` in `sluice topic describe` output.
 pub fn end_offset(described: &str, partition: i32) -> i64 {
     described

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sluice_storage::BatchHeader;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -138,6 +139,43 @@ impl Broker {
     pub fn topic_partitions(&self, topic: &str) -> Vec<PartitionRef> {
         let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         map.get(topic).cloned().unwrap_or_default()
+    }
+
+    /// Calls `f` with (partition index, header, bytes) for every stored
+    /// batch of `topic`, oldest first in each partition: what the group and
+    /// transaction coordinators replay on start. The log is not locked
+    /// while `f` runs.
+    pub fn replay_topic(&self, topic: &str, mut f: impl FnMut(i32, &BatchHeader, &[u8])) {
+        for partition in self.topic_partitions(topic) {
+            let (mut offset, end) = {
+                let log = partition.log();
+                (log.log_start_offset(), log.log_end_offset())
+            };
+            while offset < end {
+                let read = partition.log().read(offset, 1 << 20, end, true);
+                let bytes = match read {
+                    Ok(bytes) if !bytes.is_empty() => bytes,
+                    Ok(_) => break,
+                    Err(e) => {
+                        warn!(topic, partition = partition.index, error = %e, "cannot read an internal topic");
+                        break;
+                    }
+                };
+                let before = offset;
+                let mut rest = &bytes[..];
+                while let Ok(header) = BatchHeader::parse(rest) {
+                    let Some(batch) = rest.get(..header.total_size()) else {
+                        break;
+                    };
+                    f(partition.index, &header, batch);
+                    offset = header.next_offset();
+                    rest = &rest[header.total_size()..];
+                }
+                if offset == before {
+                    break;
+                }
+            }
+        }
     }
 
     fn all_partitions(&self) -> Vec<PartitionRef> {

@@ -309,46 +309,23 @@ impl GroupCoordinator {
 
     /// Rebuilds the offsets from `__consumer_offsets`, if it exists.
     pub fn load(&self, broker: &Broker) {
-        let partitions = broker.topic_partitions(OFFSETS_TOPIC);
         let mut groups = self.groups();
         let mut applied = 0usize;
-        for partition in partitions {
-            let log = partition.log();
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let bytes = match log.read(offset, 1 << 20, end, true) {
-                    Ok(bytes) if !bytes.is_empty() => bytes,
-                    Ok(_) => break,
-                    Err(e) => {
-                        warn!(partition = partition.index, error = %e, "cannot read {OFFSETS_TOPIC}");
-                        break;
-                    }
-                };
-                let mut rest = &bytes[..];
-                while let Ok(header) = sluice_storage::BatchHeader::parse(rest) {
-                    let Some(batch) = rest.get(..header.total_size()) else {
-                        break;
-                    };
-                    let count = if header.is_control() {
-                        let control =
-                            sluice_storage::producers::ControlType::of_batch(batch, &header);
-                        end_transaction(&mut groups, header.producer_id, control);
-                        0
-                    } else if header.is_transactional() {
-                        apply_transactional_batch(&mut groups, batch, header.producer_id)
-                    } else {
-                        apply_batch(&mut groups, batch, &self.consumer_limits)
-                    };
-                    applied += count;
-                    if let Some(n) = self.appended.get(partition.index as usize) {
-                        n.fetch_add(count, Ordering::Relaxed);
-                    }
-                    offset = header.next_offset();
-                    rest = &rest[header.total_size()..];
-                }
+        broker.replay_topic(OFFSETS_TOPIC, |index, header, batch| {
+            let count = if header.is_control() {
+                let control = sluice_storage::producers::ControlType::of_batch(batch, header);
+                end_transaction(&mut groups, header.producer_id, control);
+                0
+            } else if header.is_transactional() {
+                apply_transactional_batch(&mut groups, batch, header.producer_id)
+            } else {
+                apply_batch(&mut groups, batch, &self.consumer_limits)
+            };
+            applied += count;
+            if let Some(n) = self.appended.get(index as usize) {
+                n.fetch_add(count, Ordering::Relaxed);
             }
-        }
+        });
         if applied > 0 {
             info!(
                 records = applied,
@@ -820,14 +797,13 @@ impl GroupCoordinator {
         }
     }
 
-    async fn commit_checked(
+    /// Checks each offset (its metadata's size, its partition): a result
+    /// per offset, in order, and the offsets that passed.
+    fn screen_offsets(
         &self,
         broker: &Broker,
-        group: &str,
-        member_id: &str,
         offsets: Vec<OffsetToCommit>,
-    ) -> Result<Vec<Result<()>>> {
-        self.ensure_offsets_topic(broker)?;
+    ) -> (Vec<Result<()>>, Vec<OffsetToCommit>) {
         let mut results = Vec::with_capacity(offsets.len());
         let mut accepted = Vec::new();
         for o in offsets {
@@ -847,6 +823,18 @@ impl GroupCoordinator {
             }
             results.push(outcome);
         }
+        (results, accepted)
+    }
+
+    async fn commit_checked(
+        &self,
+        broker: &Broker,
+        group: &str,
+        member_id: &str,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<Result<()>>> {
+        self.ensure_offsets_topic(broker)?;
+        let (mut results, accepted) = self.screen_offsets(broker, offsets);
         if accepted.is_empty() {
             return Ok(results);
         }
@@ -1184,25 +1172,7 @@ impl GroupCoordinator {
             self.check_committer(group, committer)?;
         }
         self.ensure_offsets_topic(broker)?;
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut accepted = Vec::new();
-        for o in offsets {
-            let size = o.value.metadata.as_deref().map_or(0, str::len);
-            let outcome = if size > self.metadata_max_bytes {
-                Err(BrokerError::OffsetMetadataTooLarge {
-                    size,
-                    max: self.metadata_max_bytes,
-                })
-            } else if broker.partition(&o.topic, o.partition).is_none() {
-                Err(BrokerError::UnknownTopicOrPartition)
-            } else {
-                Ok(())
-            };
-            if outcome.is_ok() {
-                accepted.push(o);
-            }
-            results.push(outcome);
-        }
+        let (results, accepted) = self.screen_offsets(broker, offsets);
         if accepted.is_empty() {
             return Ok(results);
         }

@@ -90,41 +90,25 @@ impl TransactionCoordinator {
     /// Rebuilds the states from `__transaction_state`, if it exists.
     pub fn load(&self, broker: &Broker) {
         let mut txns = self.txns();
-        for partition in broker.topic_partitions(TXN_STATE_TOPIC) {
-            let log = partition.log();
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let bytes = match log.read(offset, 1 << 20, end, true) {
-                    Ok(bytes) if !bytes.is_empty() => bytes,
-                    Ok(_) => break,
-                    Err(e) => {
-                        warn!(partition = partition.index, error = %e, "cannot read {TXN_STATE_TOPIC}");
-                        break;
-                    }
+        broker.replay_topic(TXN_STATE_TOPIC, |_, header, batch| {
+            let walked = crate::record_batch::for_each_record(batch, header.base_offset, |_, record| {
+                let Some(id) = record.key.and_then(records::decode_key) else {
+                    return;
                 };
-                let next = crate::record_batch::for_each_record(&bytes, offset, |_, record| {
-                    let Some(id) = record.key.and_then(records::decode_key) else {
-                        return;
-                    };
-                    match record.value.map(|v| records::decode_value(&id, v)) {
-                        Some(Some(meta)) => {
-                            txns.insert(id, meta);
-                        }
-                        Some(None) => {
-                            warn!(transactional_id = %id, "a damaged transaction state; keeping the previous one")
-                        }
-                        None => {
-                            txns.remove(&id);
-                        }
+                match record.value.map(|v| records::decode_value(&id, v)) {
+                    Some(Some(meta)) => {
+                        txns.insert(id, meta);
                     }
-                });
-                match next {
-                    Ok(next) if next > offset => offset = next,
-                    _ => break,
+                    Some(None) => warn!(transactional_id = %id, "a damaged transaction state; keeping the previous one"),
+                    None => {
+                        txns.remove(&id);
+                    }
                 }
+            });
+            if let Err(e) = walked {
+                warn!(error = %e, "a damaged batch in {TXN_STATE_TOPIC}; skipping it");
             }
-        }
+        });
         if !txns.is_empty() {
             info!(transactional_ids = txns.len(), "loaded transaction states");
         }
