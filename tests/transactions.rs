@@ -1,5 +1,5 @@
 //! Transactions with librdkafka's transactional producer (and the Java
-//! client's) against the real binary: committed transactions are visible to `read_committed`
+//! client's and kafka-python's) against the real binary: committed transactions are visible to `read_committed`
 //! consumers and aborted ones never are, while `read_uncommitted` sees
 //! both; a new instance of a producer fences the old one and aborts what
 //! it left open; a transaction left open past its timeout is aborted; the
@@ -469,4 +469,30 @@ fn a_transaction_open_across_a_broker_kill_9_commits_with_its_offsets() {
         .collect();
     assert_reads_exactly(&broker, "out", 1, "read_committed", &expected);
     assert_eq!(committed(&broker), Offset::Offset(copied as i64));
+}
+
+/// kafka-python, a client that shares no code with librdkafka or the Java
+/// client: commit, abort, commit; read_committed reads exactly the
+/// committed records.
+#[test]
+fn kafka_python_s_transactions_are_read_as_committed() {
+    let broker = Broker::start();
+    common::create_topic(&broker, "python-txn", 3);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/run.sh");
+    let output = std::process::Command::new("bash")
+        .arg(script)
+        .args([
+            "transactions",
+            broker.bootstrap().as_str(),
+            "python-txn",
+            "200",
+        ])
+        .output()
+        .expect("run kafka-python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("OK committed=400 all=600"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

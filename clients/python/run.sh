@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the kafka-python round-trip test: run.sh BOOTSTRAP TOPIC COUNT
 # or one consumer group member:          run.sh group-member BOOTSTRAP TOPIC GROUP [INSTANCE_ID]
+# or the transactions test:              run.sh transactions BOOTSTRAP TOPIC COUNT
 # Creates clients/python/.venv on first use and installs requirements.txt
 # into it (again whenever requirements.txt changes).
 set -euo pipefail
@@ -13,9 +14,12 @@ script="roundtrip.py"
 if [[ "${1:-}" == "group-member" ]]; then
     script="group_member.py"
     shift
+elif [[ "${1:-}" == "transactions" ]]; then
+    script="transactions.py"
+    shift
 fi
 if [[ $# -ne 3 && ! ( "$script" == group_member.py && $# -eq 4 ) ]]; then
-    echo "usage: $0 BOOTSTRAP TOPIC COUNT | $0 group-member BOOTSTRAP TOPIC GROUP [INSTANCE_ID]" >&2
+    echo "usage: $0 BOOTSTRAP TOPIC COUNT | $0 group-member BOOTSTRAP TOPIC GROUP [INSTANCE_ID] | $0 transactions BOOTSTRAP TOPIC COUNT" >&2
     exit 2
 fi
 
