@@ -32,8 +32,12 @@ use common::Broker;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn transactional_producer(broker: &Broker, id: &str, timeout_ms: u32) -> BaseProducer {
+    transactional_producer_at(&broker.bootstrap(), id, timeout_ms)
+}
+
+fn transactional_producer_at(bootstrap: &str, id: &str, timeout_ms: u32) -> BaseProducer {
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("transactional.id", id)
         .set("transaction.timeout.ms", timeout_ms.to_string())
         .set("linger.ms", "1")
@@ -320,8 +324,12 @@ struct Worker {
 
 impl Worker {
     fn start(broker: &Broker, transactional_id: &str) -> Worker {
+        Worker::start_at(&broker.bootstrap(), transactional_id)
+    }
+
+    fn start_at(bootstrap: &str, transactional_id: &str) -> Worker {
         let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap())
+            .set("bootstrap.servers", bootstrap)
             .set("group.id", "etl")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -329,7 +337,7 @@ impl Worker {
             .create()
             .expect("consumer");
         consumer.subscribe(&["in"]).expect("subscribe");
-        let producer = transactional_producer(broker, transactional_id, 60_000);
+        let producer = transactional_producer_at(bootstrap, transactional_id, 60_000);
         Worker { consumer, producer }
     }
 
@@ -339,20 +347,21 @@ impl Worker {
     /// offsets. The transaction is left open.
     fn copy_some(&self, max: usize) -> usize {
         self.producer.begin_transaction().expect("begin");
-        let mut copied = 0;
+        let mut copies = Vec::new();
         let deadline = Instant::now() + TIMEOUT;
-        while copied < max && Instant::now() < deadline {
+        while copies.len() < max && Instant::now() < deadline {
             let Some(message) = self.consumer.poll(Duration::from_millis(100)) else {
-                if copied > 0 {
+                if !copies.is_empty() {
                     break;
                 }
                 continue;
             };
             let message = message.expect("consume");
             let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string();
-            send(&self.producer, "out", &[format!("copied-{value}")]);
-            copied += 1;
+            copies.push(format!("copied-{value}"));
         }
+        send(&self.producer, "out", &copies);
+        let copied = copies.len();
         let position = self.consumer.position().expect("position");
         let metadata = self.consumer.group_metadata().expect("group metadata");
         self.producer
@@ -494,5 +503,175 @@ fn kafka_python_s_transactions_are_read_as_committed() {
         output.status.success() && stdout.contains("OK committed=400 all=600"),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The worker of `a_worker_killed_with_kill_9_midway_loses_and_duplicates_nothing`
+/// in a process of its own (this test binary run again): copies `in` to
+/// `out` in transactions of up to 50 records, printing `COMMITTED n` after
+/// each, and `DONE` once every input record is consumed.
+#[test]
+#[ignore = "run as a child process by the kill -9 consume-transform-produce test"]
+fn etl_worker_process() {
+    use std::io::Write;
+    let bootstrap = std::env::var("WORKER_BOOTSTRAP").expect("WORKER_BOOTSTRAP");
+    let total: i64 = std::env::var("WORKER_TOTAL")
+        .expect("WORKER_TOTAL")
+        .parse()
+        .expect("a number");
+    let worker = Worker::start_at(&bootstrap, "killed-worker");
+    let mut out = std::io::stdout();
+    loop {
+        let consumed: i64 = worker
+            .consumer
+            .position()
+            .expect("position")
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            })
+            .sum();
+        if consumed >= total {
+            let _ = writeln!(out, "DONE");
+            let _ = out.flush();
+            return;
+        }
+        let copied = worker.copy_some(50);
+        worker.producer.commit_transaction(TIMEOUT).expect("commit");
+        let _ = writeln!(out, "COMMITTED {copied}");
+        let _ = out.flush();
+    }
+}
+
+/// Starts `etl_worker_process` as a child; its stdout lines are collected.
+fn spawn_worker(
+    broker: &Broker,
+    total: usize,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "etl_worker_process", "--ignored", "--nocapture"])
+        .env("WORKER_BOOTSTRAP", broker.bootstrap())
+        .env("WORKER_TOTAL", total.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a worker");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits for a line of the worker's output that satisfies `wanted`.
+fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    wanted: impl Fn(&str) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if wanted(&line) => return,
+            Ok(_) => {}
+            Err(e) => panic!("waiting for {what}: {e}"),
+        }
+    }
+}
+
+/// A consume-transform-produce worker killed with kill -9 in the middle of
+/// its work (most likely inside a transaction), then started again: every
+/// input record is in the output exactly once, as read_committed readers
+/// see it.
+#[test]
+fn a_worker_killed_with_kill_9_midway_loses_and_duplicates_nothing() {
+    const TOTAL: usize = 1000;
+    let broker = Broker::start();
+    common::create_topic(&broker, "in", 2);
+    common::create_topic(&broker, "out", 2);
+    let plain: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .expect("producer");
+    send(&plain, "in", &values("input", TOTAL));
+
+    let (mut first, lines) = spawn_worker(&broker, TOTAL);
+    wait_for_line(&lines, "two committed transactions", |l| {
+        l.starts_with("COMMITTED")
+    });
+    wait_for_line(&lines, "two committed transactions", |l| {
+        l.starts_with("COMMITTED")
+    });
+    first.kill().expect("kill -9 the worker");
+    let _ = first.wait();
+
+    let (mut second, lines) = spawn_worker(&broker, TOTAL);
+    wait_for_line(&lines, "the restarted worker to finish", |l| l == "DONE");
+    let _ = second.wait();
+
+    // Read everything committed in `out`, up to its end, counting copies.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "checker")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..2 {
+        assignment
+            .add_partition_offset("out", p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let ends: Vec<i64> = (0..2)
+        .map(|p| {
+            consumer
+                .fetch_watermarks("out", p, TIMEOUT)
+                .expect("watermarks")
+                .1
+        })
+        .collect();
+    let mut copies = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let position = consumer.position().expect("position");
+        let at_end = (0..2).all(|p| {
+            ends[p as usize] == 0 ||
+            matches!(position.find_partition("out", p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= ends[p as usize])
+        });
+        if at_end {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not reach the end of out {ends:?}: at {position:?} after {} records",
+            copies.len()
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(50)) {
+            let message = message.expect("consume");
+            copies.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string());
+        }
+    }
+    let distinct: BTreeSet<&String> = copies.iter().collect();
+    assert_eq!(distinct.len(), copies.len(), "a record was copied twice");
+    let expected: BTreeSet<String> = values("input", TOTAL)
+        .into_iter()
+        .map(|v| format!("copied-{v}"))
+        .collect();
+    assert_eq!(
+        distinct.into_iter().cloned().collect::<BTreeSet<String>>(),
+        expected
     );
 }
