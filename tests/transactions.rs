@@ -675,3 +675,116 @@ fn a_worker_killed_with_kill_9_midway_loses_and_duplicates_nothing() {
         expected
     );
 }
+
+/// A check-back endpoint: answers each POST by the transactional id it
+/// names (commit, rollback, or garbage), and keeps every body it got.
+fn start_checker() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head, then the body its Content-Length announces.
+            let body = loop {
+                let Ok(n) = stream.read(&mut buf) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some(body.to_string());
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            let answer = if body.contains("checked-commit") {
+                r#"{"decision":"commit"}"#
+            } else if body.contains("checked-rollback") {
+                r#"{"decision":"rollback"}"#
+            } else {
+                "this is not an answer"
+            };
+            seen.lock().expect("bodies").push(body);
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    (port, bodies)
+}
+
+/// Transactions left open by producers that went silent are decided by the
+/// check-back: committed when the checker answers commit, rolled back when
+/// it answers rollback, and aborted (the default) when its answers are
+/// garbage until the checks run out. A transaction without a checker is
+/// untouched by all this.
+#[test]
+fn open_transactions_are_decided_by_the_check_back() {
+    let (port, bodies) = start_checker();
+    let broker = Broker::start_with_config(&format!(
+        "transaction_check_after_ms = 300\n\
+         transaction_check_interval_ms = 100\n\
+         transaction_check_max = 3\n\
+         [[transaction_checkers]]\n\
+         transactional_id_prefix = \"checked-\"\n\
+         url = \"http://127.0.0.1:{port}/check\"\n"
+    ));
+    common::create_topic(&broker, "orders", 2);
+    for id in ["checked-commit", "checked-rollback", "checked-garbage"] {
+        let producer = transactional_producer(&broker, id, 600_000);
+        producer.begin_transaction().expect("begin");
+        send(&producer, "orders", &values(id, 5));
+        // The producer goes silent with its transaction open, as a process
+        // that died between its local commit and its commit to the broker.
+        std::mem::forget(producer);
+    }
+    // A later committed transaction: read_committed readers get to it
+    // only once every transaction before it is decided.
+    let other = transactional_producer(&broker, "unchecked", 600_000);
+    other.begin_transaction().expect("begin");
+    send(&other, "orders", &values("later", 5));
+    other.commit_transaction(TIMEOUT).expect("commit");
+    let expected: BTreeSet<String> = values("checked-commit", 5)
+        .into_iter()
+        .chain(values("later", 5))
+        .collect();
+    assert_reads_exactly(&broker, "orders", 2, "read_committed", &expected);
+    let bodies = bodies.lock().expect("bodies").clone();
+    let about = |id: &str| bodies.iter().filter(|b| b.contains(id)).count();
+    assert_eq!(about("checked-commit"), 1, "{bodies:?}");
+    assert_eq!(about("checked-rollback"), 1, "{bodies:?}");
+    assert_eq!(
+        about("checked-garbage"),
+        3,
+        "checked until the checks ran out: {bodies:?}"
+    );
+    assert_eq!(about("unchecked"), 0);
+    let first: serde_json::Value = serde_json::from_str(&bodies[0]).expect("a JSON body");
+    for field in [
+        "transactional_id",
+        "producer_id",
+        "producer_epoch",
+        "open_since_ms",
+        "partitions",
+    ] {
+        assert!(first.get(field).is_some(), "{field} missing from {first}");
+    }
+}

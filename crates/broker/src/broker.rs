@@ -83,11 +83,19 @@ impl Broker {
             "opened data directory"
         );
         let groups = GroupCoordinator::new(&config);
-        let config_txn = (
-            config.transaction_state_topic_partitions,
-            config.transaction_max_timeout_ms,
-            config.max_transactional_ids,
-        );
+        let txn_limits = crate::txn::TxnLimits {
+            state_partitions: config.transaction_state_topic_partitions,
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            max_transactional_ids: config.max_transactional_ids,
+            check_after_ms: i64::try_from(config.transaction_check_after_ms).unwrap_or(i64::MAX),
+            check_interval_ms: i64::try_from(config.transaction_check_interval_ms)
+                .unwrap_or(i64::MAX),
+            check_max: config.transaction_check_max,
+            check_default_commit: config.transaction_check_default
+                == crate::config::CheckDefault::Commit,
+            check_timeout: Duration::from_millis(config.transaction_check_timeout_ms),
+        };
+        let txn_checkers = config.transaction_checkers.clone();
         let broker = Broker {
             config,
             disk,
@@ -97,11 +105,7 @@ impl Broker {
             data_arrived: Notify::new(),
             migrations: Default::default(),
             producer_ids: Default::default(),
-            txns: crate::txn::TransactionCoordinator::new(crate::txn::TxnLimits {
-                state_partitions: config_txn.0,
-                max_timeout_ms: config_txn.1,
-                max_transactional_ids: config_txn.2,
-            }),
+            txns: crate::txn::TransactionCoordinator::new(txn_limits, txn_checkers),
             groups,
             _dir_lock: dir_lock,
         };

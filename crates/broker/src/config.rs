@@ -24,6 +24,24 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// Where the broker asks what became of a producer's local transaction
+/// (the transaction check-back): for transactional ids starting with
+/// `transactional_id_prefix`, an HTTP POST to `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionChecker {
+    pub transactional_id_prefix: String,
+    pub url: String,
+}
+
+/// What the broker does with a transaction whose checks ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckDefault {
+    Abort,
+    Commit,
+}
+
 /// All broker settings. Field names are the TOML keys; the environment
 /// variable for a field is `SLUICE_` followed by its name in capitals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +170,21 @@ pub struct BrokerConfig {
     pub transaction_max_timeout_ms: i32,
     /// Most transactional ids the coordinator holds.
     pub max_transactional_ids: usize,
+    /// Check-back endpoints, by transactional id prefix (the longest
+    /// matching prefix wins). A transaction with one is decided by its
+    /// answers rather than aborted at its timeout.
+    pub transaction_checkers: Vec<TransactionChecker>,
+    /// How long a transaction may stay open before its first check
+    /// (RocketMQ's transactionTimeOut).
+    pub transaction_check_after_ms: u64,
+    /// Time between checks of one transaction.
+    pub transaction_check_interval_ms: u64,
+    /// Checks before `transaction_check_default` applies.
+    pub transaction_check_max: u32,
+    /// What happens to a transaction whose checks ran out: abort or commit.
+    pub transaction_check_default: CheckDefault,
+    /// How long one check may take before it counts as "unknown".
+    pub transaction_check_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -199,6 +232,12 @@ impl Default for BrokerConfig {
             transaction_state_topic_partitions: 50,
             transaction_max_timeout_ms: 15 * 60 * 1000,
             max_transactional_ids: 100_000,
+            transaction_checkers: Vec::new(),
+            transaction_check_after_ms: 6_000,
+            transaction_check_interval_ms: 30_000,
+            transaction_check_max: 15,
+            transaction_check_default: CheckDefault::Abort,
+            transaction_check_timeout_ms: 5_000,
             offsets_retention_check_interval_ms: 600_000,
         }
     }
@@ -380,6 +419,20 @@ impl BrokerConfig {
         }
         if self.max_transactional_ids == 0 {
             return invalid("max_transactional_ids", "must be at least 1");
+        }
+        for checker in &self.transaction_checkers {
+            if !checker.url.starts_with("http://") {
+                return invalid(
+                    "transaction_checkers",
+                    "each url must start with http:// (https is not supported)",
+                );
+            }
+        }
+        if self.transaction_check_interval_ms == 0 || self.transaction_check_timeout_ms == 0 {
+            return invalid(
+                "transaction_check_interval_ms",
+                "the check interval and timeout must be at least 1 ms",
+            );
         }
         if self.producer_id_expiration_ms < 1 {
             return invalid("producer_id_expiration_ms", "must be at least 1");

@@ -1,7 +1,7 @@
 //! DescribeProducers: the idempotent producers each partition knows, for
 //! `kafka-transactions --describe-producers` and similar tools: id, epoch,
-//! last sequence, and when it last wrote (the broker's clock).
-//! Transactions do not exist yet, so no producer has an open one.
+//! last sequence, when it last wrote (the broker's clock) and where its
+//! open transaction in the partition starts, if it has one.
 
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -32,7 +32,7 @@ pub fn handle(broker: &Broker, body: DescribeProducersRequest) -> DescribeProduc
                             state.last_sequence = entry.batches.back().map_or(-1, |b| b.last_seq);
                             state.last_timestamp = entry.last_timestamp;
                             state.coordinator_epoch = -1;
-                            state.current_txn_start_offset = -1;
+                            state.current_txn_start_offset = entry.txn_first_offset.unwrap_or(-1);
                             state
                         })
                         .collect();

@@ -18,6 +18,7 @@
 //! id, and ending the transaction takes that gate alone, so no verified
 //! write can land after a marker.
 
+pub mod checker;
 pub mod records;
 pub mod state;
 
@@ -40,10 +41,48 @@ pub struct TxnLimits {
     pub state_partitions: i32,
     pub max_timeout_ms: i32,
     pub max_transactional_ids: usize,
+    pub check_after_ms: i64,
+    pub check_interval_ms: i64,
+    pub check_max: u32,
+    pub check_default_commit: bool,
+    pub check_timeout: std::time::Duration,
+}
+
+/// Where the check-back of one open transaction stands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckProgress {
+    /// The transaction these checks are about (its start time).
+    pub for_start_ms: i64,
+    pub checks: u32,
+    pub next_at_ms: i64,
+}
+
+/// Every check and decision since start, by outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckCounts {
+    pub checks: u64,
+    pub commit: u64,
+    pub rollback: u64,
+    pub unknown: u64,
+    pub defaulted: u64,
+}
+
+/// What `tick` does for one transactional id.
+enum Due {
+    /// Past its timeout, no checker: abort (fencing the producer).
+    TimedOut,
+    /// Decided, markers not all written: finish.
+    Interrupted,
+    /// Open long enough: ask its checker.
+    Check(crate::config::TransactionChecker),
 }
 
 pub struct TransactionCoordinator {
     txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// The check-back endpoints (settings; changeable at run time).
+    checkers: Mutex<Vec<crate::config::TransactionChecker>>,
+    checks: Mutex<HashMap<String, CheckProgress>>,
+    counts: Mutex<CheckCounts>,
     /// Per transactional id: shared by verified writes, alone by state
     /// changes (see the module comment).
     gates: Mutex<HashMap<String, Arc<RwLock<()>>>>,
@@ -54,9 +93,15 @@ pub struct TransactionCoordinator {
 pub type WriteGate = OwnedRwLockReadGuard<()>;
 
 impl TransactionCoordinator {
-    pub fn new(limits: TxnLimits) -> TransactionCoordinator {
+    pub fn new(
+        limits: TxnLimits,
+        checkers: Vec<crate::config::TransactionChecker>,
+    ) -> TransactionCoordinator {
         TransactionCoordinator {
             txns: Mutex::new(HashMap::new()),
+            checkers: Mutex::new(checkers),
+            checks: Mutex::new(HashMap::new()),
+            counts: Mutex::new(CheckCounts::default()),
             gates: Mutex::new(HashMap::new()),
             limits,
         }
@@ -340,33 +385,166 @@ impl TransactionCoordinator {
         (gate, results)
     }
 
+    /// The check-back progress of each open transaction being checked.
+    pub fn check_progress(&self) -> HashMap<String, CheckProgress> {
+        self.checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every check and decision since start.
+    pub fn check_counts(&self) -> CheckCounts {
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut CheckCounts)) {
+        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
     /// Aborts open transactions past their timeout (fencing their
-    /// producers), and completes decided ones whose markers a crash
-    /// interrupted.
+    /// producers) unless a checker decides them, asks the checkers about
+    /// transactions open long enough, and completes decided ones whose
+    /// markers a crash interrupted.
     pub async fn tick(&self, broker: &Broker) {
         let now = now_ms();
-        let due: Vec<String> = self
+        let checkers = self
+            .checkers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let progress = self.check_progress();
+        let due: Vec<(String, Due)> = self
             .txns()
             .iter()
-            .filter(|(_, m)| m.timed_out(now) || m.state.is_preparing())
-            .map(|(id, _)| id.clone())
+            .filter_map(|(id, m)| {
+                if m.state.is_preparing() {
+                    return Some((id.clone(), Due::Interrupted));
+                }
+                if m.state != TxnState::Ongoing {
+                    return None;
+                }
+                match checker::checker_for(&checkers, id) {
+                    Some(c) => {
+                        let p = progress.get(id).filter(|p| p.for_start_ms == m.start_ms);
+                        let open_long_enough = now - m.start_ms >= self.limits.check_after_ms;
+                        let next_due = p.is_none_or(|p| p.next_at_ms <= now);
+                        (open_long_enough && next_due).then(|| (id.clone(), Due::Check(c.clone())))
+                    }
+                    None => m.timed_out(now).then(|| (id.clone(), Due::TimedOut)),
+                }
+            })
             .collect();
-        for id in due {
-            let _gate = self.exclusive(&id).await;
-            let Some(current) = self.get(&id) else {
-                continue;
-            };
-            let decided = if current.timed_out(now_ms()) {
-                info!(transactional_id = %id, timeout_ms = current.timeout_ms, "transaction timed out; aborting it and fencing its producer");
-                current.fence_and_abort(now_ms())
-            } else if current.state.is_preparing() {
-                current
-            } else {
-                continue;
-            };
-            if let Err(e) = self.finish(broker, decided).await {
-                warn!(transactional_id = %id, error = %e, "cannot complete a transaction; will retry");
+        for (id, due) in due {
+            if let Err(e) = self.act(broker, &id, due).await {
+                warn!(transactional_id = %id, error = %e, "cannot decide or complete a transaction; will retry");
             }
+        }
+    }
+
+    async fn act(&self, broker: &Broker, id: &str, due: Due) -> Result<()> {
+        let decision = match due {
+            Due::Interrupted => None,
+            Due::TimedOut => Some(false),
+            Due::Check(checker) => {
+                let Some(current) = self.get(id) else {
+                    return Ok(());
+                };
+                self.check(id, &current, &checker).await
+            }
+        };
+        let _gate = self.exclusive(id).await;
+        let Some(current) = self.get(id) else {
+            return Ok(());
+        };
+        let decided = match decision {
+            None if current.state.is_preparing() => current,
+            Some(commit) if current.state == TxnState::Ongoing => {
+                info!(
+                    transactional_id = id,
+                    outcome = if commit { "commit" } else { "abort" },
+                    "the broker ends the transaction and fences its producer"
+                );
+                current.fence_and_decide(commit, now_ms())
+            }
+            _ => return Ok(()),
+        };
+        self.checks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.finish(broker, decided).await?;
+        Ok(())
+    }
+
+    /// One check of an open transaction: Some(commit?) when it is decided
+    /// (by the answer, or by `transaction_check_default` once the checks
+    /// ran out), None to ask again later.
+    async fn check(
+        &self,
+        id: &str,
+        current: &TxnMetadata,
+        checker: &crate::config::TransactionChecker,
+    ) -> Option<bool> {
+        let request = checker::CheckRequest {
+            transactional_id: id.to_string(),
+            producer_id: current.producer_id,
+            producer_epoch: current.producer_epoch,
+            open_since_ms: current.start_ms,
+            partitions: current
+                .partitions
+                .iter()
+                .map(|(topic, partition)| checker::CheckPartition {
+                    topic: topic.clone(),
+                    partition: *partition,
+                })
+                .collect(),
+        };
+        let (decision, why) = checker::ask(&checker.url, &request, self.limits.check_timeout).await;
+        let checks = {
+            let mut all = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+            let p = all.entry(id.to_string()).or_default();
+            if p.for_start_ms != current.start_ms {
+                *p = CheckProgress {
+                    for_start_ms: current.start_ms,
+                    ..CheckProgress::default()
+                };
+            }
+            p.checks += 1;
+            p.next_at_ms = now_ms() + self.limits.check_interval_ms;
+            p.checks
+        };
+        self.count(|c| {
+            c.checks += 1;
+            match decision {
+                checker::Decision::Commit => c.commit += 1,
+                checker::Decision::Rollback => c.rollback += 1,
+                checker::Decision::Unknown => c.unknown += 1,
+            }
+        });
+        info!(
+            transactional_id = id,
+            url = %checker.url,
+            check = checks,
+            answer = decision.name(),
+            why = %why,
+            "transaction check-back"
+        );
+        match decision {
+            checker::Decision::Commit => Some(true),
+            checker::Decision::Rollback => Some(false),
+            checker::Decision::Unknown if checks >= self.limits.check_max => {
+                self.count(|c| c.defaulted += 1);
+                let commit = self.limits.check_default_commit;
+                info!(
+                    transactional_id = id,
+                    checks,
+                    outcome = if commit { "commit" } else { "abort" },
+                    "checks ran out; transaction_check_default applies"
+                );
+                Some(commit)
+            }
+            checker::Decision::Unknown => None,
         }
     }
 }

@@ -290,7 +290,14 @@ impl TxnMetadata {
 
     /// The aborting of a timed-out transaction.
     pub fn fence_and_abort(&self, now_ms: i64) -> TxnMetadata {
-        let mut next = self.prepare(false, now_ms);
+        self.fence_and_decide(false, now_ms)
+    }
+
+    /// The broker decides an open transaction itself (a timeout, or the
+    /// check-back's answer): its producer is fenced by an epoch bump, so
+    /// that nothing more of it is accepted, and the outcome prepared.
+    pub fn fence_and_decide(&self, commit: bool, now_ms: i64) -> TxnMetadata {
+        let mut next = self.prepare(commit, now_ms);
         next.producer_epoch = self.producer_epoch.saturating_add(1);
         next
     }
