@@ -2,6 +2,7 @@
 # Run the kafka-python round-trip test: run.sh BOOTSTRAP TOPIC COUNT
 # or one consumer group member:          run.sh group-member BOOTSTRAP TOPIC GROUP [INSTANCE_ID]
 # or the transactions test:              run.sh transactions BOOTSTRAP TOPIC COUNT
+# or only set the venv up:               run.sh --setup-only
 # Creates clients/python/.venv on first use and installs requirements.txt
 # into it (again whenever requirements.txt changes).
 set -euo pipefail
@@ -11,7 +12,12 @@ VENV="$HERE/.venv"
 PYTHON="${PYTHON:-python3}"
 
 script="roundtrip.py"
-if [[ "${1:-}" == "group-member" ]]; then
+setup_only=false
+if [[ "${1:-}" == "--setup-only" ]]; then
+    # Only create (or update) the venv: for other programs that use it.
+    setup_only=true
+    set -- x x x
+elif [[ "${1:-}" == "group-member" ]]; then
     script="group_member.py"
     shift
 elif [[ "${1:-}" == "transactions" ]]; then
@@ -40,4 +46,7 @@ fi
 flock -u 9
 exec 9>&-
 
+if $setup_only; then
+    exit 0
+fi
 exec "$VENV/bin/python" "$HERE/$script" "$@"
