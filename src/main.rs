@@ -11,6 +11,7 @@ mod admin_call;
 mod group_tools;
 mod serve;
 mod tools;
+mod txn_tools;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +38,9 @@ enum Command {
     /// List, describe (members, lag), reset offsets of, or delete consumer groups.
     #[command(subcommand)]
     Group(group_tools::GroupCommand),
+    /// List transactions; set, list or remove transaction checkers (Sluice only).
+    #[command(subcommand)]
+    Txn(txn_tools::TxnCommand),
 }
 
 #[derive(clap::Args, Default)]
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => tools::run_produce(args),
         Command::Consume(args) => tools::run_consume(args),
         Command::Group(command) => group_tools::run(command),
+        Command::Txn(command) => txn_tools::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -788,3 +788,55 @@ fn open_transactions_are_decided_by_the_check_back() {
         assert!(first.get(field).is_some(), "{field} missing from {first}");
     }
 }
+
+/// Checkers set at run time with `sluice txn checker set` act like those
+/// of the settings, outlive a restart, and can be removed; `sluice txn
+/// list` shows each transaction with its age, its checks and its checker.
+#[test]
+fn checkers_are_set_at_run_time_and_transactions_listed() {
+    let (port, bodies) = start_checker();
+    let mut broker = Broker::start_with_config(
+        "transaction_check_after_ms = 300\ntransaction_check_interval_ms = 100\n",
+    );
+    let b = broker.bootstrap();
+    let url = format!("http://127.0.0.1:{port}/check");
+    common::sluice(
+        &[
+            "txn", "checker", "set", "--prefix", "checked-", "--url", &url, "-b", &b,
+        ],
+        None,
+    );
+    broker.restart();
+    let listed = common::sluice(&["txn", "checker", "list", "-b", &b], None);
+    assert!(
+        listed.contains(&format!("checked-\t{url}\truntime")),
+        "{listed}"
+    );
+
+    common::create_topic(&broker, "orders", 1);
+    let producer = transactional_producer(&broker, "checked-rollback-late", 600_000);
+    producer.begin_transaction().expect("begin");
+    send(&producer, "orders", &values("late", 3));
+    std::mem::forget(producer);
+    common::wait_until("the check-back", TIMEOUT, || {
+        bodies
+            .lock()
+            .expect("bodies")
+            .iter()
+            .any(|b| b.contains("checked-rollback-late"))
+    });
+    common::wait_until("the rollback", TIMEOUT, || {
+        common::sluice(&["txn", "list", "-b", &b], None)
+            .lines()
+            .any(|l| l.starts_with("checked-rollback-late\t") && l.contains("CompleteAbort"))
+    });
+    let listed = common::sluice(&["txn", "list", "-b", &b], None);
+    assert!(listed.contains("rollback 1"), "{listed}");
+
+    common::sluice(
+        &["txn", "checker", "remove", "--prefix", "checked-", "-b", &b],
+        None,
+    );
+    let listed = common::sluice(&["txn", "checker", "list", "-b", &b], None);
+    assert!(!listed.contains("checked-"), "{listed}");
+}

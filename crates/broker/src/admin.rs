@@ -44,15 +44,67 @@ pub enum AdminRequest {
     MigrationStop {
         from: String,
     },
+    /// Every transactional id with its state, open time and check-back.
+    TxnList,
+    /// Sets (or replaces) the checker of a transactional id prefix.
+    TxnCheckerSet {
+        prefix: String,
+        url: String,
+    },
+    /// Removes a checker set with `TxnCheckerSet`.
+    TxnCheckerRemove {
+        prefix: String,
+    },
+    TxnCheckerList,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum AdminResponse {
-    GroupRates { partitions: Vec<PartitionRateView> },
-    Migration { status: MigrationStatus },
+    GroupRates {
+        partitions: Vec<PartitionRateView>,
+    },
+    Migration {
+        status: MigrationStatus,
+    },
     MigrationStopped,
-    Error { message: String },
+    Transactions {
+        transactions: Vec<TxnView>,
+        checks: u64,
+        commits: u64,
+        rollbacks: u64,
+        unknowns: u64,
+        defaulted: u64,
+    },
+    Checkers {
+        checkers: Vec<CheckerView>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// A transactional id as `sluice txn list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TxnView {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub state: String,
+    /// How long its transaction has been open; -1 when none is.
+    pub open_ms: i64,
+    pub checks: u32,
+    /// The checker that decides it, if any.
+    pub checker: Option<String>,
+}
+
+/// A check-back endpoint and where it was set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckerView {
+    pub prefix: String,
+    pub url: String,
+    /// "settings" (the config file) or "runtime" (`sluice txn checker set`).
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -123,6 +175,47 @@ fn answer(broker: &Arc<Broker>, request: AdminRequest) -> AdminResponse {
         AdminRequest::MigrationStop { from } => {
             outcome(crate::migrate::stop(broker, &from).map(|()| AdminResponse::MigrationStopped))
         }
+        AdminRequest::TxnList => {
+            let now = now_ms();
+            let checkers = broker.txns.checkers(&broker.state());
+            let progress = broker.txns.check_progress();
+            let counts = broker.txns.check_counts();
+            AdminResponse::Transactions {
+                transactions: broker
+                    .txns
+                    .all()
+                    .into_iter()
+                    .map(|(id, meta)| {
+                        let open = meta.state == crate::txn::state::TxnState::Ongoing;
+                        TxnView {
+                            checks: progress
+                                .get(&id)
+                                .filter(|p| p.for_start_ms == meta.start_ms)
+                                .map_or(0, |p| p.checks),
+                            checker: crate::txn::checker::checker_for(&checkers, &id)
+                                .map(|c| c.url.clone()),
+                            transactional_id: id,
+                            producer_id: meta.producer_id,
+                            producer_epoch: meta.producer_epoch,
+                            state: meta.state.name().to_string(),
+                            open_ms: if open { now - meta.start_ms } else { -1 },
+                        }
+                    })
+                    .collect(),
+                checks: counts.checks,
+                commits: counts.commit,
+                rollbacks: counts.rollback,
+                unknowns: counts.unknown,
+                defaulted: counts.defaulted,
+            }
+        }
+        AdminRequest::TxnCheckerSet { prefix, url } => {
+            outcome(crate::txn::set_checker(broker, &prefix, &url).map(|()| checker_list(broker)))
+        }
+        AdminRequest::TxnCheckerRemove { prefix } => {
+            outcome(crate::txn::remove_checker(broker, &prefix).map(|()| checker_list(broker)))
+        }
+        AdminRequest::TxnCheckerList => checker_list(broker),
         AdminRequest::GroupRates { group } => AdminResponse::GroupRates {
             partitions: broker
                 .groups
@@ -138,4 +231,35 @@ fn answer(broker: &Arc<Broker>, request: AdminRequest) -> AdminResponse {
                 .collect(),
         },
     }
+}
+
+fn checker_list(broker: &Arc<Broker>) -> AdminResponse {
+    let state = broker.state();
+    let mut checkers: Vec<CheckerView> = broker
+        .config
+        .transaction_checkers
+        .iter()
+        .filter(|c| {
+            !state
+                .transaction_checkers
+                .contains_key(&c.transactional_id_prefix)
+        })
+        .map(|c| CheckerView {
+            prefix: c.transactional_id_prefix.clone(),
+            url: c.url.clone(),
+            source: "settings".into(),
+        })
+        .collect();
+    checkers.extend(
+        state
+            .transaction_checkers
+            .iter()
+            .map(|(prefix, url)| CheckerView {
+                prefix: prefix.clone(),
+                url: url.clone(),
+                source: "runtime".into(),
+            }),
+    );
+    checkers.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    AdminResponse::Checkers { checkers }
 }

@@ -46,6 +46,10 @@ pub struct ClusterState {
     /// `producer_ids.rs`); none is ever given twice.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Check-back endpoints set at run time (`sluice txn checker set`), by
+    /// transactional id prefix; they override the settings' for a prefix.
+    #[serde(default)]
+    pub transaction_checkers: BTreeMap<String, String>,
 }
 
 /// A forwarder moving a group's backlog from one topic to a wider one.
@@ -105,6 +109,13 @@ pub enum MetadataCommand {
     /// Takes the next `count` producer ids for this broker to hand out.
     ReserveProducerIds {
         count: i64,
+    },
+    SetTransactionChecker {
+        prefix: String,
+        url: String,
+    },
+    RemoveTransactionChecker {
+        prefix: String,
     },
 }
 
@@ -170,6 +181,17 @@ impl ClusterState {
             MetadataCommand::StopMigration { from } => {
                 next.migrations.remove(from).ok_or_else(|| {
                     BrokerError::InvalidRequest(format!("no migration of topic '{from}'"))
+                })?;
+            }
+            MetadataCommand::SetTransactionChecker { prefix, url } => {
+                next.transaction_checkers
+                    .insert(prefix.clone(), url.clone());
+            }
+            MetadataCommand::RemoveTransactionChecker { prefix } => {
+                next.transaction_checkers.remove(prefix).ok_or_else(|| {
+                    BrokerError::InvalidRequest(format!(
+                        "no checker was set at run time for prefix '{prefix}'"
+                    ))
                 })?;
             }
             MetadataCommand::ReserveProducerIds { count } => {

@@ -93,6 +93,33 @@ pub struct TransactionCoordinator {
 pub type WriteGate = OwnedRwLockReadGuard<()>;
 
 impl TransactionCoordinator {
+    /// The checkers in force: the settings', overridden (by prefix) and
+    /// extended by those set at run time.
+    pub fn checkers(
+        &self,
+        state: &crate::metadata::ClusterState,
+    ) -> Vec<crate::config::TransactionChecker> {
+        let mut checkers: Vec<crate::config::TransactionChecker> = self
+            .checkers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|c| {
+                !state
+                    .transaction_checkers
+                    .contains_key(&c.transactional_id_prefix)
+            })
+            .cloned()
+            .collect();
+        checkers.extend(state.transaction_checkers.iter().map(|(prefix, url)| {
+            crate::config::TransactionChecker {
+                transactional_id_prefix: prefix.clone(),
+                url: url.clone(),
+            }
+        }));
+        checkers
+    }
+
     pub fn new(
         limits: TxnLimits,
         checkers: Vec<crate::config::TransactionChecker>,
@@ -408,11 +435,7 @@ impl TransactionCoordinator {
     /// markers a crash interrupted.
     pub async fn tick(&self, broker: &Broker) {
         let now = now_ms();
-        let checkers = self
-            .checkers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let checkers = self.checkers(&broker.state());
         let progress = self.check_progress();
         let due: Vec<(String, Due)> = self
             .txns()
@@ -547,6 +570,31 @@ impl TransactionCoordinator {
             checker::Decision::Unknown => None,
         }
     }
+}
+
+/// `sluice txn checker set`: a checker for `prefix`, kept in the cluster
+/// metadata so that it outlives a restart.
+pub fn set_checker(broker: &Broker, prefix: &str, url: &str) -> Result<()> {
+    if !url.starts_with("http://") {
+        return Err(BrokerError::InvalidRequest(format!(
+            "checker url '{url}' must start with http:// (https is not supported)"
+        )));
+    }
+    broker.apply_metadata(crate::metadata::MetadataCommand::SetTransactionChecker {
+        prefix: prefix.to_string(),
+        url: url.to_string(),
+    })?;
+    info!(prefix, url, "transaction checker set");
+    Ok(())
+}
+
+/// `sluice txn checker remove`: forgets a checker set at run time.
+pub fn remove_checker(broker: &Broker, prefix: &str) -> Result<()> {
+    broker.apply_metadata(crate::metadata::MetadataCommand::RemoveTransactionChecker {
+        prefix: prefix.to_string(),
+    })?;
+    info!(prefix, "transaction checker removed");
+    Ok(())
 }
 
 fn unknown_id(transactional_id: &str) -> BrokerError {
