@@ -22,7 +22,7 @@ pub mod checker;
 pub mod records;
 pub mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
@@ -82,6 +82,8 @@ pub struct TransactionCoordinator {
     /// The check-back endpoints (settings; changeable at run time).
     checkers: Mutex<Vec<crate::config::TransactionChecker>>,
     checks: Mutex<HashMap<String, CheckProgress>>,
+    /// Transactional ids whose check is under way (`tick` starts no other).
+    in_check: Mutex<HashSet<String>>,
     counts: Mutex<CheckCounts>,
     /// Per transactional id: shared by verified writes, alone by state
     /// changes (see the module comment).
@@ -128,6 +130,7 @@ impl TransactionCoordinator {
             txns: Mutex::new(HashMap::new()),
             checkers: Mutex::new(checkers),
             checks: Mutex::new(HashMap::new()),
+            in_check: Mutex::new(HashSet::new()),
             counts: Mutex::new(CheckCounts::default()),
             gates: Mutex::new(HashMap::new()),
             limits,
@@ -433,7 +436,7 @@ impl TransactionCoordinator {
     /// producers) unless a checker decides them, asks the checkers about
     /// transactions open long enough, and completes decided ones whose
     /// markers a crash interrupted.
-    pub async fn tick(&self, broker: &Broker) {
+    pub async fn tick(&self, broker: &Arc<Broker>) {
         let now = now_ms();
         let checkers = self.checkers(&broker.state());
         let progress = self.check_progress();
@@ -448,6 +451,7 @@ impl TransactionCoordinator {
                     return None;
                 }
                 match checker::checker_for(&checkers, id) {
+                    Some(_) if self.checking().contains(id) => None,
                     Some(c) => {
                         let p = progress.get(id).filter(|p| p.for_start_ms == m.start_ms);
                         let open_long_enough = now - m.start_ms >= self.limits.check_after_ms;
@@ -459,10 +463,28 @@ impl TransactionCoordinator {
             })
             .collect();
         for (id, due) in due {
+            if let Due::Check(_) = due {
+                // A check waits on another process: each runs on its own,
+                // so that a slow checker holds up nothing else.
+                self.checking().insert(id.clone());
+                let broker = Arc::clone(broker);
+                tokio::spawn(async move {
+                    if let Err(e) = broker.txns.act(&broker, &id, due).await {
+                        warn!(transactional_id = %id, error = %e, "cannot decide a checked transaction; will retry");
+                    }
+                    broker.txns.checking().remove(&id);
+                });
+                continue;
+            }
             if let Err(e) = self.act(broker, &id, due).await {
                 warn!(transactional_id = %id, error = %e, "cannot decide or complete a transaction; will retry");
             }
         }
+    }
+
+    /// Transactional ids whose check is under way.
+    fn checking(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.in_check.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn act(&self, broker: &Broker, id: &str, due: Due) -> Result<()> {
