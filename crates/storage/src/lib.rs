@@ -6,6 +6,7 @@
 //! broker calls [`PartitionLog`] under its own lock.
 
 pub mod batch;
+pub mod be_reader;
 pub mod disk;
 pub mod error;
 pub mod fuzzing;

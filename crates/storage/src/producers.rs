@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 
 use crate::batch::{BatchHeader, HEADER_SIZE};
+use crate::be_reader::BeReader;
 use crate::records::Records;
 
 /// How many recent batches per producer are remembered (Kafka's
@@ -384,7 +385,7 @@ impl ProducerStates {
         if crc32c::crc32c(body) != crc {
             return None;
         }
-        let mut r = Reader(body);
+        let mut r = BeReader(body);
         if r.u8()? != SNAPSHOT_VERSION {
             return None;
         }
@@ -427,30 +428,7 @@ impl ProducerStates {
                 last_offset: r.i64()?,
             });
         }
-        r.0.is_empty().then_some((states, offset))
-    }
-}
-
-/// Reads big-endian fields; None past the end.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take::<1>().map(|[b]| b)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_be_bytes)
-    }
-
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_be_bytes)
+        r.is_empty().then_some((states, offset))
     }
 }
 

@@ -366,11 +366,7 @@ impl ConsumerGroup {
         }
         // A static member coming back takes over what its predecessor held.
         if let Some(instance) = &request.instance_id {
-            let existing = self
-                .members
-                .values()
-                .find(|m| m.instance_id.as_deref() == Some(instance))
-                .cloned();
+            let existing = self.static_member(instance).cloned();
             if let Some(old) = existing {
                 if old.id != member_id {
                     if old.epoch != STATIC_LEAVE_EPOCH {
@@ -396,6 +392,13 @@ impl ConsumerGroup {
             return Err(BrokerError::GroupMaxSizeReached(limits.max_size));
         }
         Ok((Member::new(member_id, now + limits.session_timeout), true))
+    }
+
+    /// The member that holds `instance_id`, if any.
+    fn static_member(&self, instance_id: &str) -> Option<&Member> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance_id))
     }
 
     /// Moves a departed static member's place (its partitions and target)

@@ -166,21 +166,23 @@ async fn verify_transactional(
 ) {
     let mut writes = Vec::new();
     for (topic_index, topic) in body.topic_data.iter().enumerate() {
-        let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
-            broker
-                .state()
-                .topic_by_id(topic.topic_id)
-                .map(|t| t.name.clone())
-        } else {
-            Some(topic.name.0.to_string())
-        };
         for data in &topic.partition_data {
             let header = data
                 .records
                 .as_deref()
                 .and_then(|r| BatchHeader::parse(r).ok());
             if let Some(header) = header.filter(BatchHeader::is_transactional) {
-                let name = name.clone().unwrap_or_else(|| topic.name.0.to_string());
+                // Topic ids are resolved only for transactional batches (a
+                // plain produce resolves them once, when appending).
+                let by_id = (version >= FIRST_VERSION_WITH_TOPIC_IDS)
+                    .then(|| {
+                        broker
+                            .state()
+                            .topic_by_id(topic.topic_id)
+                            .map(|t| t.name.clone())
+                    })
+                    .flatten();
+                let name = by_id.unwrap_or_else(|| topic.name.0.to_string());
                 writes.push((topic_index, name, data.index, header));
             }
         }

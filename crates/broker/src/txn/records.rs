@@ -13,6 +13,8 @@
 
 use std::collections::BTreeSet;
 
+use sluice_storage::be_reader::BeReader;
+
 use super::state::{TxnMetadata, TxnState};
 
 const VERSION: u8 = 0;
@@ -26,12 +28,12 @@ pub fn encode_key(transactional_id: &str) -> Vec<u8> {
 }
 
 pub fn decode_key(bytes: &[u8]) -> Option<String> {
-    let mut r = Reader(bytes);
+    let mut r = BeReader(bytes);
     if r.u8()? != VERSION {
         return None;
     }
-    let id = r.string()?;
-    r.0.is_empty().then_some(id)
+    let id = r.short_string()?;
+    r.is_empty().then_some(id)
 }
 
 pub fn encode_value(meta: &TxnMetadata) -> Vec<u8> {
@@ -52,7 +54,7 @@ pub fn encode_value(meta: &TxnMetadata) -> Vec<u8> {
 }
 
 pub fn decode_value(transactional_id: &str, bytes: &[u8]) -> Option<TxnMetadata> {
-    let mut r = Reader(bytes);
+    let mut r = BeReader(bytes);
     if r.u8()? != VERSION {
         return None;
     }
@@ -66,11 +68,11 @@ pub fn decode_value(transactional_id: &str, bytes: &[u8]) -> Option<TxnMetadata>
     let count = u32::from_be_bytes(r.take()?);
     let mut partitions = BTreeSet::new();
     for _ in 0..count {
-        let topic = r.string()?;
+        let topic = r.short_string()?;
         let partition = i32::from_be_bytes(r.take()?);
         partitions.insert((topic, partition));
     }
-    r.0.is_empty().then(|| TxnMetadata {
+    r.is_empty().then(|| TxnMetadata {
         transactional_id: transactional_id.to_string(),
         producer_id,
         previous_producer_id,
@@ -90,32 +92,6 @@ fn put_string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&(end as u16).to_be_bytes());
     out.extend_from_slice(&s.as_bytes()[..end]);
-}
-
-/// Reads big-endian fields; None past the end.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take::<1>().map(|[b]| b)
-    }
-
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_be_bytes)
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let len = usize::from(u16::from_be_bytes(self.take()?));
-        let bytes = self.0.get(..len)?;
-        self.0 = &self.0[len..];
-        String::from_utf8(bytes.to_vec()).ok()
-    }
 }
 
 #[cfg(test)]

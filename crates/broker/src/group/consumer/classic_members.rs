@@ -109,11 +109,7 @@ impl ConsumerGroup {
     ) -> Result<(Member, bool)> {
         let unknown = req.member_id.is_empty();
         if let Some(instance) = &req.instance_id {
-            let existing = self
-                .members
-                .values()
-                .find(|m| m.instance_id.as_deref() == Some(instance))
-                .cloned();
+            let existing = self.static_member(instance).cloned();
             if let Some(old) = existing {
                 if unknown {
                     // A restarted static member takes its predecessor's
@@ -238,9 +234,7 @@ impl ConsumerGroup {
         let id = match instance_id {
             Some(instance) => {
                 let member = self
-                    .members
-                    .values()
-                    .find(|m| m.instance_id.as_deref() == Some(instance))
+                    .static_member(instance)
                     .ok_or(BrokerError::UnknownMemberId)?;
                 if !member_id.is_empty() && member.id != member_id {
                     return Err(BrokerError::FencedInstanceId(instance.to_string()));
@@ -265,23 +259,18 @@ impl ConsumerGroup {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<&mut Member> {
-        let member = match instance_id {
-            Some(instance) => {
-                let member = self
-                    .members
-                    .values_mut()
-                    .find(|m| m.instance_id.as_deref() == Some(instance))
-                    .ok_or(BrokerError::UnknownMemberId)?;
-                if member.id != member_id {
-                    return Err(BrokerError::FencedInstanceId(instance.to_string()));
-                }
-                member
+        if let Some(instance) = instance_id {
+            let holder = self
+                .static_member(instance)
+                .ok_or(BrokerError::UnknownMemberId)?;
+            if holder.id != member_id {
+                return Err(BrokerError::FencedInstanceId(instance.to_string()));
             }
-            None => self
-                .members
-                .get_mut(member_id)
-                .ok_or(BrokerError::UnknownMemberId)?,
-        };
+        }
+        let member = self
+            .members
+            .get_mut(member_id)
+            .ok_or(BrokerError::UnknownMemberId)?;
         if member.classic.is_none() {
             return Err(BrokerError::UnknownMemberId);
         }
