@@ -210,6 +210,116 @@ fn a_transaction_left_open_past_its_timeout_is_aborted() {
     );
 }
 
+/// One transactional record batch of producer `(producer_id, epoch)`.
+fn transactional_batch(producer_id: i64, epoch: i16, sequence: i32, value: &'static str) -> Bytes {
+    let record = Record {
+        transactional: true,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    };
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    batch.freeze()
+}
+
+/// Produces `batch` to partition 0 of topic "t" for `transactional_id`
+/// with Produce `version`; the partition's error code.
+fn produce_transactional(
+    broker: &Broker,
+    transactional_id: &str,
+    batch: Bytes,
+    version: i16,
+) -> i16 {
+    let mut request = common::raw::produce_request("t", batch, -1);
+    request.transactional_id = Some(TransactionalId(StrBytes::from_string(
+        transactional_id.to_string(),
+    )));
+    let response: ProduceResponse = exchange(broker, ApiKey::Produce, version, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// Transactions V2 (KIP-890) on the wire: a Produce v12 write opens the
+/// transaction and adds its partition; EndTxn v5 answers with the epoch
+/// bumped, and recognises its own retry; a late write of the finished
+/// transaction, at the old epoch, is fenced in the partition (the hanging
+/// and zombie writes that V2 exists to stop); aborting when nothing is open
+/// is allowed and bumps the epoch too.
+#[test]
+fn transactions_v2_add_partitions_by_writing_and_fence_late_writes() {
+    const INVALID_PRODUCER_EPOCH: i16 = 47;
+    let broker = Broker::start();
+    common::create_topic(&broker, "t", 1);
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("v2")));
+    request.transaction_timeout_ms = 60_000;
+    request.producer_id = ProducerId(-1);
+    request.producer_epoch = -1;
+    let init: InitProducerIdResponse = exchange(&broker, ApiKey::InitProducerId, 5, &request);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let end = |epoch: i16, commit: bool| -> EndTxnResponse {
+        let mut request = EndTxnRequest::default();
+        request.transactional_id = TransactionalId(StrBytes::from_static_str("v2"));
+        request.producer_id = ProducerId(pid);
+        request.producer_epoch = epoch;
+        request.committed = commit;
+        exchange(&broker, ApiKey::EndTxn, 5, &request)
+    };
+
+    let batch = transactional_batch(pid, epoch, 0, "committed");
+    assert_eq!(produce_transactional(&broker, "v2", batch, 12), 0);
+    let committed = end(epoch, true);
+    assert_eq!(
+        (
+            committed.error_code,
+            committed.producer_id.0,
+            committed.producer_epoch
+        ),
+        (0, pid, epoch + 1)
+    );
+    let retried = end(epoch, true);
+    assert_eq!((retried.error_code, retried.producer_epoch), (0, epoch + 1));
+
+    let late = transactional_batch(pid, epoch, 1, "late");
+    assert_eq!(
+        produce_transactional(&broker, "v2", late, 12),
+        INVALID_PRODUCER_EPOCH
+    );
+
+    let batch = transactional_batch(pid, epoch + 1, 0, "aborted");
+    assert_eq!(produce_transactional(&broker, "v2", batch, 12), 0);
+    let aborted = end(epoch + 1, false);
+    assert_eq!((aborted.error_code, aborted.producer_epoch), (0, epoch + 2));
+    let nothing_open = end(epoch + 2, false);
+    assert_eq!(
+        (nothing_open.error_code, nothing_open.producer_epoch),
+        (0, epoch + 3)
+    );
+
+    // Two records and their two markers; the late write was not stored.
+    let described = common::sluice(&["topic", "describe", "t", "-b", &broker.bootstrap()], None);
+    assert_eq!(common::end_offset(&described, 0), 4, "{described}");
+    let expected = BTreeSet::from(["committed".to_string()]);
+    assert_reads_exactly(&broker, "t", 1, "read_committed", &expected);
+}
+
 #[test]
 fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
     const INVALID_TXN_STATE: i16 = 48;
@@ -256,36 +366,24 @@ fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
 
     // A transactional write to a partition that was never added to the
     // transaction is refused, so it cannot open one that nothing ends.
-    let record = Record {
-        transactional: true,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: pid,
-        producer_epoch: 1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: 0,
-        timestamp: 1_700_000_000_000,
-        key: None,
-        value: Some(Bytes::from_static(b"sneaky")),
-        headers: Default::default(),
-    };
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode");
-    let mut request = common::raw::produce_request("t", batch.freeze(), -1);
-    request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("known")));
-    let response: ProduceResponse = exchange(&broker, ApiKey::Produce, 9, &request);
+    let batch = transactional_batch(pid, 1, 0, "sneaky");
     assert_eq!(
-        response.responses[0].partition_responses[0].error_code,
+        produce_transactional(&broker, "known", batch, 9),
+        INVALID_TXN_STATE
+    );
+    // So it is with Produce v12 too when the broker offers only the
+    // original protocol (transaction_version = 1): no implicit add.
+    let v1 = Broker::start_with_config("transaction_version = 1\n");
+    common::create_topic(&v1, "t", 1);
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("known")));
+    request.transaction_timeout_ms = 60_000;
+    request.producer_id = ProducerId(-1);
+    request.producer_epoch = -1;
+    let v1_producer: InitProducerIdResponse = exchange(&v1, ApiKey::InitProducerId, 4, &request);
+    let batch = transactional_batch(v1_producer.producer_id.0, 0, 0, "sneaky");
+    assert_eq!(
+        produce_transactional(&v1, "known", batch, 12),
         INVALID_TXN_STATE
     );
     // Nothing was stored.
@@ -293,26 +391,43 @@ fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
     assert_eq!(common::end_offset(&described, 0), 0, "{described}");
 }
 
-/// The Java client: commit, abort, commit; read_committed reads exactly
-/// the committed records, read_uncommitted all of them.
+/// The Java client: commit, abort, commit, each with a group offset sent
+/// to the transaction; read_committed reads exactly the committed records,
+/// read_uncommitted all of them, and the group keeps the last committed
+/// offset. By default the client speaks Transactions V2, so each of the
+/// three EndTxn bumped the epoch; with `transaction_version = 1` it falls
+/// back to the original protocol and the epoch stays.
 #[test]
 fn the_java_client_s_transactions_are_read_as_committed() {
-    let jar = common::java_client_jar();
-    let broker = Broker::start();
-    common::create_topic(&broker, "java-txn", 3);
-    let output = std::process::Command::new("java")
-        .arg("-cp")
-        .arg(&jar)
-        .arg("dev.sluice.Transactions")
-        .args([broker.bootstrap().as_str(), "java-txn", "200"])
-        .output()
-        .expect("run java");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("OK committed=400 all=600"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for (config, epoch_after) in [("", 3), ("transaction_version = 1\n", 0)] {
+        let jar = common::java_client_jar();
+        let broker = Broker::start_with_config(config);
+        common::create_topic(&broker, "java-txn", 3);
+        let output = std::process::Command::new("java")
+            .arg("-cp")
+            .arg(&jar)
+            .arg("dev.sluice.Transactions")
+            .args([broker.bootstrap().as_str(), "java-txn", "200"])
+            .output()
+            .expect("run java");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("OK committed=400 all=600"),
+            "{config}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let listed = common::sluice(&["txn", "list", "-b", &broker.bootstrap()], None);
+        let line = listed
+            .lines()
+            .find(|l| l.starts_with("java-transactions\t"))
+            .unwrap_or_else(|| panic!("{listed}"));
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(
+            (fields[2], fields[3]),
+            (epoch_after.to_string().as_str(), "CompleteCommit"),
+            "{config}: {listed}"
+        );
+    }
 }
 
 /// One worker of a consume-transform-produce loop: a group consumer of

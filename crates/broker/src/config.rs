@@ -170,6 +170,11 @@ pub struct BrokerConfig {
     pub transaction_max_timeout_ms: i32,
     /// Most transactional ids the coordinator holds.
     pub max_transactional_ids: usize,
+    /// The transaction protocol offered to clients, as Kafka's finalized
+    /// `transaction.version` feature: 2 (Transactions V2, KIP-890: an epoch
+    /// bump per transaction, partitions added by the first write) or 1
+    /// (the original protocol only; EndTxn stays below v5).
+    pub transaction_version: i16,
     /// Check-back endpoints, by transactional id prefix (the longest
     /// matching prefix wins). A transaction with one is decided by its
     /// answers rather than aborted at its timeout.
@@ -232,6 +237,7 @@ impl Default for BrokerConfig {
             transaction_state_topic_partitions: 50,
             transaction_max_timeout_ms: 15 * 60 * 1000,
             max_transactional_ids: 100_000,
+            transaction_version: 2,
             transaction_checkers: Vec::new(),
             transaction_check_after_ms: 6_000,
             transaction_check_interval_ms: 30_000,
@@ -416,6 +422,9 @@ impl BrokerConfig {
         }
         if self.transaction_max_timeout_ms < 1 {
             return invalid("transaction_max_timeout_ms", "must be at least 1");
+        }
+        if !(1..=2).contains(&self.transaction_version) {
+            return invalid("transaction_version", "must be 1 or 2");
         }
         if self.max_transactional_ids == 0 {
             return invalid("max_transactional_ids", "must be at least 1");
@@ -621,6 +630,11 @@ impl BrokerConfig {
                 "transaction.max.timeout.ms",
                 self.transaction_max_timeout_ms.to_string(),
                 d.transaction_max_timeout_ms.to_string(),
+            ),
+            setting(
+                "transaction.version",
+                self.transaction_version.to_string(),
+                d.transaction_version.to_string(),
             ),
             setting(
                 "producer.id.expiration.ms",

@@ -108,6 +108,10 @@ pub enum BrokerError {
     InvalidTransactionTimeout(String),
     #[error("{0}")]
     OutOfOrderSequenceNumber(String),
+    /// A write that cannot be taken yet and should be retried (Kafka's
+    /// answer to produce while its transaction is still being ended).
+    #[error("{0}")]
+    NotEnoughReplicas(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("metadata store error: {0}")]
@@ -170,6 +174,7 @@ impl BrokerError {
             InvalidTxnState(_) => ResponseError::InvalidTxnState,
             InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,
             OutOfOrderSequenceNumber(_) => ResponseError::OutOfOrderSequenceNumber,
+            NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
             Storage(_) => ResponseError::KafkaStorageError,
             Metadata(_) => ResponseError::UnknownServerError,
         }

@@ -185,7 +185,7 @@ async fn handle_frame(
     if version < min || version > max {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer in v0 with our ranges so the client can retry.
-            let body = handlers::api_versions::unsupported_version_response();
+            let body = handlers::api_versions::unsupported_version_response(broker);
             return encode_response(api_key, 0, correlation_id, &body).map(Some);
         }
         return Err(format!(

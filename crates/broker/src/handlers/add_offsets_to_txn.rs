@@ -28,6 +28,7 @@ pub async fn handle(
                     body.producer_id.0,
                     body.producer_epoch,
                     &[partition],
+                    false,
                 )
                 .await
         }

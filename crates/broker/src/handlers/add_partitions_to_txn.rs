@@ -48,6 +48,7 @@ pub async fn handle(
                 body.v3_and_below_producer_id.0,
                 body.v3_and_below_producer_epoch,
                 &wanted,
+                false,
             )
             .await;
         if let Err(e) = &outcome {

@@ -73,7 +73,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AddPartitionsToTxn, 0, 3),
-    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::ListTransactions, 0, 2),
@@ -97,7 +97,10 @@ fn reply<M: Encodable>(message: M, version: i16) -> Reply {
 pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) -> Reply {
     let v = request.version;
     match request.api_key {
-        ApiKey::ApiVersions => reply(api_versions::handle(decode_body(request, body)?), v),
+        ApiKey::ApiVersions => {
+            let _: kafka_protocol::messages::ApiVersionsRequest = decode_body(request, body)?;
+            reply(api_versions::handle(broker), v)
+        }
         ApiKey::Metadata => reply(
             metadata::handle(broker, request, decode_body(request, body)?),
             v,

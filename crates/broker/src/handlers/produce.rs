@@ -20,6 +20,10 @@ use crate::server::RequestContext;
 /// Produce v13 names topics by id (KIP-516) instead of by name.
 const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 
+/// Produce v12 comes from a Transactions V2 producer (KIP-890), which does
+/// not send AddPartitionsToTxn: its first write adds the partition.
+const FIRST_VERSION_OF_TRANSACTIONS_V2: i16 = 12;
+
 pub async fn handle(
     broker: &Broker,
     request: &RequestContext,
@@ -203,13 +207,25 @@ async fn verify_transactional(
         }
         return (None, verdicts);
     };
+    // A partition that does not exist is not added to the transaction; its
+    // append fails on its own.
+    writes.retain(|(_, name, index, _)| broker.partition(name, *index).is_some());
     let partitions: Vec<(String, i32)> = writes
         .iter()
         .map(|(_, name, index, _)| (name.clone(), *index))
         .collect();
+    // Transactions V2 producers (Produce v12+) add partitions by writing.
+    let implicit_add =
+        version >= FIRST_VERSION_OF_TRANSACTIONS_V2 && broker.config.transaction_version >= 2;
     let (gate, results) = broker
         .txns
-        .verify_writes(transactional_id, producer_id, epoch, &partitions)
+        .verify_writes(
+            broker,
+            transactional_id,
+            (producer_id, epoch),
+            &partitions,
+            implicit_add,
+        )
         .await;
     for ((topic_index, _, index, header), result) in writes.into_iter().zip(results) {
         let result = result.and_then(|()| {

@@ -2,9 +2,11 @@
 //! inside its transaction (`send_offsets_to_transaction`), so that the
 //! input it consumed and the output it produced are committed together.
 //! The group's partition must have been added to the open transaction
-//! (AddOffsetsToTxn); the offsets stay invisible to OffsetFetch until the
+//! (AddOffsetsToTxn; from v5 on, Transactions V2, the commit adds it); the
+//! offsets stay invisible to OffsetFetch until the
 //! transaction commits, and vanish if it aborts.
 
+use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -15,6 +17,9 @@ use crate::broker::{now_ms, Broker};
 use crate::error::BrokerError;
 use crate::group::{CommittedOffset, Committer, OffsetToCommit, OFFSETS_TOPIC};
 use crate::server::RequestContext;
+
+/// TxnOffsetCommit v5 comes from a Transactions V2 producer (KIP-890).
+const FIRST_VERSION_OF_TRANSACTIONS_V2: i16 = 5;
 
 pub async fn handle(
     broker: &Broker,
@@ -51,9 +56,24 @@ pub async fn handle(
     );
     // The commit is appended while the transaction's gate is held, so that
     // it cannot land after the transaction's marker.
+    // Transactions V2 producers (v5+) skip AddOffsetsToTxn: the commit
+    // adds the group's partition to the transaction.
+    let implicit_add = request.version >= FIRST_VERSION_OF_TRANSACTIONS_V2
+        && broker.config.transaction_version >= 2;
+    if implicit_add {
+        if let Err(e) = broker.groups.ensure_offsets_topic(broker) {
+            return answer(body.topics, e.code());
+        }
+    }
     let (gate, checked) = broker
         .txns
-        .verify_writes(&body.transactional_id, producer.0, producer.1, &[partition])
+        .verify_writes(
+            broker,
+            &body.transactional_id,
+            producer,
+            &[partition],
+            implicit_add,
+        )
         .await;
     let outcome = match checked.into_iter().next() {
         Some(Ok(())) => {
@@ -76,15 +96,27 @@ pub async fn handle(
             vec![e.code(); offsets.len()]
         }
     };
-    let mut response = TxnOffsetCommitResponse::default();
     let mut codes = results.into_iter();
-    for topic in body.topics {
+    answer_each(body.topics, || codes.next().unwrap_or_default())
+}
+
+/// The same error for every partition.
+fn answer(topics: Vec<TxnOffsetCommitRequestTopic>, code: i16) -> TxnOffsetCommitResponse {
+    answer_each(topics, || code)
+}
+
+fn answer_each(
+    topics: Vec<TxnOffsetCommitRequestTopic>,
+    mut code: impl FnMut() -> i16,
+) -> TxnOffsetCommitResponse {
+    let mut response = TxnOffsetCommitResponse::default();
+    for topic in topics {
         let mut t = TxnOffsetCommitResponseTopic::default();
         t.name = topic.name;
         for p in topic.partitions {
             let mut out = TxnOffsetCommitResponsePartition::default();
             out.partition_index = p.partition_index;
-            out.error_code = codes.next().unwrap_or_default();
+            out.error_code = code();
             t.partitions.push(out);
         }
         response.topics.push(t);

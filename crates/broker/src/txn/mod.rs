@@ -295,7 +295,8 @@ impl TransactionCoordinator {
         Ok((meta.producer_id, meta.producer_epoch))
     }
 
-    /// AddPartitionsToTxn: these partitions join the open transaction.
+    /// AddPartitionsToTxn, or (`v2`) a Transactions V2 producer's first
+    /// write to them: these partitions join the open transaction.
     pub async fn add_partitions(
         &self,
         broker: &Broker,
@@ -303,13 +304,14 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[TopicPartition],
+        v2: bool,
     ) -> Result<()> {
         let _gate = self.exclusive(transactional_id).await;
         let current = self
             .get(transactional_id)
             .ok_or_else(|| unknown_id(transactional_id))?;
         if let Some(next) =
-            current.add_partitions(producer_id, producer_epoch, partitions, now_ms())?
+            current.add_partitions(producer_id, producer_epoch, partitions, v2, now_ms())?
         {
             self.store(broker, next).await?;
         }
@@ -318,7 +320,8 @@ impl TransactionCoordinator {
 
     /// EndTxn: commits or aborts the open transaction. Answers once every
     /// marker is written, so that a reader that starts afterwards sees the
-    /// outcome.
+    /// outcome, with the producer id and epoch for the next transaction
+    /// (bumped when `v2`: EndTxn v5+).
     pub async fn end(
         &self,
         broker: &Broker,
@@ -326,16 +329,18 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> Result<()> {
+        v2: bool,
+    ) -> Result<(i64, i16)> {
         let _gate = self.exclusive(transactional_id).await;
         let current = self
             .get(transactional_id)
             .ok_or_else(|| unknown_id(transactional_id))?;
-        let Some(prepared) = current.end(producer_id, producer_epoch, commit, now_ms())? else {
-            return Ok(());
+        let new_id = || broker.producer_ids.next(broker);
+        let done = match current.end(producer_id, producer_epoch, commit, v2, new_id, now_ms())? {
+            Some(prepared) => self.finish(broker, prepared).await?,
+            None => current,
         };
-        self.finish(broker, prepared).await?;
-        Ok(())
+        Ok((done.producer_id, done.producer_epoch))
     }
 
     /// Stores a decided transaction (PrepareCommit or PrepareAbort), writes
@@ -379,15 +384,46 @@ impl TransactionCoordinator {
 
     /// Checks a produce request's transactional writes: the producer is the
     /// transactional id's current one and each partition is in its open
-    /// transaction. The gate returned must be held until the appends are
-    /// done. Per-partition results, in order.
+    /// transaction. With `implicit_add` (a Transactions V2 producer: Produce
+    /// v12+, TxnOffsetCommit v5+) partitions not yet in the transaction
+    /// join it first, durably, as AddPartitionsToTxn would. The gate
+    /// returned must be held until the appends are done. Per-partition
+    /// results, in order.
     pub async fn verify_writes(
         &self,
+        broker: &Broker,
         transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
+        producer: (i64, i16),
         partitions: &[TopicPartition],
+        implicit_add: bool,
     ) -> (WriteGate, Vec<Result<()>>) {
+        if implicit_add {
+            let missing: Vec<TopicPartition> = match self.get(transactional_id) {
+                Some(meta) if meta.state == TxnState::Ongoing => partitions
+                    .iter()
+                    .filter(|p| !meta.partitions.contains(*p))
+                    .cloned()
+                    .collect(),
+                _ => partitions.to_vec(),
+            };
+            if !missing.is_empty() {
+                let added = self
+                    .add_partitions(
+                        broker,
+                        transactional_id,
+                        producer.0,
+                        producer.1,
+                        &missing,
+                        true,
+                    )
+                    .await;
+                if let Err(e) = added {
+                    let gate = self.gate(transactional_id).read_owned().await;
+                    let e = produce_error(e);
+                    return (gate, partitions.iter().map(|_| Err(e.clone())).collect());
+                }
+            }
+        }
         let gate = self.gate(transactional_id).read_owned().await;
         let current = self.get(transactional_id);
         let results = partitions
@@ -396,12 +432,8 @@ impl TransactionCoordinator {
                 let meta = current
                     .as_ref()
                     .ok_or_else(|| unknown_id(transactional_id))?;
-                meta.check_producer(producer_id, producer_epoch)
-                    .map_err(|e| match e {
-                        // Produce reports a fenced producer this way.
-                        BrokerError::ProducerFenced(why) => BrokerError::InvalidProducerEpoch(why),
-                        other => other,
-                    })?;
+                meta.check_producer(producer.0, producer.1)
+                    .map_err(produce_error)?;
                 if meta.state != TxnState::Ongoing || !meta.partitions.contains(partition) {
                     return Err(BrokerError::InvalidTxnState(format!(
                         "{}-{} is not in an open transaction of '{transactional_id}'; \
@@ -617,6 +649,19 @@ pub fn remove_checker(broker: &Broker, prefix: &str) -> Result<()> {
     })?;
     info!(prefix, "transaction checker removed");
     Ok(())
+}
+
+/// A transaction check's error as a write reports it: a fenced producer
+/// is INVALID_PRODUCER_EPOCH there, and a transaction still being ended is
+/// a retriable NOT_ENOUGH_REPLICAS, as Kafka maps it for produce.
+fn produce_error(e: BrokerError) -> BrokerError {
+    match e {
+        BrokerError::ProducerFenced(why) => BrokerError::InvalidProducerEpoch(why),
+        BrokerError::ConcurrentTransactions(id) => BrokerError::NotEnoughReplicas(format!(
+            "the previous transaction of '{id}' is still being ended; retry"
+        )),
+        other => other,
+    }
 }
 
 fn unknown_id(transactional_id: &str) -> BrokerError {

@@ -5,11 +5,15 @@
 //!
 //! ```text
 //! key:   version u8 (0), transactional id (u16 length, UTF-8)
-//! value: version u8 (0), producer id i64, previous producer id i64,
+//! value: version u8 (1), producer id i64, previous producer id i64,
 //!        epoch i16, timeout ms i32, state u8, start ms i64,
 //!        last update ms i64, partition count u32,
-//!        each: topic (u16 length, UTF-8), partition i32
+//!        each: topic (u16 length, UTF-8), partition i32,
+//!        then (version 1) next producer id i64, flags u8 (bit 0: V2)
 //! ```
+//!
+//! Version 0 values (before Transactions V2) are read as no next producer
+//! id and not V2.
 
 use std::collections::BTreeSet;
 
@@ -17,19 +21,20 @@ use sluice_storage::be_reader::BeReader;
 
 use super::state::{TxnMetadata, TxnState};
 
-const VERSION: u8 = 0;
+const KEY_VERSION: u8 = 0;
+const VALUE_VERSION: u8 = 1;
 
 pub use crate::group::records::partition_for;
 
 pub fn encode_key(transactional_id: &str) -> Vec<u8> {
-    let mut out = vec![VERSION];
+    let mut out = vec![KEY_VERSION];
     put_string(&mut out, transactional_id);
     out
 }
 
 pub fn decode_key(bytes: &[u8]) -> Option<String> {
     let mut r = BeReader(bytes);
-    if r.u8()? != VERSION {
+    if r.u8()? != KEY_VERSION {
         return None;
     }
     let id = r.short_string()?;
@@ -37,7 +42,7 @@ pub fn decode_key(bytes: &[u8]) -> Option<String> {
 }
 
 pub fn encode_value(meta: &TxnMetadata) -> Vec<u8> {
-    let mut out = vec![VERSION];
+    let mut out = vec![VALUE_VERSION];
     out.extend_from_slice(&meta.producer_id.to_be_bytes());
     out.extend_from_slice(&meta.previous_producer_id.to_be_bytes());
     out.extend_from_slice(&meta.producer_epoch.to_be_bytes());
@@ -50,12 +55,15 @@ pub fn encode_value(meta: &TxnMetadata) -> Vec<u8> {
         put_string(&mut out, topic);
         out.extend_from_slice(&partition.to_be_bytes());
     }
+    out.extend_from_slice(&meta.next_producer_id.to_be_bytes());
+    out.push(u8::from(meta.v2));
     out
 }
 
 pub fn decode_value(transactional_id: &str, bytes: &[u8]) -> Option<TxnMetadata> {
     let mut r = BeReader(bytes);
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if version > VALUE_VERSION {
         return None;
     }
     let producer_id = r.i64()?;
@@ -72,11 +80,20 @@ pub fn decode_value(transactional_id: &str, bytes: &[u8]) -> Option<TxnMetadata>
         let partition = i32::from_be_bytes(r.take()?);
         partitions.insert((topic, partition));
     }
+    let (next_producer_id, v2) = if version >= 1 {
+        let next = r.i64()?;
+        let flags = r.u8()?;
+        (next, flags & 1 != 0)
+    } else {
+        (-1, false)
+    };
     r.is_empty().then(|| TxnMetadata {
         transactional_id: transactional_id.to_string(),
         producer_id,
         previous_producer_id,
         producer_epoch,
+        next_producer_id,
+        v2,
         timeout_ms,
         state,
         partitions,
@@ -105,6 +122,8 @@ mod tests {
         meta.start_ms = 900;
         meta.partitions.insert(("orders".into(), 3));
         meta.partitions.insert(("audit".into(), 0));
+        meta.next_producer_id = 43;
+        meta.v2 = true;
         let key = encode_key("orders-1");
         assert_eq!(decode_key(&key).as_deref(), Some("orders-1"));
         let value = encode_value(&meta);
@@ -119,5 +138,16 @@ mod tests {
         for cut in 0..key.len() {
             assert_eq!(decode_key(&key[..cut]), None);
         }
+    }
+
+    #[test]
+    fn version_0_values_still_load() {
+        let mut meta = TxnMetadata::new("orders-1", 42, 60_000, 1000);
+        meta.partitions.insert(("orders".into(), 3));
+        let mut value = encode_value(&meta);
+        // A version 0 value is the version 1 value without its tail.
+        value[0] = 0;
+        value.truncate(value.len() - 9);
+        assert_eq!(decode_value("orders-1", &value), Some(meta));
     }
 }

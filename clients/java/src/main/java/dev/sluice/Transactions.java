@@ -4,11 +4,14 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeSet;
 
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -23,7 +26,10 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * Transactions with the official Java client: a transactional producer
  * (the client's defaults plus a transactional.id) commits COUNT records,
  * aborts COUNT, commits COUNT more; a read_committed consumer must read
- * exactly the committed ones, and a read_uncommitted one all of them.
+ * exactly the committed ones, and a read_uncommitted one all of them. Each
+ * round also commits an offset of group GROUP in its transaction
+ * (sendOffsetsToTransaction); the group must end with the last committed
+ * round's offset, not the aborted one's.
  *
  * <p>Usage: {@code java -cp JAR dev.sluice.Transactions BOOTSTRAP TOPIC COUNT}
  *
@@ -32,6 +38,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  */
 public final class Transactions {
     private Transactions() {}
+
+    private static final String GROUP = "java-transactions-offsets";
 
     public static void main(String[] args) throws Exception {
         if (args.length != 3) {
@@ -56,6 +64,10 @@ public final class Transactions {
                     producer.send(new ProducerRecord<>(topic, "k" + i, round[0] + "-" + i));
                 }
                 producer.flush();
+                long offset = round[0].equals("aborted") ? 999 : round[0].equals("committed-a") ? 5 : 7;
+                producer.sendOffsetsToTransaction(
+                        Map.of(new TopicPartition(topic, 0), new OffsetAndMetadata(offset)),
+                        new ConsumerGroupMetadata(GROUP));
                 if (round[1].equals("commit")) {
                     producer.commitTransaction();
                 } else {
@@ -85,6 +97,11 @@ public final class Transactions {
         }
         if (!readUncommitted.equals(all)) {
             System.out.println("read_uncommitted read " + readUncommitted.size() + " of " + all.size());
+            ok = false;
+        }
+        long groupOffset = committedOffset(bootstrap, topic);
+        if (groupOffset != 7) {
+            System.out.println("the group's offset is " + groupOffset + ", not 7");
             ok = false;
         }
         if (!ok) {
@@ -121,6 +138,20 @@ public final class Transactions {
             }
         }
         return new TreeSet<>(seen);
+    }
+
+    /** The offset GROUP committed for partition 0, read as stable (the default). */
+    private static long committedOffset(String bootstrap, String topic) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.GROUP_ID_CONFIG, GROUP);
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(props)) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            OffsetAndMetadata committed = consumer.committed(Set.of(tp), Duration.ofSeconds(30)).get(tp);
+            return committed == null ? -1 : committed.offset();
+        }
     }
 
     private static String first(Set<String> values) {
