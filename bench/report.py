@@ -39,6 +39,9 @@ WORKLOADS = [
                                "idempotence: 1 KiB, 16 partitions, acks=all"),
     ("java-consumer-16p", "Java client's ConsumerPerformance: 1 KiB, 16 partitions, from the "
                           "beginning"),
+    ("java-txn100-16p", "Java client's transactional producer (its defaults, linger.ms=5): "
+                        "transactions of 100 × 1 KiB records, 16 partitions, each committed "
+                        "before the next begins"),
 ]
 
 
@@ -142,6 +145,25 @@ class Report:
         for what, broker, p, i in rows:
             self.out(f"| {what} | {LABEL[broker]} | {num(p['mb_per_sec'])} "
                      f"| {num(i['mb_per_sec'])} | {ratio(i['mb_per_sec'], p['mb_per_sec'])} |")
+        self.out()
+
+    def transactions_table(self, level: str) -> None:
+        """Transactions per second and the time commitTransaction takes
+        (flushing the transaction's records, then EndTxn)."""
+        rows = [(b, self.find(b, level, "java-txn100-16p")) for b in BROKERS]
+        rows = [(b, r) for b, r in rows if r and r.get("commit_latency")]
+        if not rows:
+            return
+        self.out("#### Transactions of 100 records (Java client): commits")
+        self.out()
+        self.out("| broker | transactions/s | commit p50 ms | p99 | p99.9 | max |")
+        self.out("|---|---:|---:|---:|---:|---:|")
+        for broker, r in rows:
+            c = r["commit_latency"]
+            per_sec = r["transactions"] / r["seconds"] if r.get("seconds") else None
+            self.out(f"| {LABEL[broker]} | {num(per_sec, 0)} | {ms(c.get('p50_us'))} "
+                     f"| {ms(c.get('p99_us'))} | {ms(c.get('p999_us'))} "
+                     f"| {ms(c.get('max_us'))} |")
         self.out()
 
     def e2e_table(self, level: str) -> None:
@@ -425,6 +447,7 @@ class Report:
             for workload, title in WORKLOADS:
                 self.throughput_table(level, workload, title)
             self.idempotence_table(level)
+            self.transactions_table(level)
             self.e2e_table(level)
         self.out("## Consume")
         self.out()

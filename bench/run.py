@@ -30,6 +30,9 @@ BENCH = ROOT / "target" / "release" / "sluice-bench"
 SLUICE = ROOT / "target" / "release" / "sluice"
 KAFKA_SCRIPT = ROOT / "scripts" / "kafka-reference.sh"
 KAFKA_LIBS = Path(os.environ.get("SLUICE_PEERS_DIR", ROOT / ".peers")) / "kafka" / "libs"
+# The Java client programs (clients/java, built by bench/run with Maven):
+# TxnBench is the transactional producer benchmark.
+JAVA_CLIENT_JAR = ROOT / "clients" / "java" / "target" / "sluice-java-client-tests.jar"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -49,6 +52,7 @@ MODES = {
         "restart_bytes": 2 * GIB,
         "limits_seconds": 5,
         "java_records": 300_000,
+        "txn_records": 50_000,
     },
     "full": {
         "records_1k": 2_000_000,
@@ -59,6 +63,7 @@ MODES = {
         "restart_bytes": 10 * GIB,
         "limits_seconds": 15,
         "java_records": 1_000_000,
+        "txn_records": 200_000,
     },
 }
 
@@ -447,6 +452,23 @@ class Workloads:
         self.record(workload, figures, cpu, records * KIB)
         self.delete(topic)
 
+    def java_transactions(self, workload: str, partitions: int, per_txn: int) -> None:
+        """The Java client's transactional producer (Transactions V2 where
+        the broker offers it): transactions of `per_txn` 1 KiB records, each
+        committed before the next begins (dev.sluice.TxnBench)."""
+        if not self.wanted(workload):
+            return
+        topic = self.topic(partitions)
+        records = self.mode["txn_records"]
+        cmd = ["java", "-Xmx1G", "-cp", str(JAVA_CLIENT_JAR), "dev.sluice.TxnBench",
+               self.broker.address, topic, str(records), str(per_txn), str(KIB)]
+        out, cpu = self.measured(lambda: run(cmd))
+        figures = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+        if figures.get("failed"):
+            raise RuntimeError(f"{workload}: {figures['failed']} records failed")
+        self.record(workload, figures, cpu, figures["bytes"])
+        self.delete(topic)
+
     def java_consumer(self, workload: str, partitions: int) -> None:
         """ConsumerPerformance subscribes through a consumer group."""
         if not self.wanted(workload):
@@ -525,6 +547,9 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict,
                 # What idempotence costs (the default of the Java client
                 # and franz-go): the same workload with it on.
                 w.produce("1KiB-16p-acksall-idem", 16, n1k, KIB, "all", idempotent=True)
+                # Transactions of 100 records, the Java client committing
+                # each before beginning the next.
+                w.java_transactions("java-txn100-16p", 16, 100)
             w.end_to_end("e2e-50MBps-16p", 16)
             if level == PAGE_CACHE:
                 w.produce("100B-16p-acksall", 16, mode["records_100b"], 100, "all")

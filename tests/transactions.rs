@@ -904,6 +904,64 @@ fn open_transactions_are_decided_by_the_check_back() {
     }
 }
 
+/// A checker that never answers holds up only its own transaction: with
+/// its check hanging (and a check timeout far beyond the test), another
+/// prefix's transaction is still checked and decided.
+#[test]
+fn a_hanging_checker_delays_no_other_transaction() {
+    let (port, _) = start_checker();
+    // Accepts checks and never answers them; the connections stay open.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hanging_port = hanging.local_addr().expect("addr").port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let holder = std::sync::Arc::clone(&held);
+    std::thread::spawn(move || {
+        for stream in hanging.incoming().flatten() {
+            holder.lock().expect("held").push(stream);
+        }
+    });
+    let broker = Broker::start_with_config(&format!(
+        "transaction_check_after_ms = 300\n\
+         transaction_check_interval_ms = 100\n\
+         transaction_check_timeout_ms = 600000\n\
+         [[transaction_checkers]]\n\
+         transactional_id_prefix = \"hanging-\"\n\
+         url = \"http://127.0.0.1:{hanging_port}/check\"\n\
+         [[transaction_checkers]]\n\
+         transactional_id_prefix = \"checked-\"\n\
+         url = \"http://127.0.0.1:{port}/check\"\n"
+    ));
+    common::create_topic(&broker, "orders", 1);
+    let b = broker.bootstrap();
+    let state_of = |id: &str| -> Option<String> {
+        common::sluice(&["txn", "list", "-b", &b], None)
+            .lines()
+            .find(|l| l.starts_with(&format!("{id}\t")))
+            .and_then(|l| l.split('\t').nth(3).map(str::to_string))
+    };
+    let hung = transactional_producer(&broker, "hanging-1", 600_000);
+    hung.begin_transaction().expect("begin");
+    send(&hung, "orders", &values("hanging", 3));
+    std::mem::forget(hung);
+    common::wait_until("the hanging check to start", TIMEOUT, || {
+        !held.lock().expect("held").is_empty()
+    });
+    let checked = transactional_producer(&broker, "checked-commit-2", 600_000);
+    checked.begin_transaction().expect("begin");
+    send(&checked, "orders", &values("checked", 3));
+    std::mem::forget(checked);
+    common::wait_until("the other transaction to be decided", TIMEOUT, || {
+        state_of("checked-commit-2").as_deref() == Some("CompleteCommit")
+    });
+    // The hanging one is still open, its check still unanswered.
+    assert_eq!(state_of("hanging-1").as_deref(), Some("Ongoing"));
+    assert_eq!(
+        held.lock().expect("held").len(),
+        1,
+        "one check, still hanging"
+    );
+}
+
 /// Checkers set at run time with `sluice txn checker set` act like those
 /// of the settings, outlive a restart, and can be removed; `sluice txn
 /// list` shows each transaction with its age, its checks and its checker.

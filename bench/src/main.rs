@@ -168,6 +168,11 @@ struct ProduceArgs {
     /// Extra librdkafka producer settings, KEY=VALUE (repeatable)
     #[arg(long = "set")]
     settings: Vec<String>,
+    /// Send in transactions of this many records each (a transactional
+    /// producer per thread: begin, send, commit); 0 sends outside
+    /// transactions
+    #[arg(long, default_value_t = 0)]
+    transaction_records: u64,
 }
 
 fn main() -> Result<()> {
@@ -318,20 +323,55 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
         latencies: Mutex::new(Latencies::default()),
         failures: AtomicU64::new(0),
     });
+    let commits = Arc::new(Mutex::new(Latencies::default()));
     let config = producer_config(args)?;
     let started = Instant::now();
     let per_producer = args.records / args.producers.max(1);
     let rate_per_producer = args.rate as f64 / args.producers.max(1) as f64;
     let mut threads = Vec::new();
     for producer_index in 0..args.producers.max(1) {
+        let mut config = config.clone();
+        let transactional = args.transaction_records > 0;
+        if transactional {
+            config
+                .set(
+                    "transactional.id",
+                    format!("sluice-bench-{}-{producer_index}", args.target.topic),
+                )
+                // librdkafka wants it at least message.timeout.ms.
+                .set("transaction.timeout.ms", "120000");
+        }
         let producer: ThreadedProducer<AckContext> = config
             .create_with_context(AckContext(Arc::clone(&recorder)))
             .context("creating a producer")?;
+        if transactional {
+            producer
+                .init_transactions(Duration::from_secs(30))
+                .context("init_transactions")?;
+            producer.begin_transaction()?;
+        }
         let args = args.clone();
+        let commits = Arc::clone(&commits);
         threads.push(std::thread::spawn(move || -> Result<u64> {
             let mut value = vec![b'x'; args.record_size];
             let mut sent = 0u64;
             let mut key = String::new();
+            // Commits the open transaction and times it (the flush of its
+            // records and EndTxn); `next` begins another.
+            let commit = |next: bool| -> Result<()> {
+                let started = Instant::now();
+                producer
+                    .commit_transaction(Duration::from_secs(120))
+                    .context("commit_transaction")?;
+                commits
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(started.elapsed());
+                if next {
+                    producer.begin_transaction()?;
+                }
+                Ok(())
+            };
             loop {
                 if stop_at.is_some_and(|t| Instant::now() >= t)
                     || (stop_at.is_none() && sent >= per_producer)
@@ -375,6 +415,13 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
                     }
                 }
                 sent += 1;
+                if transactional && sent % args.transaction_records == 0 {
+                    commit(true)?;
+                }
+            }
+            if transactional {
+                // What the last full transaction left open (possibly nothing).
+                commit(false)?;
             }
             producer
                 .flush(Duration::from_secs(120))
@@ -395,13 +442,16 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    Ok(produce_report(
-        sent,
-        failures,
-        &mut latencies,
-        args.record_size,
-        elapsed,
-    ))
+    let mut report = produce_report(sent, failures, &mut latencies, args.record_size, elapsed);
+    if args.transaction_records > 0 {
+        let mut commits = commits.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        report.push_str(&format!(
+            ",\"transactions\":{},\"commit_latency\":{}",
+            commits.len(),
+            stats::percentiles_json(commits.summary())
+        ));
+    }
+    Ok(report)
 }
 
 /// Starts `members` subscribing consumers together and measures the time

@@ -95,7 +95,7 @@ fn latency_line(percentiles: Option<Percentiles>) -> String {
     })
 }
 
-fn percentiles_json(percentiles: Option<Percentiles>) -> String {
+pub fn percentiles_json(percentiles: Option<Percentiles>) -> String {
     percentiles.map_or("null".to_string(), |p| p.json())
 }
 
