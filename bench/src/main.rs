@@ -415,7 +415,7 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
                     }
                 }
                 sent += 1;
-                if transactional && sent % args.transaction_records == 0 {
+                if transactional && sent.is_multiple_of(args.transaction_records) {
                     commit(true)?;
                 }
             }
