@@ -977,12 +977,34 @@ fn static_member_restarts(broker: &Broker, start: impl Fn(&str) -> Member, stop:
         Duration::from_secs(60),
         || w1.assignment().is_some_and(|p| !p.is_empty()),
     );
+    // On failure, what the members printed and what the broker logged.
+    let story = || {
+        let printed = |m: &Member| -> Vec<String> {
+            m.lines()
+                .into_iter()
+                .filter(|l| !l.starts_with("RECORD "))
+                .collect()
+        };
+        let log: Vec<String> = broker
+            .log()
+            .lines()
+            .filter(|l| !l.contains("produce"))
+            .map(str::to_string)
+            .collect();
+        format!(
+            "restarted member: {:?}\nother member: {:?}\nbroker:\n{}",
+            printed(&w1),
+            printed(&w2),
+            log.join("\n")
+        )
+    };
     assert_eq!(
         w1.assignment(),
         mine,
-        "the static member got other partitions"
+        "the static member got other partitions\n{}",
+        story()
     );
-    assert_eq!(w2.assignment(), theirs);
+    assert_eq!(w2.assignment(), theirs, "{}", story());
     let disturbed: Vec<String> = w2.lines()[mark..]
         .iter()
         .filter(|l| !l.starts_with("RECORD "))
@@ -990,7 +1012,8 @@ fn static_member_restarts(broker: &Broker, start: impl Fn(&str) -> Member, stop:
         .collect();
     assert!(
         disturbed.is_empty(),
-        "the other member saw a rebalance: {disturbed:?}"
+        "the other member saw a rebalance: {disturbed:?}\n{}",
+        story()
     );
 }
 

@@ -556,11 +556,15 @@ impl ClassicGroup {
         let state = self.state;
         self.members.insert(new_id.clone(), member);
         match state {
-            GroupState::Stable | GroupState::CompletingRebalance
-                if !changed && (!was_leader || req.supports_skip_assignment) =>
-            {
+            // As in Kafka, only a stable group keeps going: one completing
+            // a rebalance may have sent the old member id to the leader,
+            // whose assignment would then miss the new id.
+            GroupState::Stable if !changed => {
                 let mut outcome = self.outcome_for(&new_id, was_leader);
-                outcome.skip_assignment = was_leader;
+                // A leader that can skip the assignment (KIP-814, JoinGroup
+                // v9) does; an older one computes one, and its SyncGroup is
+                // answered with the current assignment, as in Kafka.
+                outcome.skip_assignment = was_leader && req.supports_skip_assignment;
                 let _ = tx.send(Ok(outcome));
             }
             GroupState::PreparingRebalance => {
@@ -1119,6 +1123,29 @@ mod tests {
             group.heartbeat(&first_id, Some("worker-1"), 1, t0),
             Err(BrokerError::FencedInstanceId(_))
         ));
+        // A leader on a JoinGroup before v9 cannot skip the assignment: it
+        // gets the members and computes one, which the stable group ignores.
+        let mut old_client = join_req("");
+        old_client.instance_id = Some("worker-1".into());
+        old_client.supports_skip_assignment = false;
+        let outcome = now_result(group.join(old_client, &limits(), t0))
+            .expect("done")
+            .expect("ok");
+        assert_eq!(outcome.generation, 1, "no rebalance");
+        assert!(!outcome.skip_assignment);
+        assert_eq!(outcome.members.len(), 1);
+        let sync = group.sync(
+            &outcome.member_id,
+            Some("worker-1"),
+            1,
+            (None, None),
+            vec![(outcome.member_id.clone(), Bytes::from_static(b"other"))],
+        );
+        assert_eq!(
+            now_result(sync).expect("done").expect("ok"),
+            Bytes::from_static(b"mine")
+        );
+        assert_eq!(group.state(), GroupState::Stable);
     }
 
     #[test]
