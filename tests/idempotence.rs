@@ -198,3 +198,63 @@ fn the_producer_state_rules_hold_and_survive_a_kill_9() {
     assert_eq!(producers, vec![(pid, 1, 1), (9_999_999, 0, 42)]);
     assert_eq!(partitions[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
 }
+
+/// Produce requests are pipelined on a connection: an idempotent producer
+/// sends twenty without waiting, with a Metadata request among them, and
+/// every one is appended in order (each batch's sequence follows the one
+/// before, so any reordering would be refused) and answered in request
+/// order, under the default fsync policy.
+#[test]
+fn pipelined_produce_requests_are_appended_and_answered_in_order() {
+    use std::io::Write;
+
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+
+    let broker = Broker::start();
+    common::create_topic(&broker, "pipelined", 1);
+    let pid = init_producer_id(&broker).producer_id.0;
+    let mut stream = common::raw::connect(&broker);
+    let mut sent = Vec::new();
+    for i in 0..20i32 {
+        let (api_key, version, mut frame) = if i == 10 {
+            let frame =
+                common::raw::message_frame(ApiKey::Metadata, 12, &MetadataRequest::default());
+            (ApiKey::Metadata, 12, frame)
+        } else {
+            let seq = sent.iter().filter(|(k, _)| *k == ApiKey::Produce).count() as i32 * 5;
+            let request = produce_request("pipelined", batch(pid, 0, seq, 5, false), -1);
+            (
+                ApiKey::Produce,
+                9,
+                common::raw::message_frame(ApiKey::Produce, 9, &request),
+            )
+        };
+        // The correlation id follows the size prefix, api key and version.
+        frame[8..12].copy_from_slice(&(1000 + i).to_be_bytes());
+        stream.write_all(&frame).expect("send");
+        sent.push((api_key, version));
+    }
+    let mut next_offset = 0;
+    for (i, (api_key, version)) in sent.into_iter().enumerate() {
+        let (correlation_id, mut body) =
+            common::raw::read_response_with_id(&mut stream, api_key, version);
+        assert_eq!(correlation_id, 1000 + i as i32, "answers in request order");
+        if api_key == ApiKey::Metadata {
+            let metadata = <MetadataResponse as kafka_protocol::protocol::Decodable>::decode(
+                &mut body, version,
+            )
+            .expect("metadata");
+            assert!(!metadata.brokers.is_empty());
+            continue;
+        }
+        let response =
+            <ProduceResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, version)
+                .expect("produce");
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(
+            (partition.error_code, partition.base_offset),
+            (NONE, next_offset)
+        );
+        next_offset += 5;
+    }
+}

@@ -62,14 +62,23 @@ pub fn message_frame<M: Encodable>(api_key: ApiKey, version: i16, message: &M) -
 
 /// Reads one response frame and strips its header.
 pub fn read_response(stream: &mut TcpStream, api_key: ApiKey, version: i16) -> Bytes {
+    read_response_with_id(stream, api_key, version).1
+}
+
+/// Reads one response frame: its correlation id, and its body.
+pub fn read_response_with_id(
+    stream: &mut TcpStream,
+    api_key: ApiKey,
+    version: i16,
+) -> (i32, Bytes) {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).expect("response size");
     let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
     stream.read_exact(&mut response).expect("response body");
     let mut response = Bytes::from(response);
-    ResponseHeader::decode(&mut response, api_key.response_header_version(version))
+    let header = ResponseHeader::decode(&mut response, api_key.response_header_version(version))
         .expect("response header");
-    response
+    (header.correlation_id, response)
 }
 
 /// Sends `message` on a new connection and decodes the response.

@@ -111,6 +111,9 @@ pub struct BrokerConfig {
     /// frame does not fit waits for others to finish; it never allocates
     /// past the budget. At least max_request_bytes.
     pub max_inflight_request_bytes: usize,
+    /// Produce requests of one connection appended and waiting for their
+    /// sync at once; the connection reads no further request beyond this.
+    pub max_pipelined_requests: usize,
     /// A response that a client does not read within this long closes its
     /// connection, so a stalled reader cannot hold memory or file regions.
     pub connection_write_timeout_ms: u64,
@@ -219,6 +222,7 @@ impl Default for BrokerConfig {
             max_topics: 10_000,
             max_partitions: 20_000,
             max_inflight_request_bytes: 256 * 1024 * 1024,
+            max_pipelined_requests: 32,
             connection_write_timeout_ms: 60_000,
             max_open_files: 0,
             group_min_session_timeout_ms: 6_000,
@@ -384,6 +388,9 @@ impl BrokerConfig {
         }
         if self.max_partitions == 0 {
             return invalid("max_partitions", "must be at least 1");
+        }
+        if self.max_pipelined_requests == 0 {
+            return invalid("max_pipelined_requests", "must be at least 1");
         }
         if self.max_inflight_request_bytes < self.max_request_bytes {
             return invalid(

@@ -2,8 +2,11 @@
 //! reads size-prefixed frames, decodes each request and hands it to its
 //! handler, and writes responses in request order.
 //!
-//! Like Kafka, a connection is served one request at a time; anything that
-//! cannot be parsed closes the connection with a log line naming the peer.
+//! Like Kafka, a connection's requests are answered in order, and handled
+//! one at a time, except that produce requests are pipelined: the next one
+//! is read and appended while earlier ones wait for their sync. Anything
+//! that cannot be parsed closes the connection with a log line naming the
+//! peer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,35 +63,130 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
 /// Why a connection was closed by the broker.
 pub type CloseReason = String;
 
+/// A response still to be computed: produce requests wait for durability
+/// after their appends.
+type LaterResponse = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<EncodedBody>, CloseReason>> + Send>,
+>;
+
+/// What the connection's writer sends, in request order.
+enum Answer {
+    /// A response (None: the request wants none).
+    Ready(Option<EncodedBody>),
+    /// A produce response, once its batches are durable.
+    Later(LaterResponse),
+    /// Signals the reader that everything before it has been answered.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
+/// A connection: a reader that takes requests in order, and a writer that
+/// answers them in the same order (Kafka's per-connection guarantee).
+/// Produce requests are pipelined: once one's batches are appended, the
+/// next request is read while it waits for its sync, so a producer with
+/// several requests in flight shares rounds of syncs instead of waiting a
+/// round per request. Any other request is handled only after everything
+/// before it is answered, as Kafka serves a connection.
 async fn serve_connection(
     broker: &Arc<Broker>,
     budget: &Arc<Semaphore>,
-    mut socket: TcpStream,
+    socket: TcpStream,
     peer: SocketAddr,
 ) -> Result<(), CloseReason> {
     let _ = socket.set_nodelay(true);
     debug!(%peer, "connection opened");
-    let write_timeout = std::time::Duration::from_millis(broker.config.connection_write_timeout_ms);
+    let (mut reader, writer) = socket.into_split();
+    let (answers, queued) = tokio::sync::mpsc::channel(broker.config.max_pipelined_requests);
+    let writing = write_answers(broker, writer, queued);
+    let reading = read_requests(broker, budget, &mut reader, peer, answers);
+    tokio::pin!(writing);
+    tokio::select! {
+        read = reading => {
+            // The reader is done (the peer closed, or a request was bad):
+            // what is queued is still answered.
+            let written = writing.await;
+            read.and(written)
+        }
+        written = &mut writing => written,
+    }
+}
+
+async fn read_requests(
+    broker: &Arc<Broker>,
+    budget: &Arc<Semaphore>,
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    peer: SocketAddr,
+    answers: tokio::sync::mpsc::Sender<Answer>,
+) -> Result<(), CloseReason> {
+    let closed = || "the connection's writer stopped".to_string();
+    // Produce responses queued and not yet known to be written.
+    let mut produce_pending = false;
     loop {
-        let Some((frame, held)) = read_frame(broker, budget, &mut socket).await? else {
+        let Some((frame, held)) = read_frame(broker, budget, reader).await? else {
             debug!(%peer, "connection closed by peer");
             return Ok(());
         };
+        if is_produce(&frame) {
+            let later = start_produce(broker, frame, peer).await?;
+            // The request's bytes are in the log now.
+            drop(held);
+            answers
+                .send(Answer::Later(later))
+                .await
+                .map_err(|_| closed())?;
+            produce_pending = true;
+            continue;
+        }
+        if produce_pending {
+            let (done, answered) = tokio::sync::oneshot::channel();
+            answers
+                .send(Answer::Barrier(done))
+                .await
+                .map_err(|_| closed())?;
+            answered.await.map_err(|_| closed())?;
+            produce_pending = false;
+        }
         let response = handle_frame(broker, frame, peer).await?;
         // The request's bytes are gone once it is handled.
         drop(held);
-        if let Some(response) = response {
-            tokio::time::timeout(write_timeout, write_response(&mut socket, &response))
-                .await
-                .map_err(|_| {
-                    format!(
-                        "client did not read a {} byte response within {write_timeout:?} (connection_write_timeout_ms)",
-                        response.len()
-                    )
-                })?
-                .map_err(|e| format!("write failed: {e}"))?;
-        }
+        answers
+            .send(Answer::Ready(response))
+            .await
+            .map_err(|_| closed())?;
     }
+}
+
+async fn write_answers(
+    broker: &Broker,
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut queued: tokio::sync::mpsc::Receiver<Answer>,
+) -> Result<(), CloseReason> {
+    let write_timeout = std::time::Duration::from_millis(broker.config.connection_write_timeout_ms);
+    while let Some(answer) = queued.recv().await {
+        let response = match answer {
+            Answer::Ready(response) => response,
+            Answer::Later(later) => later.await?,
+            Answer::Barrier(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
+        let Some(response) = response else { continue };
+        tokio::time::timeout(write_timeout, write_response(&mut writer, &response))
+            .await
+            .map_err(|_| {
+                format!(
+                    "client did not read a {} byte response within {write_timeout:?} (connection_write_timeout_ms)",
+                    response.len()
+                )
+            })?
+            .map_err(|e| format!("write failed: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Whether a frame (a whole request, after its size) is a produce request.
+fn is_produce(frame: &Bytes) -> bool {
+    frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16
 }
 
 /// Bytes read from a socket at a time while a frame arrives; the frame's
@@ -105,7 +203,7 @@ const FRAME_CHUNK: usize = 32 * 1024;
 async fn read_frame(
     broker: &Broker,
     budget: &Arc<Semaphore>,
-    socket: &mut TcpStream,
+    socket: &mut tokio::net::tcp::OwnedReadHalf,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, CloseReason> {
     let idle = std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms);
     let mut size = [0u8; 4];
@@ -162,18 +260,23 @@ async fn read_frame(
     Ok(Some((frame.freeze(), held)))
 }
 
-/// Decodes the header and dispatches. Returns the encoded response frame,
-/// `None` when the request wants none (acks=0 produce), or a reason to close.
-async fn handle_frame(
+/// A request's header, checked: the API and version are ones we serve.
+enum Parsed {
+    Request(RequestContext, Bytes),
+    /// Answered without a handler (the admin API, the KIP-511 fallback).
+    Answered(EncodedBody),
+}
+
+fn parse_frame(
     broker: &Arc<Broker>,
     mut frame: Bytes,
     peer: SocketAddr,
-) -> Result<Option<EncodedBody>, CloseReason> {
+) -> Result<Parsed, CloseReason> {
     let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     if api_key_raw == crate::admin::ADMIN_API_KEY {
-        return crate::admin::handle(broker, frame).map(Some);
+        return crate::admin::handle(broker, frame).map(Parsed::Answered);
     }
     let api_key = ApiKey::try_from(api_key_raw)
         .ok()
@@ -186,7 +289,7 @@ async fn handle_frame(
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer in v0 with our ranges so the client can retry.
             let body = handlers::api_versions::unsupported_version_response(broker);
-            return encode_response(api_key, 0, correlation_id, &body).map(Some);
+            return encode_response(api_key, 0, correlation_id, &body).map(Parsed::Answered);
         }
         return Err(format!(
             "unsupported version {version} of {api_key:?} (supported {min}..={max})"
@@ -200,11 +303,57 @@ async fn handle_frame(
         version,
         peer,
     };
-    let response = handlers::dispatch(broker, &request, frame).await?;
+    Ok(Parsed::Request(request, frame))
+}
+
+/// Decodes the header and dispatches. Returns the encoded response frame,
+/// `None` when the request wants none (acks=0 produce), or a reason to close.
+async fn handle_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<EncodedBody>, CloseReason> {
+    let (request, body) = match parse_frame(broker, frame, peer)? {
+        Parsed::Request(request, body) => (request, body),
+        Parsed::Answered(response) => return Ok(Some(response)),
+    };
+    let response = handlers::dispatch(broker, &request, body).await?;
     match response {
-        Some(body) => encode_framed(api_key, version, correlation_id, body).map(Some),
+        Some(body) => frame_response(&request, body).map(Some),
         None => Ok(None),
     }
+}
+
+/// A produce request: appended now; the returned future waits for its
+/// durability and yields its response frame.
+async fn start_produce(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<LaterResponse, CloseReason> {
+    let (request, body) = match parse_frame(broker, frame, peer)? {
+        Parsed::Request(request, body) => (request, body),
+        Parsed::Answered(response) => return Ok(Box::pin(async move { Ok(Some(response)) })),
+    };
+    let pending = handlers::start_produce(broker, &request, body).await?;
+    let broker = Arc::clone(broker);
+    Ok(Box::pin(async move {
+        match pending.finish(&broker).await? {
+            Some(response) => {
+                frame_response(&request, encode_body(&response, request.version)?).map(Some)
+            }
+            None => Ok(None),
+        }
+    }))
+}
+
+fn frame_response(request: &RequestContext, body: EncodedBody) -> Result<EncodedBody, CloseReason> {
+    encode_framed(
+        request.api_key,
+        request.version,
+        request.header.correlation_id,
+        body,
+    )
 }
 
 /// What a handler knows about the request besides its body.
@@ -345,17 +494,24 @@ fn encode_framed(
 
 /// Writes a response frame: bytes with `write_all`, file regions with
 /// sendfile (page cache to socket, no copy through user space).
-async fn write_response(socket: &mut TcpStream, frame: &EncodedBody) -> std::io::Result<()> {
+async fn write_response(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    frame: &EncodedBody,
+) -> std::io::Result<()> {
     for chunk in &frame.chunks {
         match chunk {
-            Chunk::Bytes(bytes) => socket.write_all(bytes).await?,
-            Chunk::File(region) => send_file(socket, region).await?,
+            Chunk::Bytes(bytes) => writer.write_all(bytes).await?,
+            Chunk::File(region) => send_file(writer, region).await?,
         }
     }
     Ok(())
 }
 
-async fn send_file(socket: &mut TcpStream, region: &FileRegion) -> std::io::Result<()> {
+async fn send_file(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    region: &FileRegion,
+) -> std::io::Result<()> {
+    let socket: &TcpStream = writer.as_ref();
     let mut position = region.position();
     let end = position + region.len() as u64;
     while position < end {
@@ -375,7 +531,7 @@ async fn send_file(socket: &mut TcpStream, region: &FileRegion) -> std::io::Resu
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => socket.writable().await?,
             Err(e) if position == region.position() && sendfile_unsupported(&e) => {
                 // Not a file sendfile can read: copy instead.
-                return socket.write_all(&region.to_vec()?).await;
+                return writer.write_all(&region.to_vec()?).await;
             }
             Err(e) => return Err(e),
         }

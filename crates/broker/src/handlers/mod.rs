@@ -93,6 +93,16 @@ fn reply<M: Encodable>(message: M, version: i16) -> Reply {
     encode_body(&message, version).map(Some)
 }
 
+/// A produce request after its appends: the rest (waiting for durability,
+/// then the encoded response body) runs while the connection reads on.
+pub async fn start_produce(
+    broker: &Broker,
+    request: &RequestContext,
+    body: Bytes,
+) -> Result<produce::PendingProduce, String> {
+    Ok(produce::append_request(broker, request, decode_body(request, body)?).await)
+}
+
 /// Decodes the body for the request's API and runs its handler.
 pub async fn dispatch(broker: &Broker, request: &RequestContext, body: Bytes) -> Reply {
     let v = request.version;

@@ -29,6 +29,29 @@ pub async fn handle(
     request: &RequestContext,
     body: ProduceRequest,
 ) -> Result<Option<ProduceResponse>, String> {
+    append_request(broker, request, body)
+        .await
+        .finish(broker)
+        .await
+}
+
+/// A produce request whose batches are appended and which waits for them
+/// to become durable (per the fsync policy) before it is answered. The
+/// connection reads its next request meanwhile (see `server`), so that a
+/// producer with several requests in flight is not served one sync at a
+/// time; the appends themselves happen in request order.
+pub struct PendingProduce {
+    acks: i16,
+    response: ProduceResponse,
+    appended: Vec<(i32, Result<(PartitionRef, AppendInfo)>)>,
+}
+
+/// Validates and appends every partition's batch, in the request's order.
+pub async fn append_request(
+    broker: &Broker,
+    request: &RequestContext,
+    body: ProduceRequest,
+) -> PendingProduce {
     let acks = body.acks;
     let now = now_ms();
     let mut response = ProduceResponse::default();
@@ -80,54 +103,75 @@ pub async fn handle(
 
     // Every append is done: a marker may follow them now.
     drop(_gate);
-    let commits = pending.iter().map(|(_, outcome)| async move {
-        match outcome {
-            Ok((partition, info)) => broker.commit_append(partition, info.last_offset + 1).await,
-            Err(_) => Ok(()),
-        }
-    });
-    let committed = join_all(commits).await;
+    PendingProduce {
+        acks,
+        response,
+        appended: pending,
+    }
+}
 
-    let mut slots = response
-        .responses
-        .iter_mut()
-        .flat_map(|t| t.partition_responses.iter_mut());
-    for ((index, outcome), commit) in pending.into_iter().zip(committed) {
-        let Some(slot) = slots.next() else { break };
-        slot.index = index;
-        slot.log_append_time_ms = -1;
-        slot.error_message = None;
-        let result = outcome.and_then(|(partition, info)| commit.map(|()| (partition, info)));
-        match result {
-            Ok((partition, info)) => {
-                slot.base_offset = info.base_offset;
-                slot.log_start_offset = partition.log_start_offset();
-                if partition.settings().log_append_time {
-                    slot.log_append_time_ms = info.max_timestamp;
+impl PendingProduce {
+    /// Waits until every appended batch is durable and visible, then
+    /// answers: all partitions together, so one request to many
+    /// partitions costs one round of syncs. None for acks=0; an error
+    /// (closing the connection) for a failed acks=0 produce.
+    pub async fn finish(self, broker: &Broker) -> Result<Option<ProduceResponse>, String> {
+        let PendingProduce {
+            acks,
+            mut response,
+            appended: pending,
+        } = self;
+        let commits = pending.iter().map(|(_, outcome)| async move {
+            match outcome {
+                Ok((partition, info)) => {
+                    broker.commit_append(partition, info.last_offset + 1).await
+                }
+                Err(_) => Ok(()),
+            }
+        });
+        let committed = join_all(commits).await;
+
+        let mut slots = response
+            .responses
+            .iter_mut()
+            .flat_map(|t| t.partition_responses.iter_mut());
+        for ((index, outcome), commit) in pending.into_iter().zip(committed) {
+            let Some(slot) = slots.next() else { break };
+            slot.index = index;
+            slot.log_append_time_ms = -1;
+            slot.error_message = None;
+            let result = outcome.and_then(|(partition, info)| commit.map(|()| (partition, info)));
+            match result {
+                Ok((partition, info)) => {
+                    slot.base_offset = info.base_offset;
+                    slot.log_start_offset = partition.log_start_offset();
+                    if partition.settings().log_append_time {
+                        slot.log_append_time_ms = info.max_timestamp;
+                    }
+                }
+                Err(e) => {
+                    slot.error_code = e.code();
+                    slot.error_message = e.message();
+                    slot.base_offset = -1;
+                    slot.log_start_offset = -1;
                 }
             }
-            Err(e) => {
-                slot.error_code = e.code();
-                slot.error_message = e.message();
-                slot.base_offset = -1;
-                slot.log_start_offset = -1;
-            }
         }
-    }
-    if acks != 0 {
-        return Ok(Some(response));
-    }
-    let failed = response
-        .responses
-        .iter()
-        .flat_map(|t| t.partition_responses.iter())
-        .find(|p| p.error_code != 0);
-    match failed {
-        Some(p) => Err(format!(
-            "acks=0 produce failed with error {}; closing so that the client notices",
-            p.error_code
-        )),
-        None => Ok(None),
+        if acks != 0 {
+            return Ok(Some(response));
+        }
+        let failed = response
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.error_code != 0);
+        match failed {
+            Some(p) => Err(format!(
+                "acks=0 produce failed with error {}; closing so that the client notices",
+                p.error_code
+            )),
+            None => Ok(None),
+        }
     }
 }
 
