@@ -116,6 +116,12 @@ impl Partition {
         let _syncing = self.sync_lock.lock().await;
         let point = {
             let log = self.log();
+            // The sync this one waited for may have covered it: a round
+            // makes everything appended before it durable, so waiters
+            // share it instead of each starting one of their own.
+            if log.durable_offset() >= up_to {
+                return Ok(());
+            }
             if log.is_failed() {
                 return Err(BrokerError::Storage(
                     "an earlier fsync failed; the partition refuses writes until restart".into(),
