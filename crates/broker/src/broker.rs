@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::config::{BrokerConfig, FsyncPolicy};
+use crate::config::{BrokerConfig, FsyncPolicy, FsyncScope};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::metadata::{ClusterState, MetadataCommand, MetadataStore, PartitionMeta, TopicMeta};
@@ -44,6 +44,8 @@ pub struct Broker {
     pub producer_ids: crate::producer_ids::ProducerIds,
     /// Transactional ids and their transactions.
     pub txns: crate::txn::TransactionCoordinator,
+    /// Group commit over the whole data directory (`fsync_scope`).
+    sync_rounds: Arc<crate::sync_rounds::SyncRounds>,
     /// Held open with an exclusive lock so that a second broker cannot use
     /// the same data directory.
     _dir_lock: std::fs::File,
@@ -96,6 +98,15 @@ impl Broker {
             check_timeout: Duration::from_millis(config.transaction_check_timeout_ms),
         };
         let txn_checkers = config.transaction_checkers.clone();
+        let sync_rounds =
+            crate::sync_rounds::SyncRounds::open(disk.clone(), config.data_dir.clone()).map_err(
+                |e| {
+                    BrokerError::Storage(format!(
+                        "cannot open data directory {}: {e}",
+                        config.data_dir.display()
+                    ))
+                },
+            )?;
         let broker = Broker {
             config,
             disk,
@@ -107,6 +118,7 @@ impl Broker {
             producer_ids: Default::default(),
             txns: crate::txn::TransactionCoordinator::new(txn_limits, txn_checkers),
             groups,
+            sync_rounds: Arc::new(sync_rounds),
             _dir_lock: dir_lock,
         };
         broker.groups.load(&broker);
@@ -473,9 +485,12 @@ impl Broker {
 
     /// Makes an append visible according to the fsync policy, and wakes
     /// waiting fetches.
-    pub async fn commit_append(&self, partition: &Partition, up_to: i64) -> Result<()> {
+    pub async fn commit_append(&self, partition: &PartitionRef, up_to: i64) -> Result<()> {
         if self.config.fsync == FsyncPolicy::Always {
-            partition.make_durable(up_to).await?;
+            match self.config.fsync_scope {
+                FsyncScope::Filesystem => self.sync_rounds.make_durable(partition, up_to).await?,
+                FsyncScope::Partition => partition.make_durable(up_to).await?,
+            }
         }
         partition.publish(up_to);
         self.data_arrived.notify_waiters();

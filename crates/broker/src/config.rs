@@ -24,6 +24,21 @@ pub enum FsyncPolicy {
     Never,
 }
 
+/// What one round of syncs under `fsync = "always"` covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncScope {
+    /// One syncfs of the data directory's filesystem makes every partition
+    /// written since the last round durable (`sync_rounds.rs`): its cost
+    /// hardly grows with the partitions written. It also flushes whatever
+    /// else is dirty on that filesystem.
+    Filesystem,
+    /// An fdatasync per partition written (concurrent producers of one
+    /// partition share it): for a data directory on a filesystem other
+    /// busy writers share.
+    Partition,
+}
+
 /// Where the broker asks what became of a producer's local transaction
 /// (the transaction check-back): for transactional ids starting with
 /// `transactional_id_prefix`, an HTTP POST to `url`.
@@ -78,6 +93,9 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
     /// Period of the fsync under the "interval" policy.
     pub fsync_interval_ms: u64,
+    /// Under "always": "filesystem" (one syncfs per round for every
+    /// partition) or "partition" (an fdatasync per partition).
+    pub fsync_scope: FsyncScope,
     /// Default segment.bytes: a segment file is rolled before this size.
     pub segment_bytes: u64,
     /// Default segment.ms: a segment is rolled when its first batch is this old.
@@ -211,6 +229,7 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             fsync: FsyncPolicy::Always,
             fsync_interval_ms: 1000,
+            fsync_scope: FsyncScope::Filesystem,
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
@@ -553,6 +572,11 @@ impl BrokerConfig {
                 d.max_message_bytes.to_string(),
             ),
             setting("sluice.fsync", fsync(self.fsync), fsync(d.fsync)),
+            setting(
+                "sluice.fsync.scope",
+                format!("{:?}", self.fsync_scope).to_lowercase(),
+                format!("{:?}", d.fsync_scope).to_lowercase(),
+            ),
             setting(
                 "log.flush.interval.ms",
                 self.fsync_interval_ms.to_string(),

@@ -20,9 +20,10 @@ pub mod partition;
 pub mod producer_ids;
 pub mod record_batch;
 pub mod server;
+pub mod sync_rounds;
 pub mod topic_config;
 pub mod txn;
 pub mod wire;
 
 pub use broker::Broker;
-pub use config::{BrokerConfig, FsyncPolicy};
+pub use config::{BrokerConfig, FsyncPolicy, FsyncScope};

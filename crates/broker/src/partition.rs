@@ -156,6 +156,36 @@ impl Partition {
         }
     }
 
+    /// Where everything appended so far ends, if it is not all durable yet:
+    /// what a sync of the whole filesystem started now makes durable.
+    pub fn unsynced_end(&self) -> Option<i64> {
+        let log = self.log();
+        let end = log.log_end_offset();
+        (log.durable_offset() < end).then_some(end)
+    }
+
+    /// Records that offsets below `up_to` are durable.
+    pub fn mark_synced(&self, up_to: i64) {
+        self.log().mark_durable(up_to);
+    }
+
+    /// A sync that should have covered this partition failed: the kernel
+    /// may have dropped its dirty pages, so it refuses writes until a
+    /// restart recovers it (as after a failed fdatasync).
+    pub fn mark_sync_failed(&self, why: &str) {
+        error!(topic = %self.topic, partition = self.index, "{why}; partition stops accepting writes");
+        self.log().mark_failed();
+    }
+
+    /// Offsets below this are durable.
+    pub fn durable_offset(&self) -> i64 {
+        self.log().durable_offset()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.log().is_failed()
+    }
+
     /// Makes offsets below `up_to` visible to readers.
     pub fn publish(&self, up_to: i64) {
         self.high_watermark.fetch_max(up_to, Ordering::AcqRel);

@@ -24,6 +24,13 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn sync_file(&self, file: &File, path: &Path) -> io::Result<()>;
     /// fsync of a directory: entries created or removed in it stay so.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// syncfs: everything written to the filesystem that holds `dir`
+    /// (files' data, and the entries created or removed) reaches stable
+    /// storage, in one call whatever the number of files. `handle` is
+    /// `dir` opened once and kept: the kernel (5.8+) reports through it
+    /// every writeback error since its previous syncfs, including errors
+    /// of the kernel's own writeback between two calls.
+    fn sync_filesystem(&self, handle: &File, dir: &Path) -> io::Result<()>;
     /// A file or directory was created at `path` (not yet durable).
     fn created(&self, path: &Path);
     /// The file or directory tree at `path` was removed or renamed away
@@ -51,6 +58,10 @@ impl Disk for RealDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn sync_filesystem(&self, handle: &File, _dir: &Path) -> io::Result<()> {
+        rustix::fs::syncfs(handle).map_err(io::Error::from)
     }
 
     fn created(&self, _path: &Path) {}
@@ -249,6 +260,29 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    fn sync_filesystem(&self, _handle: &File, dir: &Path) -> io::Result<()> {
+        let mut state = self.state();
+        Self::take_failure(&mut state)?;
+        // Everything the simulation knows under `dir` becomes durable as it
+        // is now: content, entries, removals.
+        let under = |p: &Path| p.starts_with(dir);
+        state
+            .files
+            .retain(|path, file| !(file.removed && under(path)));
+        for (path, file) in state.files.iter_mut() {
+            if under(path) {
+                file.durable = fs::read(path)?;
+                file.entry_durable = true;
+            }
+        }
+        for (path, durable) in state.dirs.iter_mut() {
+            if under(path) {
+                *durable = true;
+            }
+        }
+        Ok(())
+    }
+
     fn created(&self, path: &Path) {
         let mut state = self.state();
         if path.is_dir() {
@@ -305,6 +339,36 @@ mod tests {
             !vanished.exists(),
             "a file whose directory was not synced survived"
         );
+    }
+
+    #[test]
+    fn a_filesystem_sync_makes_every_file_under_the_directory_durable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = SimDisk::shared();
+        let dir = tmp.path().join("d");
+        create_dir_durably(&*disk, &dir).unwrap();
+        let paths: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("f{i}"))).collect();
+        let mut files: Vec<File> = paths
+            .iter()
+            .map(|p| {
+                let f = File::create(p).unwrap();
+                disk.created(p);
+                f
+            })
+            .collect();
+        for f in &mut files {
+            f.write_all(b"synced").unwrap();
+        }
+        disk.sync_filesystem(&File::open(&dir).unwrap(), &dir)
+            .unwrap();
+        for f in &mut files {
+            f.write_all(b" lost").unwrap();
+        }
+        drop(files);
+        disk.power_loss(PowerLoss::DropUnsynced).unwrap();
+        for p in &paths {
+            assert_eq!(fs::read(p).unwrap(), b"synced");
+        }
     }
 
     #[test]
