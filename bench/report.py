@@ -166,13 +166,14 @@ class Report:
                      f"| {ms(c.get('max_us'))} |")
         self.out()
 
-    def e2e_table(self, level: str) -> None:
-        rows = [(b, self.find(b, level, "e2e-50MBps-16p")) for b in BROKERS]
+    def e2e_table(self, level: str, workload: str = "e2e-50MBps-16p",
+                  records: str = "1 KiB records") -> None:
+        rows = [(b, self.find(b, level, workload)) for b in BROKERS]
         rows = [(b, r) for b, r in rows if r]
         if not rows:
             return
         rate = self.data["e2e_rate_mb_per_sec"]
-        self.out(f"#### Fixed rate: {rate} MB/s of 1 KiB records, 16 partitions, acks=all, "
+        self.out(f"#### Fixed rate: {rate} MB/s of {records}, 16 partitions, acks=all, "
                  "linger.ms=1")
         self.out()
         self.out("| broker | received | produce→consume p50 ms | p99 | p99.9 | max | "
@@ -185,8 +186,7 @@ class Report:
                      f"| {ms(e.get('p999_us'))} | {ms(e.get('max_us'))} "
                      f"| {ms(a.get('p50_us'))} | {ms(a.get('p99_us'))} "
                      f"| {num(r.get('cpu_seconds_per_gb'), 2)} |")
-        s, k = self.find("sluice", level, "e2e-50MBps-16p"), self.find("kafka", level,
-                                                                        "e2e-50MBps-16p")
+        s, k = self.find("sluice", level, workload), self.find("kafka", level, workload)
         if s and k:
             se, ke = s.get("e2e_latency") or {}, k.get("e2e_latency") or {}
             sa, ka = s["produce"].get("ack_latency") or {}, k["produce"].get("ack_latency") or {}
@@ -449,6 +449,9 @@ class Report:
             self.idempotence_table(level)
             self.transactions_table(level)
             self.e2e_table(level)
+            self.e2e_table(level, "e2e-50MBps-16p-keyed",
+                           "keyed 1 KiB records (1,000 keys, so every request writes to every "
+                           "partition)")
         self.out("## Consume")
         self.out()
         self.catch_up_table()

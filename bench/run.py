@@ -384,7 +384,10 @@ class Workloads:
         self.record(workload, figures, cpu, figures["bytes"])
         self.delete(topic)
 
-    def end_to_end(self, workload: str, partitions: int) -> None:
+    def end_to_end(self, workload: str, partitions: int, keys: int = 0) -> None:
+        """A fixed rate while consuming; with `keys`, keyed records (round
+        robin over that many keys), so that every request of the producer
+        writes to every partition."""
         if not self.wanted(workload):
             return
         topic = self.topic(partitions)
@@ -393,6 +396,8 @@ class Workloads:
         command = "nats-end-to-end" if self.broker.protocol == "nats" else "end-to-end"
         # linger.ms=1: a latency workload; batching still happens at this rate.
         args = self.produce_args(topic, partitions, records, KIB, "all", rate, linger_ms=1)
+        if keys:
+            args += ["--keys", str(keys)]
         figures, cpu = self.measured(lambda: bench([command, *args]))
         produced = figures["produce"]["bytes"]
         self.record(workload, figures, cpu, produced * 2)
@@ -551,6 +556,8 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict,
                 # each before beginning the next.
                 w.java_transactions("java-txn100-16p", 16, 100)
             w.end_to_end("e2e-50MBps-16p", 16)
+            if kafka:
+                w.end_to_end("e2e-50MBps-16p-keyed", 16, keys=1000)
             if level == PAGE_CACHE:
                 w.produce("100B-16p-acksall", 16, mode["records_100b"], 100, "all")
                 w.produce("1KiB-1000p-acksall", 1000, mode["records_1000p"], KIB, "all")

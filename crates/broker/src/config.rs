@@ -241,7 +241,7 @@ impl Default for BrokerConfig {
             max_topics: 10_000,
             max_partitions: 20_000,
             max_inflight_request_bytes: 256 * 1024 * 1024,
-            max_pipelined_requests: 32,
+            max_pipelined_requests: 256,
             connection_write_timeout_ms: 60_000,
             max_open_files: 0,
             group_min_session_timeout_ms: 6_000,

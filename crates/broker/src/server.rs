@@ -337,13 +337,21 @@ async fn start_produce(
     };
     let pending = handlers::start_produce(broker, &request, body).await?;
     let broker = Arc::clone(broker);
-    Ok(Box::pin(async move {
+    // Its own task, so that it waits for its sync now, together with the
+    // requests before it, rather than when the writer reaches it: a round
+    // of syncs then covers every request appended before it began.
+    let waiting = tokio::spawn(async move {
         match pending.finish(&broker).await? {
             Some(response) => {
                 frame_response(&request, encode_body(&response, request.version)?).map(Some)
             }
             None => Ok(None),
         }
+    });
+    Ok(Box::pin(async move {
+        waiting
+            .await
+            .map_err(|e| format!("produce task failed: {e}"))?
     }))
 }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_storage::disk::DiskRef;
 use tokio::sync::watch;
-use tracing::error;
+use tracing::{debug, error};
 
 use crate::error::{BrokerError, Result};
 use crate::partition::PartitionRef;
@@ -116,6 +116,7 @@ impl SyncRounds {
                 .filter_map(|p| p.unsynced_end().map(|end| (p, end)))
                 .collect();
             if !ends.is_empty() {
+                let started = std::time::Instant::now();
                 let rounds = Arc::clone(&self);
                 let synced = tokio::task::spawn_blocking(move || {
                     rounds
@@ -125,6 +126,11 @@ impl SyncRounds {
                 .await
                 .map_err(|e| format!("sync task failed: {e}"))
                 .and_then(|r| r.map_err(|e| format!("syncfs failed: {e}")));
+                debug!(
+                    partitions = ends.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "sync round"
+                );
                 match synced {
                     Ok(()) => {
                         for (partition, end) in &ends {
