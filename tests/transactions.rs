@@ -240,6 +240,22 @@ fn transactional_batch(producer_id: i64, epoch: i16, sequence: i32, value: &'sta
     batch.freeze()
 }
 
+/// InitProducerId (v4) for `transactional_id`, as a new producer asks.
+fn init_transactional(
+    broker: &Broker,
+    transactional_id: &str,
+    timeout_ms: i32,
+) -> InitProducerIdResponse {
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = Some(TransactionalId(StrBytes::from_string(
+        transactional_id.to_string(),
+    )));
+    request.transaction_timeout_ms = timeout_ms;
+    request.producer_id = ProducerId(-1);
+    request.producer_epoch = -1;
+    exchange(broker, ApiKey::InitProducerId, 4, &request)
+}
+
 /// Produces `batch` to partition 0 of topic "t" for `transactional_id`
 /// with Produce `version`; the partition's error code.
 fn produce_transactional(
@@ -267,12 +283,7 @@ fn transactions_v2_add_partitions_by_writing_and_fence_late_writes() {
     const INVALID_PRODUCER_EPOCH: i16 = 47;
     let broker = Broker::start();
     common::create_topic(&broker, "t", 1);
-    let mut request = InitProducerIdRequest::default();
-    request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("v2")));
-    request.transaction_timeout_ms = 60_000;
-    request.producer_id = ProducerId(-1);
-    request.producer_epoch = -1;
-    let init: InitProducerIdResponse = exchange(&broker, ApiKey::InitProducerId, 5, &request);
+    let init = init_transactional(&broker, "v2", 60_000);
     let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
     let end = |epoch: i16, commit: bool| -> EndTxnResponse {
         let mut request = EndTxnRequest::default();
@@ -328,14 +339,7 @@ fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
     const PRODUCER_FENCED: i16 = 90;
     let broker = Broker::start();
     common::create_topic(&broker, "t", 1);
-    let init = |id: &str, timeout_ms: i32| -> InitProducerIdResponse {
-        let mut request = InitProducerIdRequest::default();
-        request.transactional_id = Some(TransactionalId(StrBytes::from_string(id.to_string())));
-        request.transaction_timeout_ms = timeout_ms;
-        request.producer_id = ProducerId(-1);
-        request.producer_epoch = -1;
-        exchange(&broker, ApiKey::InitProducerId, 4, &request)
-    };
+    let init = |id: &str, timeout_ms: i32| init_transactional(&broker, id, timeout_ms);
     let end = |id: &str, producer_id: i64, epoch: i16| -> i16 {
         let mut request = EndTxnRequest::default();
         request.transactional_id = TransactionalId(StrBytes::from_string(id.to_string()));
@@ -375,12 +379,7 @@ fn transaction_requests_that_break_the_protocol_get_kafka_errors() {
     // original protocol (transaction_version = 1): no implicit add.
     let v1 = Broker::start_with_config("transaction_version = 1\n");
     common::create_topic(&v1, "t", 1);
-    let mut request = InitProducerIdRequest::default();
-    request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("known")));
-    request.transaction_timeout_ms = 60_000;
-    request.producer_id = ProducerId(-1);
-    request.producer_epoch = -1;
-    let v1_producer: InitProducerIdResponse = exchange(&v1, ApiKey::InitProducerId, 4, &request);
+    let v1_producer = init_transactional(&v1, "known", 60_000);
     let batch = transactional_batch(v1_producer.producer_id.0, 0, 0, "sneaky");
     assert_eq!(
         produce_transactional(&v1, "known", batch, 12),
