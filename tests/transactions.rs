@@ -240,6 +240,24 @@ fn transactional_batch(producer_id: i64, epoch: i16, sequence: i32, value: &'sta
     batch.freeze()
 }
 
+/// One transactional id's row of `sluice txn list`.
+struct ListedTransaction {
+    epoch: String,
+    state: String,
+}
+
+fn listed_transaction(broker: &Broker, transactional_id: &str) -> Option<ListedTransaction> {
+    let listed = common::sluice(&["txn", "list", "-b", &broker.bootstrap()], None);
+    let line = listed
+        .lines()
+        .find(|l| l.split('\t').next() == Some(transactional_id))?;
+    let fields: Vec<&str> = line.split('\t').collect();
+    Some(ListedTransaction {
+        epoch: fields.get(2)?.to_string(),
+        state: fields.get(3)?.to_string(),
+    })
+}
+
 /// InitProducerId (v4) for `transactional_id`, as a new producer asks.
 fn init_transactional(
     broker: &Broker,
@@ -415,16 +433,11 @@ fn the_java_client_s_transactions_are_read_as_committed() {
             "{config}: {stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let listed = common::sluice(&["txn", "list", "-b", &broker.bootstrap()], None);
-        let line = listed
-            .lines()
-            .find(|l| l.starts_with("java-transactions\t"))
-            .unwrap_or_else(|| panic!("{listed}"));
-        let fields: Vec<&str> = line.split('\t').collect();
+        let row = listed_transaction(&broker, "java-transactions");
         assert_eq!(
-            (fields[2], fields[3]),
-            (epoch_after.to_string().as_str(), "CompleteCommit"),
-            "{config}: {listed}"
+            row.as_ref().map(|r| (r.epoch.as_str(), r.state.as_str())),
+            Some((epoch_after.to_string().as_str(), "CompleteCommit")),
+            "{config}"
         );
     }
 }
@@ -931,13 +944,7 @@ fn a_hanging_checker_delays_no_other_transaction() {
          url = \"http://127.0.0.1:{port}/check\"\n"
     ));
     common::create_topic(&broker, "orders", 1);
-    let b = broker.bootstrap();
-    let state_of = |id: &str| -> Option<String> {
-        common::sluice(&["txn", "list", "-b", &b], None)
-            .lines()
-            .find(|l| l.starts_with(&format!("{id}\t")))
-            .and_then(|l| l.split('\t').nth(3).map(str::to_string))
-    };
+    let state_of = |id: &str| listed_transaction(&broker, id).map(|row| row.state);
     let hung = transactional_producer(&broker, "hanging-1", 600_000);
     hung.begin_transaction().expect("begin");
     send(&hung, "orders", &values("hanging", 3));
@@ -998,9 +1005,8 @@ fn checkers_are_set_at_run_time_and_transactions_listed() {
             .any(|b| b.contains("checked-rollback-late"))
     });
     common::wait_until("the rollback", TIMEOUT, || {
-        common::sluice(&["txn", "list", "-b", &b], None)
-            .lines()
-            .any(|l| l.starts_with("checked-rollback-late\t") && l.contains("CompleteAbort"))
+        listed_transaction(&broker, "checked-rollback-late")
+            .is_some_and(|row| row.state == "CompleteAbort")
     });
     let listed = common::sluice(&["txn", "list", "-b", &b], None);
     assert!(listed.contains("rollback 1"), "{listed}");

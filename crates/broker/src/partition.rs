@@ -110,7 +110,7 @@ impl Partition {
     /// whoever holds the sync lock fsyncs everything appended so far, and
     /// the others usually find their data already covered.
     pub async fn make_durable(&self, up_to: i64) -> Result<()> {
-        if self.log().durable_offset() >= up_to {
+        if self.durable_offset() >= up_to {
             return Ok(());
         }
         let _syncing = self.sync_lock.lock().await;
