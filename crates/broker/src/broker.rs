@@ -6,16 +6,18 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sluice_storage::BatchHeader;
+use sluice_storage::journal::Journal;
+use sluice_storage::{BatchHeader, ReplayOutcome};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, FsyncPolicy, FsyncScope};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
+use crate::journal_rounds::JournalRounds;
 use crate::metadata::{ClusterState, MetadataCommand, MetadataStore, PartitionMeta, TopicMeta};
-use crate::partition::{partition_dir, Partition, PartitionRef};
+use crate::partition::{partition_dir, LogHome, Partition, PartitionRef};
 use crate::topic_config;
 use sluice_storage::disk::{self, Disk, DiskRef, RealDisk};
 
@@ -46,6 +48,8 @@ pub struct Broker {
     pub txns: crate::txn::TransactionCoordinator,
     /// Group commit over the whole data directory (`fsync_scope`).
     sync_rounds: Arc<crate::sync_rounds::SyncRounds>,
+    /// Group commit through the shared journal (`fsync_scope = "journal"`).
+    journal_rounds: Option<Arc<JournalRounds>>,
     /// Held open with an exclusive lock so that a second broker cannot use
     /// the same data directory.
     _dir_lock: std::fs::File,
@@ -76,7 +80,21 @@ impl Broker {
         remove_deleting_dirs(&config.data_dir);
         let metadata = MetadataStore::open(&*disk, &config.data_dir)?;
         let state = metadata.snapshot();
-        let partitions = open_partitions(&config, &disk, &state)?;
+        let journal = open_journal(&config, &disk)?;
+        let uses_journal =
+            config.fsync == FsyncPolicy::Always && config.fsync_scope == FsyncScope::Journal;
+        let home = LogHome {
+            disk: disk.clone(),
+            data_dir: &config.data_dir,
+            journal: journal.clone().filter(|_| uses_journal),
+        };
+        let partitions = open_partitions(&config, &home, &state)?;
+        let journal_rounds = match journal {
+            Some(journal) => {
+                recover_journal(&config, &disk, journal, &state, &partitions, uses_journal)?
+            }
+            None => None,
+        };
         info!(
             data_dir = %config.data_dir.display(),
             topics = state.topics.len(),
@@ -119,11 +137,20 @@ impl Broker {
             txns: crate::txn::TransactionCoordinator::new(txn_limits, txn_checkers),
             groups,
             sync_rounds: Arc::new(sync_rounds),
+            journal_rounds,
             _dir_lock: dir_lock,
         };
         broker.groups.load(&broker);
         broker.txns.load(&broker);
         Ok(broker)
+    }
+
+    fn log_home(&self) -> LogHome<'_> {
+        LogHome {
+            disk: self.disk.clone(),
+            data_dir: &self.config.data_dir,
+            journal: self.journal_rounds.as_ref().map(|r| Arc::clone(&r.journal)),
+        }
     }
 
     pub fn state(&self) -> Arc<ClusterState> {
@@ -310,6 +337,7 @@ impl Broker {
             let settings = topic_config::resolve(&configs, &self.config);
             let now = now_ms();
             let mut opened = Vec::with_capacity(partitions as usize);
+            let id = Uuid::new_v4();
             for index in 0..partitions {
                 // A directory left by a crash during an earlier delete must not
                 // leak old data into the new topic.
@@ -318,18 +346,10 @@ impl Broker {
                     &self.config.data_dir,
                     &partition_dir(&self.config.data_dir, name, index),
                 )?;
-                let partition = Partition::open(
-                    self.disk.clone(),
-                    &self.config.data_dir,
-                    name,
-                    index,
-                    0,
-                    settings.clone(),
-                    now,
-                )?;
+                let partition =
+                    Partition::open(&self.log_home(), name, id, index, 0, settings.clone(), now)?;
                 opened.push(Arc::new(partition));
             }
-            let id = Uuid::new_v4();
             let state = self.metadata.apply(MetadataCommand::CreateTopic {
                 name: name.to_string(),
                 id,
@@ -423,9 +443,9 @@ impl Broker {
                     &partition_dir(&self.config.data_dir, name, index),
                 )?;
                 opened.push(Arc::new(Partition::open(
-                    self.disk.clone(),
-                    &self.config.data_dir,
+                    &self.log_home(),
                     name,
+                    topic.id,
                     index,
                     0,
                     settings.clone(),
@@ -488,6 +508,10 @@ impl Broker {
     pub async fn commit_append(&self, partition: &PartitionRef, up_to: i64) -> Result<()> {
         if self.config.fsync == FsyncPolicy::Always {
             match self.config.fsync_scope {
+                FsyncScope::Journal => match &self.journal_rounds {
+                    Some(rounds) => rounds.make_durable(partition, up_to).await?,
+                    None => partition.make_durable(up_to).await?,
+                },
                 FsyncScope::Filesystem => self.sync_rounds.make_durable(partition, up_to).await?,
                 FsyncScope::Partition => partition.make_durable(up_to).await?,
             }
@@ -544,10 +568,22 @@ impl Broker {
     /// state written so that the next start need not scan for it.
     pub async fn shut_down(&self) {
         self.sync_all().await;
+        // Under the journal the segments were never synced by a produce:
+        // a last checkpoint makes them durable and the next start replays
+        // nothing.
+        self.checkpoint_journal().await;
         for partition in self.all_partitions() {
             if let Err(e) = partition.log().snapshot_producers() {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "cannot write a producer snapshot");
             }
+        }
+    }
+
+    /// Syncs the segments and checkpoints the journal now, if there is
+    /// one (shutdown, tests; otherwise a background task does it).
+    pub async fn checkpoint_journal(&self) {
+        if let Some(rounds) = self.journal_rounds.clone() {
+            let _ = tokio::task::spawn_blocking(move || rounds.checkpoint_now()).await;
         }
     }
 
@@ -590,6 +626,9 @@ impl Broker {
         every(self, Duration::from_secs(1), |broker| async move {
             broker.groups.compact_offsets(&broker).await;
         });
+        if let Some(rounds) = &self.journal_rounds {
+            rounds.spawn_checkpoints(ms(config.journal_checkpoint_interval_ms));
+        }
         crate::migrate::resume_all(self);
         if config.fsync == FsyncPolicy::Interval {
             every(self, ms(config.fsync_interval_ms), |broker| async move {
@@ -628,7 +667,7 @@ where
 /// each other.
 fn open_partitions(
     config: &BrokerConfig,
-    disk: &DiskRef,
+    home: &LogHome<'_>,
     state: &ClusterState,
 ) -> Result<HashMap<String, Vec<PartitionRef>>> {
     let now = now_ms();
@@ -641,9 +680,9 @@ fn open_partitions(
     let open_job = |(topic, index): (&TopicMeta, usize)| {
         let settings = topic_config::resolve(&topic.configs, config);
         Partition::open(
-            disk.clone(),
-            &config.data_dir,
+            home,
             &topic.name,
+            topic.id,
             index as i32,
             topic.partitions[index].leader_epoch,
             settings,
@@ -692,6 +731,121 @@ fn open_partitions(
             .push(Arc::new(partition?));
     }
     Ok(partitions)
+}
+
+/// The journal directory inside the data directory.
+fn journal_dir(config: &BrokerConfig) -> std::path::PathBuf {
+    config.data_dir.join("journal")
+}
+
+/// Opens the journal if the broker uses one, or if an earlier start left
+/// one (its entries past the checkpoint must be replayed whatever the
+/// policy now).
+fn open_journal(config: &BrokerConfig, disk: &DiskRef) -> Result<Option<Arc<Journal>>> {
+    let wanted = config.fsync == FsyncPolicy::Always && config.fsync_scope == FsyncScope::Journal;
+    let dir = journal_dir(config);
+    if !wanted && !dir.exists() {
+        return Ok(None);
+    }
+    let journal = Journal::open(disk.clone(), &dir, config.journal_file_bytes).map_err(|e| {
+        BrokerError::Storage(format!("cannot open the journal in {}: {e}", dir.display()))
+    })?;
+    Ok(Some(Arc::new(journal)))
+}
+
+/// Replays the journal past its checkpoint into the partitions just
+/// opened, makes that durable with a checkpoint (which also records this
+/// start's generation), and returns the rounds if the broker keeps using
+/// the journal; otherwise the journal is removed.
+fn recover_journal(
+    config: &BrokerConfig,
+    disk: &DiskRef,
+    journal: Arc<Journal>,
+    state: &ClusterState,
+    partitions: &HashMap<String, Vec<PartitionRef>>,
+    uses_journal: bool,
+) -> Result<Option<Arc<JournalRounds>>> {
+    let now = now_ms();
+    let mut replayed: HashMap<(String, i32), PartitionRef> = HashMap::new();
+    let recovery = journal
+        .replay(&mut |entry| {
+            let partition = state
+                .topic_by_id(Uuid::from_bytes(entry.topic_id))
+                .and_then(|topic| partitions.get(&topic.name))
+                .and_then(|list| usize::try_from(entry.partition).ok().and_then(|i| list.get(i)));
+            let Some(partition) = partition else {
+                // The topic was deleted after the entry was written.
+                return;
+            };
+            let outcome = partition.log().append_replayed(entry.batch, now);
+            match outcome {
+                Ok(ReplayOutcome::Appended) => {}
+                Ok(ReplayOutcome::AlreadyPresent) => return,
+                Ok(ReplayOutcome::AppendedAfterGap { log_end }) => error!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    log_end,
+                    "journal replay: the segment lost offsets the journal no longer holds; appended after a gap"
+                ),
+                Ok(ReplayOutcome::Overlaps { log_end }) => {
+                    error!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        log_end,
+                        "journal replay: a batch overlaps the end of the log; skipped"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    error!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        error = %e,
+                        "journal replay: cannot append a journaled batch"
+                    );
+                    return;
+                }
+            }
+            replayed.insert((partition.topic.clone(), partition.index), Arc::clone(partition));
+        })
+        .map_err(|e| BrokerError::Storage(format!("cannot replay the journal: {e}")))?;
+    let rounds = Arc::new(
+        JournalRounds::new(
+            journal,
+            disk.clone(),
+            config.data_dir.clone(),
+            config.journal_checkpoint_bytes,
+        )
+        .map_err(|e| BrokerError::Storage(format!("cannot open the data directory: {e}")))?,
+    );
+    rounds
+        .checkpoint_now()
+        .map_err(|e| BrokerError::Storage(format!("cannot checkpoint the journal: {e}")))?;
+    for partition in replayed.values() {
+        let end = partition.log().log_end_offset();
+        partition.mark_synced(end);
+        partition.publish(end);
+    }
+    if recovery.entries > 0 {
+        info!(
+            entries = recovery.entries,
+            partitions = replayed.len(),
+            "journal recovered"
+        );
+    }
+    if uses_journal {
+        return Ok(Some(rounds));
+    }
+    drop(rounds);
+    let dir = journal_dir(config);
+    std::fs::remove_dir_all(&dir)
+        .and_then(|()| {
+            disk.removed(&dir);
+            disk.sync_dir(&config.data_dir)
+        })
+        .map_err(|e| BrokerError::Storage(format!("cannot remove the journal: {e}")))?;
+    info!("the journal is not in use (fsync_scope); removed it after replay");
+    Ok(None)
 }
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

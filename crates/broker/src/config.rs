@@ -28,6 +28,12 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsyncScope {
+    /// Every batch is also copied to a write-ahead journal shared by all
+    /// partitions, and one fdatasync of the journal makes every batch
+    /// appended by then durable (`sluice_storage::journal`); the segments
+    /// are synced in the background at each checkpoint. A round's cost
+    /// does not grow with the partitions written.
+    Journal,
     /// One syncfs of the data directory's filesystem makes every partition
     /// written since the last round durable (`sync_rounds.rs`): its cost
     /// hardly grows with the partitions written. It also flushes whatever
@@ -93,9 +99,18 @@ pub struct BrokerConfig {
     pub fsync: FsyncPolicy,
     /// Period of the fsync under the "interval" policy.
     pub fsync_interval_ms: u64,
-    /// Under "always": "filesystem" (one syncfs per round for every
+    /// Under "always": "journal" (one fdatasync of a shared write-ahead
+    /// journal per round), "filesystem" (one syncfs per round for every
     /// partition) or "partition" (an fdatasync per partition).
     pub fsync_scope: FsyncScope,
+    /// Size of each journal file (`fsync_scope = "journal"`); files wholly
+    /// before the last checkpoint are deleted.
+    pub journal_file_bytes: u64,
+    /// Journal bytes written since the last checkpoint that start the next
+    /// one: bounds the journal's size on disk and what a restart replays.
+    pub journal_checkpoint_bytes: u64,
+    /// Longest time between two checkpoints while anything was written.
+    pub journal_checkpoint_interval_ms: u64,
     /// Default segment.bytes: a segment file is rolled before this size.
     pub segment_bytes: u64,
     /// Default segment.ms: a segment is rolled when its first batch is this old.
@@ -229,7 +244,10 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             fsync: FsyncPolicy::Always,
             fsync_interval_ms: 1000,
-            fsync_scope: FsyncScope::Filesystem,
+            fsync_scope: FsyncScope::Journal,
+            journal_file_bytes: 64 * 1024 * 1024,
+            journal_checkpoint_bytes: 16 * 1024 * 1024,
+            journal_checkpoint_interval_ms: 2000,
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
@@ -407,6 +425,15 @@ impl BrokerConfig {
         }
         if self.max_partitions == 0 {
             return invalid("max_partitions", "must be at least 1");
+        }
+        if self.journal_file_bytes < 64 * 1024 {
+            return invalid("journal_file_bytes", "must be at least 65536");
+        }
+        if self.journal_checkpoint_bytes == 0 {
+            return invalid("journal_checkpoint_bytes", "must be at least 1");
+        }
+        if self.journal_checkpoint_interval_ms == 0 {
+            return invalid("journal_checkpoint_interval_ms", "must be at least 1");
         }
         if self.max_pipelined_requests == 0 {
             return invalid("max_pipelined_requests", "must be at least 1");

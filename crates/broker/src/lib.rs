@@ -14,6 +14,7 @@ pub mod fetch_wire;
 pub mod fuzzing;
 pub mod group;
 pub mod handlers;
+pub mod journal_rounds;
 pub mod metadata;
 pub mod migrate;
 pub mod partition;

@@ -1,19 +1,23 @@
 //! A partition this broker leads: its log behind a lock, the high watermark
 //! readers may see up to, and group commit of fsyncs.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use sluice_storage::journal::Journal;
 use sluice_storage::producers::AbortedTxn;
 use sluice_storage::{AppendInfo, DiskRef, FileRegion, PartitionLog, ProducedBatch};
 use tracing::error;
+use uuid::Uuid;
 
 use crate::error::{BrokerError, Result};
 use crate::topic_config::TopicSettings;
 
 pub struct Partition {
     pub topic: String,
+    topic_id: Uuid,
     pub index: i32,
     leader_epoch: i32,
     log: Mutex<PartitionLog>,
@@ -24,6 +28,22 @@ pub struct Partition {
     /// Held while an fsync is in flight, so that concurrent producers wait
     /// for one fsync instead of issuing one each.
     sync_lock: tokio::sync::Mutex<()>,
+    /// The data directory's write-ahead journal (`fsync_scope =
+    /// "journal"`): every batch appended is also copied there.
+    journal: Option<Arc<Journal>>,
+    /// For each append not yet known durable, oldest first: where it ends
+    /// in the log and in the journal. A producer waits for the journal
+    /// position of its own batch, not for the partition's latest.
+    journal_marks: Mutex<VecDeque<(i64, u64)>>,
+}
+
+/// Where partitions keep their data: the disk seam, the data directory
+/// and the journal, if the broker uses one.
+#[derive(Clone)]
+pub struct LogHome<'a> {
+    pub disk: DiskRef,
+    pub data_dir: &'a Path,
+    pub journal: Option<Arc<Journal>>,
 }
 
 /// Directory of a partition's log: `<data_dir>/<topic>-<partition>`.
@@ -33,26 +53,34 @@ pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 
 impl Partition {
     pub fn open(
-        disk: DiskRef,
-        data_dir: &Path,
+        home: &LogHome<'_>,
         topic: &str,
+        topic_id: Uuid,
         index: i32,
         leader_epoch: i32,
         settings: TopicSettings,
         now_ms: i64,
     ) -> Result<Partition> {
-        let dir = partition_dir(data_dir, topic, index);
-        let (log, _report) = PartitionLog::open_on(disk, &dir, settings.log.clone(), now_ms)?;
+        let dir = partition_dir(home.data_dir, topic, index);
+        let (log, _report) =
+            PartitionLog::open_on(home.disk.clone(), &dir, settings.log.clone(), now_ms)?;
         let end = log.log_end_offset();
         Ok(Partition {
             topic: topic.to_string(),
+            topic_id,
             index,
             leader_epoch,
             log: Mutex::new(log),
             high_watermark: AtomicI64::new(end),
             settings: RwLock::new(settings),
             sync_lock: tokio::sync::Mutex::new(()),
+            journal: home.journal.clone(),
+            journal_marks: Mutex::new(VecDeque::new()),
         })
+    }
+
+    pub fn topic_id(&self) -> Uuid {
+        self.topic_id
     }
 
     /// The log, locked. A panic while holding the lock cannot leave a
@@ -92,18 +120,56 @@ impl Partition {
         let mut batch = ProducedBatch::new(batch, settings.max_uncompressed_batch_bytes)
             .map_err(|e| BrokerError::from(sluice_storage::StorageError::InvalidBatch(e)))?;
         let append_time = settings.log_append_time.then_some(now_ms);
-        let epoch = self.leader_epoch;
         let mut log = self.log();
         if !log.roll_due(batch.len(), batch.header()) {
-            return Ok(log.append(&mut batch, epoch, append_time, now_ms)?);
+            return self.append_locked(&mut log, &mut batch, append_time, now_ms);
         }
         drop(log);
         // Rolling fsyncs the sealed segment and creates files: do it where
         // blocking is allowed.
-        let info = crate::blocking::disk_work(|| {
-            self.log().append(&mut batch, epoch, append_time, now_ms)
-        })?;
+        crate::blocking::disk_work(|| {
+            self.append_locked(&mut self.log(), &mut batch, append_time, now_ms)
+        })
+    }
+
+    /// Appends to the log and, under the same lock (so that the journal
+    /// holds each partition's batches in offset order), to the journal.
+    fn append_locked(
+        &self,
+        log: &mut PartitionLog,
+        batch: &mut ProducedBatch,
+        append_time: Option<i64>,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        if let Some(why) = self.journal.as_ref().and_then(|j| j.failure()) {
+            return Err(BrokerError::Storage(why));
+        }
+        let info = log.append(batch, self.leader_epoch, append_time, now_ms)?;
+        if let (Some(journal), false) = (&self.journal, info.duplicate) {
+            match journal.append(self.topic_id.as_bytes(), self.index, batch.bytes()) {
+                Ok(end) => self.marks().push_back((info.last_offset + 1, end)),
+                Err(e) => {
+                    // In the segment but not the journal: nothing after it
+                    // could be replayed in order, so stop here.
+                    log.mark_failed();
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(info)
+    }
+
+    fn marks(&self) -> MutexGuard<'_, VecDeque<(i64, u64)>> {
+        self.journal_marks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The journal position that makes offsets below `up_to` durable, if
+    /// they are in the journal and not yet known durable.
+    pub fn journal_position(&self, up_to: i64) -> Option<u64> {
+        self.marks()
+            .iter()
+            .find(|(end, _)| *end >= up_to)
+            .map(|(_, position)| *position)
     }
 
     /// Makes offsets below `up_to` durable. Concurrent callers share fsyncs:
@@ -167,6 +233,10 @@ impl Partition {
     /// Records that offsets below `up_to` are durable.
     pub fn mark_synced(&self, up_to: i64) {
         self.log().mark_durable(up_to);
+        let mut marks = self.marks();
+        while marks.front().is_some_and(|(end, _)| *end <= up_to) {
+            marks.pop_front();
+        }
     }
 
     /// A sync that should have covered this partition failed: the kernel
@@ -182,8 +252,10 @@ impl Partition {
         self.log().durable_offset()
     }
 
+    /// Refuses writes until a restart: its log or the journal it writes
+    /// through failed.
     pub fn is_failed(&self) -> bool {
-        self.log().is_failed()
+        self.journal.as_ref().is_some_and(|j| j.is_failed()) || self.log().is_failed()
     }
 
     /// Makes offsets below `up_to` visible to readers.

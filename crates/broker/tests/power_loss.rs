@@ -1,9 +1,13 @@
 //! The broker's produce path (append, then commit under the fsync policy)
 //! on a simulated disk that loses power: under `fsync = "always"` every
-//! acknowledged batch survives, with either sync scope (one syncfs per
-//! round for all partitions, or an fdatasync per partition), batches of
-//! several partitions waiting on the same round; under `never` the same
-//! test loses some, which shows the test can tell the two apart.
+//! acknowledged batch survives, with every sync scope (the shared journal,
+//! one syncfs per round for all partitions, or an fdatasync per
+//! partition), batches of several partitions waiting on the same round;
+//! under `never` the same test loses some, which shows the test can tell
+//! them apart. With the journal, the power also goes out after every
+//! number of syncs in turn: in the middle of journal rounds, of
+//! checkpoints (the filesystem sync, the checkpoint slot, deleting old
+//! journal files) and of segment rolls.
 
 use std::sync::Arc;
 
@@ -13,6 +17,7 @@ use sluice_storage::disk::{DiskRef, PowerLoss, SimDisk};
 
 const NOW: i64 = 1_700_000_000_000;
 const PARTITIONS: i32 = 4;
+const BATCHES: i32 = 200;
 
 struct Acked {
     partition: i32,
@@ -20,23 +25,47 @@ struct Acked {
     bytes_after_header: Vec<u8>,
 }
 
-/// Produces 200 batches through the broker, a batch to each partition at a
-/// time, their commits awaited together; cuts the power, restarts, and
-/// returns (acknowledged, lost) counts.
-async fn produce_and_lose_power(
+struct Run {
     policy: FsyncPolicy,
     scope: FsyncScope,
     mode: PowerLoss,
-) -> (usize, usize) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let disk = SimDisk::shared();
-    let config = BrokerConfig {
-        data_dir: tmp.path().join("data"),
+    /// A journal checkpoint after every this many rounds of batches.
+    checkpoint_every: Option<i32>,
+    /// Every sync after this many (counted once the topic exists) fails:
+    /// the power went out there.
+    syncs_before_power_loss: Option<u64>,
+}
+
+struct Outcome {
+    acked: usize,
+    lost: usize,
+    /// Syncs the run made after the topic was created.
+    syncs: u64,
+}
+
+fn config(dir: &std::path::Path, policy: FsyncPolicy, scope: FsyncScope) -> BrokerConfig {
+    BrokerConfig {
+        data_dir: dir.join("data"),
         fsync: policy,
         fsync_scope: scope,
-        segment_bytes: 4096,
+        segment_bytes: 16 * 1024,
+        // Small files, so that a run spans several and deletes some; no
+        // background checkpoints (the test asks for them).
+        journal_file_bytes: 64 * 1024,
+        journal_checkpoint_bytes: u64::MAX,
+        journal_checkpoint_interval_ms: u64::MAX / 2,
         ..BrokerConfig::default()
-    };
+    }
+}
+
+/// Produces batches through the broker, a batch to each partition at a
+/// time, their commits awaited together, until all are written or a sync
+/// fails; cuts the power, restarts, and counts the acknowledged batches
+/// that did not survive.
+async fn produce_and_lose_power(run: Run) -> Outcome {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let disk = SimDisk::shared();
+    let config = config(tmp.path(), run.policy, run.scope);
     let open = || {
         let disk: DiskRef = disk.clone();
         Arc::new(Broker::open_on(config.clone(), disk).expect("open broker"))
@@ -45,32 +74,51 @@ async fn produce_and_lose_power(
     broker
         .create_topic("orders", PARTITIONS, 1, Default::default())
         .expect("create topic");
+    let syncs_at_start = disk.syncs();
+    if let Some(n) = run.syncs_before_power_loss {
+        disk.fail_syncs_after(n);
+    }
     let mut acked = Vec::new();
-    for step in 0..200 / PARTITIONS {
+    'produce: for step in 0..BATCHES / PARTITIONS {
         let mut appended = Vec::new();
         for index in 0..PARTITIONS {
             let i = step * PARTITIONS + index;
             let partition = broker.partition("orders", index).expect("partition");
-            let bytes = batch(1 + (i % 3), NOW + i64::from(i), 10 + (i as usize % 40));
-            let info = partition.append(bytes.clone(), NOW).expect("append");
+            let bytes = batch(1 + (i % 60), NOW + i64::from(i), 10 + (i as usize % 40));
+            let Ok(info) = partition.append(bytes.clone(), NOW) else {
+                break 'produce;
+            };
             appended.push((partition, info, bytes));
         }
         let commits = appended
             .iter()
             .map(|(partition, info, _)| broker.commit_append(partition, info.last_offset + 1));
-        for committed in futures_util::future::join_all(commits).await {
-            committed.expect("commit");
-        }
-        for (partition, info, bytes) in appended {
+        let results = futures_util::future::join_all(commits).await;
+        let mut failed = false;
+        for ((partition, info, bytes), committed) in appended.into_iter().zip(results) {
+            if committed.is_err() {
+                failed = true;
+                continue;
+            }
             acked.push(Acked {
                 partition: partition.index,
                 offset: info.base_offset,
                 bytes_after_header: bytes[61..].to_vec(),
             });
         }
+        if failed {
+            break;
+        }
+        if run
+            .checkpoint_every
+            .is_some_and(|every| step % every == every - 1)
+        {
+            broker.checkpoint_journal().await;
+        }
     }
+    let syncs = disk.syncs() - syncs_at_start;
     drop(broker);
-    disk.power_loss(mode).expect("power loss");
+    disk.power_loss(run.mode).expect("power loss");
 
     let broker = open();
     let mut lost = 0;
@@ -80,7 +128,10 @@ async fn produce_and_lose_power(
             .log()
             .read(a.offset, 1, i64::MAX, true)
             .unwrap_or_default();
-        let intact = read.len() >= 61 && read[61..].starts_with(&a.bytes_after_header);
+        // Stored as sent, and visible to readers.
+        let intact = read.len() >= 61
+            && read[61..].starts_with(&a.bytes_after_header)
+            && partition.high_watermark() > a.offset;
         if !intact {
             lost += 1;
         }
@@ -90,18 +141,70 @@ async fn produce_and_lose_power(
             sluice_storage::batch::validate(&read[..header.total_size()]).expect("valid batch");
         }
     }
-    (acked.len(), lost)
+    Outcome {
+        acked: acked.len(),
+        lost,
+        syncs,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_batch_survives_power_loss_under_always() {
-    for scope in [FsyncScope::Filesystem, FsyncScope::Partition] {
+    let scopes = [
+        FsyncScope::Journal,
+        FsyncScope::Filesystem,
+        FsyncScope::Partition,
+    ];
+    for scope in scopes {
         for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
-            let (acked, lost) = produce_and_lose_power(FsyncPolicy::Always, scope, mode).await;
-            assert_eq!(acked, 200);
+            for checkpoint_every in [None, Some(7)] {
+                let outcome = produce_and_lose_power(Run {
+                    policy: FsyncPolicy::Always,
+                    scope,
+                    mode,
+                    checkpoint_every,
+                    syncs_before_power_loss: None,
+                })
+                .await;
+                assert_eq!(outcome.acked, BATCHES as usize);
+                assert_eq!(
+                    outcome.lost, 0,
+                    "{scope:?} {mode:?}: acknowledged batches lost under fsync=always"
+                );
+            }
+        }
+    }
+}
+
+/// The power goes out after the first sync, the second, and so on through
+/// the whole run (journal rounds, checkpoints, rolls): whatever was
+/// acknowledged before that point survives, and the broker restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_keeps_every_acknowledged_batch_whenever_the_power_goes() {
+    let full = produce_and_lose_power(Run {
+        policy: FsyncPolicy::Always,
+        scope: FsyncScope::Journal,
+        mode: PowerLoss::TearLastWrite,
+        checkpoint_every: Some(5),
+        syncs_before_power_loss: None,
+    })
+    .await;
+    assert_eq!(full.lost, 0);
+    assert!(full.syncs > 50, "only {} syncs in a full run", full.syncs);
+    for n in 0..=full.syncs {
+        for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+            let outcome = produce_and_lose_power(Run {
+                policy: FsyncPolicy::Always,
+                scope: FsyncScope::Journal,
+                mode,
+                checkpoint_every: Some(5),
+                syncs_before_power_loss: Some(n),
+            })
+            .await;
             assert_eq!(
-                lost, 0,
-                "{scope:?} {mode:?}: acknowledged batches lost under fsync=always"
+                outcome.lost, 0,
+                "power lost after sync {n} of {} ({mode:?}): {} of {} acknowledged batches lost",
+                full.syncs, outcome.lost, outcome.acked
             );
         }
     }
@@ -109,15 +212,17 @@ async fn every_acknowledged_batch_survives_power_loss_under_always() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_test_loses_acknowledged_batches_under_never() {
-    let (acked, lost) = produce_and_lose_power(
-        FsyncPolicy::Never,
-        FsyncScope::Filesystem,
-        PowerLoss::DropUnsynced,
-    )
+    let outcome = produce_and_lose_power(Run {
+        policy: FsyncPolicy::Never,
+        scope: FsyncScope::Journal,
+        mode: PowerLoss::DropUnsynced,
+        checkpoint_every: None,
+        syncs_before_power_loss: None,
+    })
     .await;
-    assert_eq!(acked, 200);
+    assert_eq!(outcome.acked, BATCHES as usize);
     assert!(
-        lost > 0,
+        outcome.lost > 0,
         "fsync=never lost nothing: the test cannot see a missing fsync"
     );
 }

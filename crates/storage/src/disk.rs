@@ -100,6 +100,26 @@ pub enum PowerLoss {
     TearLastWrite,
 }
 
+/// What a file holds after losing power in the middle of the writes since
+/// its last fsync: the changed range (appended, or overwritten in place)
+/// made it to the disk about half way from its start.
+fn torn(durable: &[u8], now: &[u8]) -> Vec<u8> {
+    let common = durable.iter().zip(now).take_while(|(a, b)| a == b).count();
+    let changed_end = if now.len() > durable.len() {
+        now.len()
+    } else {
+        match now.iter().zip(durable).rposition(|(a, b)| a != b) {
+            Some(last) => last + 1,
+            None => return durable.to_vec(),
+        }
+    };
+    let kept = (changed_end - common).div_ceil(2);
+    let mut content = durable.to_vec();
+    content.resize(content.len().max(common + kept), 0);
+    content[common..common + kept].copy_from_slice(&now[common..common + kept]);
+    content
+}
+
 /// What the simulation knows of one file.
 #[derive(Debug, Clone)]
 struct FileState {
@@ -117,6 +137,8 @@ struct SimState {
     /// Directories created during the simulation: whether each survives.
     dirs: BTreeMap<PathBuf, bool>,
     fail_syncs: usize,
+    /// Syncs that still succeed before every later one fails.
+    syncs_left: Option<u64>,
     syncs: u64,
 }
 
@@ -141,6 +163,13 @@ impl SimDisk {
         self.state().fail_syncs = n;
     }
 
+    /// The next `n` syncs succeed and every one after them fails, as if
+    /// the power went out right after the `n`th: what is durable then is
+    /// what a power loss at that point leaves.
+    pub fn fail_syncs_after(&self, n: u64) {
+        self.state().syncs_left = Some(n);
+    }
+
     /// How many fsyncs succeeded so far.
     pub fn syncs(&self) -> u64 {
         self.state().syncs
@@ -151,6 +180,7 @@ impl SimDisk {
     /// log closed), as a real power loss also ends the process.
     pub fn power_loss(&self, mode: PowerLoss) -> io::Result<()> {
         let mut state = self.state();
+        state.syncs_left = None;
         let files = std::mem::take(&mut state.files);
         for (path, file) in &files {
             if !file.entry_durable {
@@ -167,11 +197,7 @@ impl SimDisk {
             let mut content = file.durable.clone();
             if mode == PowerLoss::TearLastWrite && !file.removed {
                 if let Ok(now) = fs::read(path) {
-                    if now.len() > content.len() && now.starts_with(&content) {
-                        // Keep about half of what was appended since.
-                        let extra = (now.len() - content.len()).div_ceil(2);
-                        content.extend_from_slice(&now[file.durable.len()..][..extra]);
-                    }
+                    content = torn(&file.durable, &now);
                 }
             }
             let mut out = OpenOptions::new()
@@ -211,6 +237,12 @@ impl SimDisk {
     }
 
     fn take_failure(state: &mut SimState) -> io::Result<()> {
+        if let Some(left) = &mut state.syncs_left {
+            if *left == 0 {
+                return Err(io::Error::from_raw_os_error(5)); // EIO
+            }
+            *left -= 1;
+        }
         if state.fail_syncs > 0 {
             state.fail_syncs -= 1;
             return Err(io::Error::from_raw_os_error(5)); // EIO

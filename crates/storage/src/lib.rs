@@ -11,6 +11,7 @@ pub mod disk;
 pub mod error;
 pub mod fuzzing;
 pub mod index;
+pub mod journal;
 pub mod log;
 pub mod murmur2;
 pub mod producers;
@@ -21,5 +22,7 @@ pub mod segment;
 pub use batch::{BatchError, BatchHeader, ProducedBatch};
 pub use disk::{Disk, DiskRef, PowerLoss, RealDisk, SimDisk};
 pub use error::StorageError;
-pub use log::{AppendInfo, LogConfig, PartitionLog, RecoveryReport, SealedRepair, SyncPoint};
+pub use log::{
+    AppendInfo, LogConfig, PartitionLog, RecoveryReport, ReplayOutcome, SealedRepair, SyncPoint,
+};
 pub use region::FileRegion;

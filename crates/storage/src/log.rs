@@ -47,6 +47,23 @@ impl Default for LogConfig {
     }
 }
 
+/// What replaying one journal entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    Appended,
+    /// The segment already held it (written before the crash).
+    AlreadyPresent,
+    /// Appended, but the log ended before the batch began: offsets in
+    /// between are missing (the segment lost more than the journal holds).
+    AppendedAfterGap {
+        log_end: i64,
+    },
+    /// The log ends inside the batch; it cannot be placed.
+    Overlaps {
+        log_end: i64,
+    },
+}
+
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -270,18 +287,58 @@ impl PartitionLog {
             batch::set_log_append_time(bytes, time);
         }
         let header = BatchHeader::parse(bytes)?;
-        self.append_validated(bytes, &header, now_ms)?;
-        let control = header
-            .is_control()
-            .then(|| ControlType::of_batch(bytes, &header))
-            .flatten();
-        self.producers.record(&header, control, now_ms);
+        self.store(bytes, &header, now_ms)?;
         Ok(AppendInfo {
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
             max_timestamp: header.max_timestamp,
             duplicate: false,
         })
+    }
+
+    /// Puts back a batch the journal holds (stamped, already checked
+    /// against its producer when first appended) that recovery did not
+    /// find in the segment. A batch the log already holds is skipped.
+    pub fn append_replayed(
+        &mut self,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> Result<ReplayOutcome, StorageError> {
+        if self.closed {
+            return Err(StorageError::LogClosed);
+        }
+        // Exactly one whole batch, CRC included.
+        let header = batch::validate(bytes)?;
+        if header.next_offset() <= self.log_end_offset {
+            return Ok(ReplayOutcome::AlreadyPresent);
+        }
+        if header.base_offset < self.log_end_offset {
+            return Ok(ReplayOutcome::Overlaps {
+                log_end: self.log_end_offset,
+            });
+        }
+        let gap_from = (header.base_offset > self.log_end_offset).then_some(self.log_end_offset);
+        self.store(bytes, &header, now_ms)?;
+        Ok(match gap_from {
+            Some(log_end) => ReplayOutcome::AppendedAfterGap { log_end },
+            None => ReplayOutcome::Appended,
+        })
+    }
+
+    /// Writes a stamped batch and records its producer.
+    fn store(
+        &mut self,
+        bytes: &[u8],
+        header: &BatchHeader,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        self.append_validated(bytes, header, now_ms)?;
+        let control = header
+            .is_control()
+            .then(|| ControlType::of_batch(bytes, header))
+            .flatten();
+        self.producers.record(header, control, now_ms);
+        Ok(())
     }
 
     fn append_validated(

@@ -1,0 +1,638 @@
+//! The write-ahead journal shared by every partition of a data directory
+//! (`fsync = "always"` with `fsync_scope = "journal"`, the default).
+//!
+//! A batch appended to a partition is written to its segment (page cache
+//! only) and, under the same partition lock, copied into the journal's
+//! buffer. A round ([`Journal::flush`]) writes the buffer to the journal
+//! files and fdatasyncs them: one sync makes every batch appended before it
+//! durable, from any partition, and costs the same whatever the number of
+//! partitions (ARCHITECTURE.md has the measurements). The segments are made
+//! durable later, in the background, by a checkpoint: the broker notes the
+//! journal's end, syncs the filesystem, and records that end here
+//! ([`Journal::write_checkpoint`]); journal files wholly before it are then
+//! deleted. On open, every entry after the last checkpoint is handed back
+//! to be replayed into its partition.
+//!
+//! The journal is one logical byte stream cut into files of `file_bytes`
+//! (`<first position>.journal`, named by their index); an entry may span
+//! two files. Each entry carries its own position and the generation (one
+//! per broker start) that wrote it, both under its CRC, so that the scan on
+//! open stops at the first entry that is torn, left over from an earlier
+//! use of the same bytes, or written by a start that a later start
+//! overwrote. The checkpoint lives in two slots written in place
+//! alternately, so a torn checkpoint write leaves the previous one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tracing::info;
+
+use crate::disk::{self, DiskRef};
+use crate::error::StorageError;
+
+/// Bytes before an entry's batch: crc (4), batch length (4), generation
+/// (4), position (8), topic id (16), partition (4).
+pub const ENTRY_HEADER_BYTES: usize = 40;
+const CHECKPOINT_SLOT_BYTES: usize = 36;
+const CHECKPOINT_MAGIC: u32 = 0x534c_4a31; // "SLJ1"
+const FILE_SUFFIX: &str = ".journal";
+/// The smallest batch Kafka's format allows (a header and no records).
+const MIN_BATCH_BYTES: u32 = 61;
+
+/// One batch read back from the journal.
+#[derive(Debug)]
+pub struct JournalEntry<'a> {
+    pub topic_id: [u8; 16],
+    pub partition: i32,
+    pub batch: &'a [u8],
+}
+
+/// The last checkpoint: every entry before `position` is durable in its
+/// partition's segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    /// Counts checkpoints; picks the newer of the two slots.
+    pub sequence: u64,
+    /// The generation of the start that wrote it (and its entries).
+    pub generation: u32,
+    pub position: u64,
+    /// The file size the positions were cut by.
+    pub file_bytes: u64,
+}
+
+/// What opening found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JournalRecovery {
+    /// Where the scan began (the checkpoint's position).
+    pub from: u64,
+    /// Where the last valid entry ended; the journal continues there.
+    pub to: u64,
+    pub entries: u64,
+}
+
+struct Pending {
+    /// The position of `bytes[0]`.
+    start: u64,
+    bytes: Vec<u8>,
+    /// The previous round's buffer, kept for its capacity.
+    spare: Vec<u8>,
+}
+
+struct Files {
+    open: BTreeMap<u64, Arc<File>>,
+    on_disk: BTreeSet<u64>,
+}
+
+pub struct Journal {
+    dir: PathBuf,
+    disk: DiskRef,
+    file_bytes: u64,
+    generation: u32,
+    pending: Mutex<Pending>,
+    files: Mutex<Files>,
+    /// One round at a time.
+    writing: Mutex<()>,
+    durable: AtomicU64,
+    checkpoint: Mutex<Checkpoint>,
+    failed: Mutex<Option<String>>,
+    /// The files were cut by another size: all of them go at the first
+    /// checkpoint (written on open, before any append).
+    resized: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("generation", &self.generation)
+            .field("durable", &self.durable_position())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn file_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("{index:020}{FILE_SUFFIX}"))
+}
+
+fn slot_path(dir: &Path, slot: u64) -> PathBuf {
+    dir.join(format!("checkpoint.{slot}"))
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir`. Before anything is
+    /// appended, [`Journal::replay`] must hand back what the last
+    /// checkpoint does not cover, and the caller must make that durable and
+    /// write a checkpoint (which also records this start's generation).
+    pub fn open(disk: DiskRef, dir: &Path, file_bytes: u64) -> Result<Journal, StorageError> {
+        if file_bytes < ENTRY_HEADER_BYTES as u64 {
+            return Err(StorageError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "journal files must be larger than an entry header",
+            )));
+        }
+        disk::create_dir_durably(&*disk, dir)?;
+        let mut on_disk = BTreeSet::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(index) = name.strip_suffix(FILE_SUFFIX) {
+                if let Ok(index) = index.parse::<u64>() {
+                    on_disk.insert(index);
+                }
+            }
+        }
+        let last = read_checkpoint(dir)?;
+        for slot in 0..2 {
+            let path = slot_path(dir, slot);
+            if !path.exists() {
+                File::create(&path)?;
+                disk.created(&path);
+            }
+        }
+        disk.sync_dir(dir)?;
+        // Positions are cut into files by size; after a change of size
+        // every file is stale once the first checkpoint is written.
+        let resized = last.file_bytes != 0 && last.file_bytes != file_bytes;
+        if resized {
+            info!(
+                old = last.file_bytes,
+                new = file_bytes,
+                "journal file size changed"
+            );
+        }
+        Ok(Journal {
+            dir: dir.to_path_buf(),
+            disk,
+            file_bytes,
+            generation: last.generation.saturating_add(1),
+            pending: Mutex::new(Pending {
+                start: last.position,
+                bytes: Vec::new(),
+                spare: Vec::new(),
+            }),
+            files: Mutex::new(Files {
+                open: BTreeMap::new(),
+                on_disk,
+            }),
+            writing: Mutex::new(()),
+            durable: AtomicU64::new(last.position),
+            checkpoint: Mutex::new(last),
+            failed: Mutex::new(None),
+            resized: resized.into(),
+        })
+    }
+
+    /// Hands every valid entry after the last checkpoint to `replay`, in
+    /// journal order, and continues the journal where the last one ends.
+    /// Call once, after [`Journal::open`] and before any append.
+    pub fn replay(
+        &self,
+        replay: &mut dyn FnMut(JournalEntry<'_>),
+    ) -> Result<JournalRecovery, StorageError> {
+        let last = *lock(&self.checkpoint);
+        let reader = Reader {
+            dir: &self.dir,
+            file_bytes: if last.file_bytes == 0 {
+                self.file_bytes
+            } else {
+                last.file_bytes
+            },
+        };
+        let mut recovery = JournalRecovery {
+            from: last.position,
+            to: last.position,
+            entries: 0,
+        };
+        let mut previous_generation = 0;
+        let mut buffer = Vec::new();
+        while let Some(entry) = reader.entry_at(
+            recovery.to,
+            last.generation,
+            previous_generation,
+            &mut buffer,
+        )? {
+            previous_generation = entry.generation;
+            recovery.to = entry.end;
+            recovery.entries += 1;
+            replay(JournalEntry {
+                topic_id: entry.topic_id,
+                partition: entry.partition,
+                batch: &buffer,
+            });
+        }
+        if recovery.entries > 0 {
+            info!(
+                from = recovery.from,
+                to = recovery.to,
+                entries = recovery.entries,
+                "replayed the journal past its checkpoint"
+            );
+        }
+        lock(&self.pending).start = recovery.to;
+        self.durable.store(recovery.to, Ordering::Release);
+        Ok(recovery)
+    }
+
+    /// Copies one stamped batch into the journal's buffer and returns the
+    /// position its entry ends at: it is durable once
+    /// [`Journal::durable_position`] reaches that.
+    pub fn append(
+        &self,
+        topic_id: &[u8; 16],
+        partition: i32,
+        batch: &[u8],
+    ) -> Result<u64, StorageError> {
+        if self.is_failed() {
+            return Err(StorageError::LogFailed);
+        }
+        let length = u32::try_from(batch.len()).map_err(|_| {
+            StorageError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "batch too large for the journal",
+            ))
+        })?;
+        let mut pending = lock(&self.pending);
+        let position = pending.start + pending.bytes.len() as u64;
+        let mut header = [0u8; ENTRY_HEADER_BYTES];
+        header[4..8].copy_from_slice(&length.to_be_bytes());
+        header[8..12].copy_from_slice(&self.generation.to_be_bytes());
+        header[12..20].copy_from_slice(&position.to_be_bytes());
+        header[20..36].copy_from_slice(topic_id);
+        header[36..40].copy_from_slice(&partition.to_be_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), batch);
+        header[0..4].copy_from_slice(&crc.to_be_bytes());
+        pending.bytes.extend_from_slice(&header);
+        pending.bytes.extend_from_slice(batch);
+        Ok(position + (ENTRY_HEADER_BYTES + batch.len()) as u64)
+    }
+
+    /// Where the last appended entry ends.
+    pub fn appended_end(&self) -> u64 {
+        let pending = lock(&self.pending);
+        pending.start + pending.bytes.len() as u64
+    }
+
+    /// Entries ending at or before this are durable.
+    pub fn durable_position(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// The position of the last checkpoint written.
+    pub fn checkpointed_position(&self) -> u64 {
+        lock(&self.checkpoint).position
+    }
+
+    /// A checkpoint at `position` would record something new: a later
+    /// position, or this start's generation (which the first checkpoint
+    /// after open must record, whatever the position).
+    pub fn checkpoint_due(&self, position: u64) -> bool {
+        let last = lock(&self.checkpoint);
+        position > last.position || last.generation != self.generation
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    pub fn is_failed(&self) -> bool {
+        lock(&self.failed).is_some()
+    }
+
+    /// Why the journal stopped taking writes, if it did.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.failed).clone()
+    }
+
+    /// Stops the journal for good (until a restart): after a failed sync
+    /// the kernel may have dropped the pages, so nothing written after
+    /// them can be called durable.
+    pub fn fail(&self, why: &str) {
+        lock(&self.failed).get_or_insert_with(|| why.to_string());
+    }
+
+    /// One round: writes everything appended so far and fdatasyncs it.
+    /// Returns the durable position. Blocks; one round runs at a time.
+    pub fn flush(&self) -> Result<u64, StorageError> {
+        let _one_round = lock(&self.writing);
+        if let Some(why) = self.failure() {
+            return Err(StorageError::Io(io::Error::other(why)));
+        }
+        let (start, bytes) = {
+            let mut pending = lock(&self.pending);
+            let fresh = std::mem::take(&mut pending.spare);
+            let bytes = std::mem::replace(&mut pending.bytes, fresh);
+            let start = pending.start;
+            pending.start += bytes.len() as u64;
+            (start, bytes)
+        };
+        if bytes.is_empty() {
+            return Ok(self.durable_position());
+        }
+        let end = start + bytes.len() as u64;
+        if let Err(e) = self.write_and_sync(start, &bytes) {
+            let why = format!("journal write or fdatasync failed: {e}");
+            self.fail(&why);
+            return Err(StorageError::Io(io::Error::new(e.kind(), why)));
+        }
+        self.durable.store(end, Ordering::Release);
+        let mut bytes = bytes;
+        // Keep the buffer's memory for the next round, unless a burst made
+        // it large.
+        if bytes.capacity() <= 8 << 20 {
+            bytes.clear();
+            lock(&self.pending).spare = bytes;
+        }
+        Ok(end)
+    }
+
+    fn write_and_sync(&self, start: u64, bytes: &[u8]) -> io::Result<()> {
+        let mut written = 0usize;
+        let mut touched = Vec::new();
+        while written < bytes.len() {
+            let position = start + written as u64;
+            let index = position / self.file_bytes;
+            let within = position % self.file_bytes;
+            let room = (self.file_bytes - within) as usize;
+            let chunk = &bytes[written..][..room.min(bytes.len() - written)];
+            let file = self.file(index)?;
+            file.write_all_at(chunk, within)?;
+            touched.push((index, file));
+            written += chunk.len();
+        }
+        for (index, file) in touched {
+            self.disk.sync_file(&file, &file_path(&self.dir, index))?;
+        }
+        Ok(())
+    }
+
+    /// The open file of index `index`, created (and its entry made durable)
+    /// if it does not exist yet.
+    fn file(&self, index: u64) -> io::Result<Arc<File>> {
+        let mut files = lock(&self.files);
+        if let Some(file) = files.open.get(&index) {
+            return Ok(Arc::clone(file));
+        }
+        let path = file_path(&self.dir, index);
+        let file = if files.on_disk.contains(&index) {
+            OpenOptions::new().read(true).write(true).open(&path)?
+        } else {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            self.disk.created(&path);
+            // Sized up front so that its length does not change with every
+            // round (fdatasync then has no size to record).
+            file.set_len(self.file_bytes)?;
+            self.disk.sync_dir(&self.dir)?;
+            files.on_disk.insert(index);
+            file
+        };
+        let file = Arc::new(file);
+        files.open.insert(index, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Creates the file the journal will write next, so that the round
+    /// that reaches it does not wait for the creation.
+    pub fn prepare_next_file(&self) -> io::Result<()> {
+        let next = self.appended_end() / self.file_bytes + 1;
+        self.file(next).map(drop)
+    }
+
+    /// Records durably that every entry before `position` is durable in
+    /// its partition's segment (the caller made it so), then deletes the
+    /// journal files wholly before it.
+    pub fn write_checkpoint(&self, position: u64) -> io::Result<()> {
+        let next = {
+            let current = lock(&self.checkpoint);
+            Checkpoint {
+                sequence: current.sequence + 1,
+                generation: self.generation,
+                position: position.max(current.position),
+                file_bytes: self.file_bytes,
+            }
+        };
+        let path = slot_path(&self.dir, next.sequence % 2);
+        let file = OpenOptions::new().write(true).open(&path)?;
+        file.write_all_at(&encode_checkpoint(&next), 0)?;
+        self.disk.sync_file(&file, &path)?;
+        *lock(&self.checkpoint) = next;
+        let everything = self.resized.swap(false, Ordering::AcqRel);
+        self.delete_files_before(next.position, everything)
+    }
+
+    /// Deletes the files wholly before `position` (all of them if
+    /// `everything`). A round still writing to one keeps its handle; the
+    /// bytes are no longer needed, as the segments hold them durably.
+    fn delete_files_before(&self, position: u64, everything: bool) -> io::Result<()> {
+        let mut files = lock(&self.files);
+        let stale: Vec<u64> = files
+            .on_disk
+            .iter()
+            .copied()
+            .filter(|&index| everything || (index + 1).saturating_mul(self.file_bytes) <= position)
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        for index in &stale {
+            let path = file_path(&self.dir, *index);
+            files.open.remove(index);
+            files.on_disk.remove(index);
+            match fs::remove_file(&path) {
+                Ok(()) => self.disk.removed(&path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.disk.sync_dir(&self.dir)
+    }
+}
+
+fn encode_checkpoint(c: &Checkpoint) -> [u8; CHECKPOINT_SLOT_BYTES] {
+    let mut out = [0u8; CHECKPOINT_SLOT_BYTES];
+    out[0..4].copy_from_slice(&CHECKPOINT_MAGIC.to_be_bytes());
+    out[4..12].copy_from_slice(&c.sequence.to_be_bytes());
+    out[12..16].copy_from_slice(&c.generation.to_be_bytes());
+    out[16..24].copy_from_slice(&c.position.to_be_bytes());
+    out[24..32].copy_from_slice(&c.file_bytes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[..32]);
+    out[32..36].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn decode_checkpoint(bytes: &[u8]) -> Option<Checkpoint> {
+    let bytes = bytes.get(..CHECKPOINT_SLOT_BYTES)?;
+    let u32_at =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_be_bytes(b)
+    };
+    if u32_at(0) != CHECKPOINT_MAGIC || u32_at(32) != crc32c::crc32c(&bytes[..32]) {
+        return None;
+    }
+    Some(Checkpoint {
+        sequence: u64_at(4),
+        generation: u32_at(12),
+        position: u64_at(16),
+        file_bytes: u64_at(24),
+    })
+}
+
+/// The newer valid slot. Both slots empty is a new journal; a slot that
+/// holds bytes but no valid checkpoint is a torn write if the other slot
+/// is valid, and otherwise damage that must not be guessed past.
+fn read_checkpoint(dir: &Path) -> Result<Checkpoint, StorageError> {
+    let mut best: Option<Checkpoint> = None;
+    let mut damaged = false;
+    for slot in 0..2 {
+        let bytes = match fs::read(slot_path(dir, slot)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match decode_checkpoint(&bytes) {
+            Some(c) if best.is_none_or(|b| c.sequence > b.sequence) => best = Some(c),
+            Some(_) => {}
+            None => damaged |= bytes.iter().any(|&b| b != 0),
+        }
+    }
+    match best {
+        Some(c) => Ok(c),
+        None if damaged => Err(StorageError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the journal checkpoint in {} is damaged; not guessing where to replay from",
+                dir.display()
+            ),
+        ))),
+        None => Ok(Checkpoint::default()),
+    }
+}
+
+struct ScannedEntry {
+    generation: u32,
+    topic_id: [u8; 16],
+    partition: i32,
+    end: u64,
+}
+
+/// Reads the logical stream back across files.
+struct Reader<'a> {
+    dir: &'a Path,
+    file_bytes: u64,
+}
+
+impl Reader<'_> {
+    /// Reads `out.len()` bytes at `position`; false if the files end first.
+    fn read_at(&self, mut position: u64, out: &mut [u8]) -> io::Result<bool> {
+        let mut done = 0;
+        while done < out.len() {
+            let index = position / self.file_bytes;
+            let within = position % self.file_bytes;
+            let file = match File::open(file_path(self.dir, index)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let length = file.metadata()?.len();
+            let room = length.saturating_sub(within).min(self.file_bytes - within) as usize;
+            if room == 0 {
+                return Ok(false);
+            }
+            let n = room.min(out.len() - done);
+            file.read_exact_at(&mut out[done..done + n], within)?;
+            done += n;
+            position += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// How many bytes the files hold from `position` on, counting no
+    /// further than `want`.
+    fn available(&self, mut position: u64, want: u64) -> io::Result<u64> {
+        let mut total = 0;
+        while total < want {
+            let index = position / self.file_bytes;
+            let within = position % self.file_bytes;
+            let length = match fs::metadata(file_path(self.dir, index)) {
+                Ok(m) => m.len().min(self.file_bytes),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
+            let room = length.saturating_sub(within);
+            if room == 0 {
+                break;
+            }
+            total += room;
+            position += room;
+        }
+        Ok(total)
+    }
+
+    /// The valid entry at `position` (its batch in `batch`), or `None`
+    /// where the journal ends.
+    fn entry_at(
+        &self,
+        position: u64,
+        newest_generation: u32,
+        previous_generation: u32,
+        batch: &mut Vec<u8>,
+    ) -> io::Result<Option<ScannedEntry>> {
+        let mut header = [0u8; ENTRY_HEADER_BYTES];
+        if !self.read_at(position, &mut header)? {
+            return Ok(None);
+        }
+        let u32_at = |at: usize| {
+            u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+        };
+        let mut position_bytes = [0u8; 8];
+        position_bytes.copy_from_slice(&header[12..20]);
+        let length = u32_at(4);
+        let generation = u32_at(8);
+        let valid_frame = u64::from_be_bytes(position_bytes) == position
+            && length >= MIN_BATCH_BYTES
+            && generation >= 1
+            && generation <= newest_generation
+            && generation >= previous_generation;
+        if !valid_frame {
+            return Ok(None);
+        }
+        let body_at = position + ENTRY_HEADER_BYTES as u64;
+        // Nothing is allocated for a length the files do not back.
+        if self.available(body_at, u64::from(length))? < u64::from(length) {
+            return Ok(None);
+        }
+        batch.clear();
+        batch.resize(length as usize, 0);
+        if !self.read_at(body_at, batch)? {
+            return Ok(None);
+        }
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), batch);
+        if crc != u32_at(0) {
+            return Ok(None);
+        }
+        let mut topic_id = [0u8; 16];
+        topic_id.copy_from_slice(&header[20..36]);
+        Ok(Some(ScannedEntry {
+            generation,
+            topic_id,
+            partition: u32_at(36) as i32,
+            end: body_at + u64::from(length),
+        }))
+    }
+}
