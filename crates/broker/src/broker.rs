@@ -7,17 +7,19 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_storage::journal::Journal;
+use sluice_storage::recovery_points::{PartitionKey, RecoveryPoint, RecoveryPoints};
 use sluice_storage::{BatchHeader, ReplayOutcome};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use crate::checkpoint::Checkpoints;
 use crate::config::{BrokerConfig, FsyncPolicy, FsyncScope};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::journal_rounds::JournalRounds;
 use crate::metadata::{ClusterState, MetadataCommand, MetadataStore, PartitionMeta, TopicMeta};
-use crate::partition::{partition_dir, LogHome, Partition, PartitionRef};
+use crate::partition::{partition_dir, LogHome, Partition, PartitionId, PartitionRef};
 use crate::topic_config;
 use sluice_storage::disk::{self, Disk, DiskRef, RealDisk};
 
@@ -50,6 +52,8 @@ pub struct Broker {
     sync_rounds: Arc<crate::sync_rounds::SyncRounds>,
     /// Group commit through the shared journal (`fsync_scope = "journal"`).
     journal_rounds: Option<Arc<JournalRounds>>,
+    /// Checkpoints: recovery points, and the journal's forgetting.
+    checkpoints: Arc<Checkpoints>,
     /// Held open with an exclusive lock so that a second broker cannot use
     /// the same data directory.
     _dir_lock: std::fs::File,
@@ -80,6 +84,8 @@ impl Broker {
         remove_deleting_dirs(&config.data_dir);
         let metadata = MetadataStore::open(&*disk, &config.data_dir)?;
         let state = metadata.snapshot();
+        let (points_file, points) = RecoveryPoints::open(disk.clone(), &config.data_dir)
+            .map_err(|e| BrokerError::Storage(format!("cannot read the recovery points: {e}")))?;
         let journal = open_journal(&config, &disk)?;
         let uses_journal =
             config.fsync == FsyncPolicy::Always && config.fsync_scope == FsyncScope::Journal;
@@ -88,10 +94,26 @@ impl Broker {
             data_dir: &config.data_dir,
             journal: journal.clone().filter(|_| uses_journal),
         };
-        let partitions = open_partitions(&config, &home, &state)?;
+        let partitions = open_partitions(&config, &home, &state, &points)?;
+        let checkpoints = Arc::new(
+            Checkpoints::new(
+                disk.clone(),
+                config.data_dir.clone(),
+                points_file,
+                home.journal.clone(),
+            )
+            .map_err(|e| BrokerError::Storage(format!("cannot open the data directory: {e}")))?,
+        );
         let journal_rounds = match journal {
             Some(journal) => {
-                recover_journal(&config, &disk, journal, &state, &partitions, uses_journal)?
+                recover_journal(&config, &disk, &journal, &state, &partitions, &checkpoints)?;
+                uses_journal.then(|| {
+                    Arc::new(JournalRounds::new(
+                        journal,
+                        config.journal_checkpoint_bytes,
+                        Arc::clone(&checkpoints.due),
+                    ))
+                })
             }
             None => None,
         };
@@ -138,6 +160,7 @@ impl Broker {
             groups,
             sync_rounds: Arc::new(sync_rounds),
             journal_rounds,
+            checkpoints,
             _dir_lock: dir_lock,
         };
         broker.groups.load(&broker);
@@ -346,8 +369,18 @@ impl Broker {
                     &self.config.data_dir,
                     &partition_dir(&self.config.data_dir, name, index),
                 )?;
-                let partition =
-                    Partition::open(&self.log_home(), name, id, index, 0, settings.clone(), now)?;
+                let partition = Partition::open(
+                    &self.log_home(),
+                    PartitionId {
+                        topic: name,
+                        topic_id: id,
+                        index,
+                    },
+                    0,
+                    settings.clone(),
+                    now,
+                    None,
+                )?;
                 opened.push(Arc::new(partition));
             }
             let state = self.metadata.apply(MetadataCommand::CreateTopic {
@@ -444,12 +477,15 @@ impl Broker {
                 )?;
                 opened.push(Arc::new(Partition::open(
                     &self.log_home(),
-                    name,
-                    topic.id,
-                    index,
+                    PartitionId {
+                        topic: name,
+                        topic_id: topic.id,
+                        index,
+                    },
                     0,
                     settings.clone(),
                     now,
+                    None,
                 )?));
             }
             self.metadata.apply(MetadataCommand::AddPartitions {
@@ -571,7 +607,7 @@ impl Broker {
         // Under the journal the segments were never synced by a produce:
         // a last checkpoint makes them durable and the next start replays
         // nothing.
-        self.checkpoint_journal().await;
+        self.checkpoint().await;
         for partition in self.all_partitions() {
             if let Err(e) = partition.log().snapshot_producers() {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "cannot write a producer snapshot");
@@ -579,12 +615,12 @@ impl Broker {
         }
     }
 
-    /// Syncs the segments and checkpoints the journal now, if there is
-    /// one (shutdown, tests; otherwise a background task does it).
-    pub async fn checkpoint_journal(&self) {
-        if let Some(rounds) = self.journal_rounds.clone() {
-            let _ = tokio::task::spawn_blocking(move || rounds.checkpoint_now()).await;
-        }
+    /// Checkpoints the data directory now (shutdown, tests; otherwise a
+    /// background task does it): see `checkpoint.rs`.
+    pub async fn checkpoint(&self) {
+        let checkpoints = Arc::clone(&self.checkpoints);
+        let partitions = self.all_partitions();
+        let _ = tokio::task::spawn_blocking(move || checkpoints.run(&partitions)).await;
     }
 
     /// Runs the periodic work (retention, group deadlines, offset expiry,
@@ -626,20 +662,41 @@ impl Broker {
         every(self, Duration::from_secs(1), |broker| async move {
             broker.groups.compact_offsets(&broker).await;
         });
-        if let Some(rounds) = &self.journal_rounds {
-            rounds.spawn_checkpoints(ms(config.journal_checkpoint_interval_ms));
-        }
         crate::migrate::resume_all(self);
-        if config.fsync == FsyncPolicy::Interval {
-            every(self, ms(config.fsync_interval_ms), |broker| async move {
-                broker.sync_all().await;
-            });
+        match (config.fsync, config.fsync_scope) {
+            // An fsync of each partition in turn, without checkpoints.
+            (FsyncPolicy::Interval, FsyncScope::Partition) => {
+                every(self, ms(config.fsync_interval_ms), |broker| async move {
+                    broker.sync_all().await;
+                });
+            }
+            (FsyncPolicy::Interval, _) => {
+                spawn_checkpoints(self, ms(config.fsync_interval_ms));
+            }
+            (FsyncPolicy::Always, _) => spawn_checkpoints(self, ms(config.checkpoint_interval_ms)),
+            (FsyncPolicy::Never, _) => {}
         }
     }
 }
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
+}
+
+/// Checkpoints every `period`, or sooner when the journal asks, while the
+/// broker lives; the task holds only a weak reference between runs.
+fn spawn_checkpoints(broker: &Arc<Broker>, period: Duration) {
+    let weak = Arc::downgrade(broker);
+    let due = Arc::clone(&broker.checkpoints.due);
+    tokio::spawn(async move {
+        loop {
+            let _ = tokio::time::timeout(period, due.notified()).await;
+            let Some(broker) = weak.upgrade() else { return };
+            let started = std::time::Instant::now();
+            broker.checkpoint().await;
+            tracing::debug!(micros = started.elapsed().as_micros() as u64, "checkpoint");
+        }
+    });
 }
 
 /// Runs `job` every `period` (first after one period) while the broker
@@ -669,6 +726,7 @@ fn open_partitions(
     config: &BrokerConfig,
     home: &LogHome<'_>,
     state: &ClusterState,
+    points: &HashMap<PartitionKey, RecoveryPoint>,
 ) -> Result<HashMap<String, Vec<PartitionRef>>> {
     let now = now_ms();
     let jobs: Vec<(&TopicMeta, usize)> = state
@@ -681,12 +739,15 @@ fn open_partitions(
         let settings = topic_config::resolve(&topic.configs, config);
         Partition::open(
             home,
-            &topic.name,
-            topic.id,
-            index as i32,
+            PartitionId {
+                topic: &topic.name,
+                topic_id: topic.id,
+                index: index as i32,
+            },
             topic.partitions[index].leader_epoch,
             settings,
             now,
+            points.get(&(topic.id.into_bytes(), index as i32)),
         )
     };
     let threads = config.recovery_threads().clamp(1, jobs.len().max(1));
@@ -754,17 +815,17 @@ fn open_journal(config: &BrokerConfig, disk: &DiskRef) -> Result<Option<Arc<Jour
 }
 
 /// Replays the journal past its checkpoint into the partitions just
-/// opened, makes that durable with a checkpoint (which also records this
-/// start's generation), and returns the rounds if the broker keeps using
-/// the journal; otherwise the journal is removed.
+/// opened and makes that durable with a checkpoint (which also records
+/// this start's generation). If the broker no longer uses a journal
+/// (`fsync_scope`), it is removed afterwards.
 fn recover_journal(
     config: &BrokerConfig,
     disk: &DiskRef,
-    journal: Arc<Journal>,
+    journal: &Journal,
     state: &ClusterState,
     partitions: &HashMap<String, Vec<PartitionRef>>,
-    uses_journal: bool,
-) -> Result<Option<Arc<JournalRounds>>> {
+    checkpoints: &Checkpoints,
+) -> Result<()> {
     let now = now_ms();
     let mut replayed: HashMap<(String, i32), PartitionRef> = HashMap::new();
     let recovery = journal
@@ -772,54 +833,26 @@ fn recover_journal(
             let partition = state
                 .topic_by_id(Uuid::from_bytes(entry.topic_id))
                 .and_then(|topic| partitions.get(&topic.name))
-                .and_then(|list| usize::try_from(entry.partition).ok().and_then(|i| list.get(i)));
+                .and_then(|list| {
+                    usize::try_from(entry.partition)
+                        .ok()
+                        .and_then(|i| list.get(i))
+                });
             let Some(partition) = partition else {
                 // The topic was deleted after the entry was written.
                 return;
             };
-            let outcome = partition.log().append_replayed(entry.batch, now);
-            match outcome {
-                Ok(ReplayOutcome::Appended) => {}
-                Ok(ReplayOutcome::AlreadyPresent) => return,
-                Ok(ReplayOutcome::AppendedAfterGap { log_end }) => error!(
-                    topic = %partition.topic,
-                    partition = partition.index,
-                    log_end,
-                    "journal replay: the segment lost offsets the journal no longer holds; appended after a gap"
-                ),
-                Ok(ReplayOutcome::Overlaps { log_end }) => {
-                    error!(
-                        topic = %partition.topic,
-                        partition = partition.index,
-                        log_end,
-                        "journal replay: a batch overlaps the end of the log; skipped"
-                    );
-                    return;
-                }
-                Err(e) => {
-                    error!(
-                        topic = %partition.topic,
-                        partition = partition.index,
-                        error = %e,
-                        "journal replay: cannot append a journaled batch"
-                    );
-                    return;
-                }
+            if replay_entry(partition, entry.batch, now) {
+                replayed.insert(
+                    (partition.topic.clone(), partition.index),
+                    Arc::clone(partition),
+                );
             }
-            replayed.insert((partition.topic.clone(), partition.index), Arc::clone(partition));
         })
         .map_err(|e| BrokerError::Storage(format!("cannot replay the journal: {e}")))?;
-    let rounds = Arc::new(
-        JournalRounds::new(
-            journal,
-            disk.clone(),
-            config.data_dir.clone(),
-            config.journal_checkpoint_bytes,
-        )
-        .map_err(|e| BrokerError::Storage(format!("cannot open the data directory: {e}")))?,
-    );
-    rounds
-        .checkpoint_now()
+    let all: Vec<PartitionRef> = partitions.values().flatten().cloned().collect();
+    checkpoints
+        .run(&all)
         .map_err(|e| BrokerError::Storage(format!("cannot checkpoint the journal: {e}")))?;
     for partition in replayed.values() {
         let end = partition.log().log_end_offset();
@@ -833,10 +866,9 @@ fn recover_journal(
             "journal recovered"
         );
     }
-    if uses_journal {
-        return Ok(Some(rounds));
+    if config.fsync == FsyncPolicy::Always && config.fsync_scope == FsyncScope::Journal {
+        return Ok(());
     }
-    drop(rounds);
     let dir = journal_dir(config);
     std::fs::remove_dir_all(&dir)
         .and_then(|()| {
@@ -845,7 +877,43 @@ fn recover_journal(
         })
         .map_err(|e| BrokerError::Storage(format!("cannot remove the journal: {e}")))?;
     info!("the journal is not in use (fsync_scope); removed it after replay");
-    Ok(None)
+    Ok(())
+}
+
+/// Puts one journaled batch back into its partition; true if appended.
+fn replay_entry(partition: &PartitionRef, batch: &[u8], now: i64) -> bool {
+    let outcome = partition.log().append_replayed(batch, now);
+    match outcome {
+        Ok(ReplayOutcome::Appended) => true,
+        Ok(ReplayOutcome::AlreadyPresent) => false,
+        Ok(ReplayOutcome::AppendedAfterGap { log_end }) => {
+            error!(
+                topic = %partition.topic,
+                partition = partition.index,
+                log_end,
+                "journal replay: the segment lost offsets the journal no longer holds; appended after a gap"
+            );
+            true
+        }
+        Ok(ReplayOutcome::Overlaps { log_end }) => {
+            error!(
+                topic = %partition.topic,
+                partition = partition.index,
+                log_end,
+                "journal replay: a batch overlaps the end of the log; skipped"
+            );
+            false
+        }
+        Err(e) => {
+            error!(
+                topic = %partition.topic,
+                partition = partition.index,
+                error = %e,
+                "journal replay: cannot append a journaled batch"
+            );
+            false
+        }
+    }
 }
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

@@ -109,8 +109,11 @@ pub struct BrokerConfig {
     /// Journal bytes written since the last checkpoint that start the next
     /// one: bounds the journal's size on disk and what a restart replays.
     pub journal_checkpoint_bytes: u64,
-    /// Longest time between two checkpoints while anything was written.
-    pub journal_checkpoint_interval_ms: u64,
+    /// Longest time between two checkpoints under `always` (under
+    /// `interval`, `fsync_interval_ms`): one sync of the filesystem after
+    /// which a restart validates only what each partition gained since,
+    /// and the journal forgets what came before.
+    pub checkpoint_interval_ms: u64,
     /// Default segment.bytes: a segment file is rolled before this size.
     pub segment_bytes: u64,
     /// Default segment.ms: a segment is rolled when its first batch is this old.
@@ -247,7 +250,7 @@ impl Default for BrokerConfig {
             fsync_scope: FsyncScope::Journal,
             journal_file_bytes: 64 * 1024 * 1024,
             journal_checkpoint_bytes: 16 * 1024 * 1024,
-            journal_checkpoint_interval_ms: 2000,
+            checkpoint_interval_ms: 2000,
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
@@ -432,8 +435,8 @@ impl BrokerConfig {
         if self.journal_checkpoint_bytes == 0 {
             return invalid("journal_checkpoint_bytes", "must be at least 1");
         }
-        if self.journal_checkpoint_interval_ms == 0 {
-            return invalid("journal_checkpoint_interval_ms", "must be at least 1");
+        if self.checkpoint_interval_ms == 0 {
+            return invalid("checkpoint_interval_ms", "must be at least 1");
         }
         if self.max_pipelined_requests == 0 {
             return invalid("max_pipelined_requests", "must be at least 1");

@@ -1,25 +1,17 @@
 //! Group commit through the shared journal (`fsync = "always"` with
-//! `fsync_scope = "journal"`, the default), and the checkpoints that let
-//! the journal forget.
+//! `fsync_scope = "journal"`, the default).
 //!
 //! A produce waits until the journal is durable past its batch. Rounds
 //! run back to back while anything appended is not yet durable: a round
 //! writes everything appended so far to the journal and fdatasyncs it, so
 //! one sync covers every batch appended before it, whichever partition
-//! and connection it came from, at the cost of one file's sync.
-//!
-//! A checkpoint (every `journal_checkpoint_bytes` of journal, or
-//! `journal_checkpoint_interval_ms`) notes where the journal ends, syncs
-//! the data directory's filesystem (every segment written before then),
-//! and records that position in the journal, which then deletes the files
-//! before it. It runs in the background; rounds go on meanwhile.
+//! and connection it came from, at the cost of one file's sync. The
+//! journal is emptied by checkpoints (`checkpoint.rs`), woken from here
+//! when it has grown by `journal_checkpoint_bytes`.
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
-use sluice_storage::disk::DiskRef;
 use sluice_storage::journal::Journal;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error};
@@ -29,38 +21,28 @@ use crate::partition::PartitionRef;
 
 pub struct JournalRounds {
     pub journal: Arc<Journal>,
-    disk: DiskRef,
-    data_dir: PathBuf,
-    /// The data directory, opened once: syncfs reports through it every
-    /// writeback error since the previous checkpoint.
-    handle: File,
     /// A task is running rounds.
     running: Mutex<bool>,
     /// Rounds completed; waiters wake on each and check the position.
     completed: watch::Sender<u64>,
     checkpoint_bytes: u64,
-    /// Wakes the checkpoint task early when the journal has grown.
+    /// Wakes the checkpoints when the journal has grown.
     checkpoint_due: Arc<Notify>,
 }
 
 impl JournalRounds {
     pub fn new(
         journal: Arc<Journal>,
-        disk: DiskRef,
-        data_dir: PathBuf,
         checkpoint_bytes: u64,
-    ) -> std::io::Result<JournalRounds> {
-        let handle = File::open(&data_dir)?;
-        Ok(JournalRounds {
+        checkpoint_due: Arc<Notify>,
+    ) -> JournalRounds {
+        JournalRounds {
             journal,
-            disk,
-            data_dir,
-            handle,
             running: Mutex::new(false),
             completed: watch::Sender::new(0),
             checkpoint_bytes,
-            checkpoint_due: Arc::new(Notify::new()),
-        })
+            checkpoint_due,
+        }
     }
 
     fn running(&self) -> MutexGuard<'_, bool> {
@@ -137,55 +119,15 @@ impl JournalRounds {
                 }
             }
             self.completed.send_modify(|n| *n += 1);
-            let since = self.journal.appended_end() - self.journal.checkpointed_position();
+            let since = self
+                .journal
+                .appended_end()
+                .saturating_sub(self.journal.checkpointed_position());
             if since >= self.checkpoint_bytes {
                 self.checkpoint_due.notify_one();
             }
         }
         // Wake anyone who checked before the last round ended.
         self.completed.send_modify(|n| *n += 1);
-    }
-
-    /// Makes every segment write before the journal's current end durable
-    /// and records that in the journal. Blocks. A failure stops the
-    /// journal: segments whose sync failed may have lost pages.
-    pub fn checkpoint_now(&self) -> std::io::Result<()> {
-        let position = self.journal.appended_end();
-        let result = if !self.journal.checkpoint_due(position) {
-            Ok(())
-        } else {
-            self.disk
-                .sync_filesystem(&self.handle, &self.data_dir)
-                .and_then(|()| self.journal.write_checkpoint(position))
-        }
-        .and_then(|()| self.journal.prepare_next_file());
-        if let Err(e) = &result {
-            let why = format!("journal checkpoint failed: {e}");
-            error!("{why}; every partition stops accepting writes until restart");
-            self.journal.fail(&why);
-        }
-        result
-    }
-
-    /// Runs checkpoints while the rounds are alive: when the journal has
-    /// grown by `checkpoint_bytes`, and at least every `interval`.
-    pub fn spawn_checkpoints(self: &Arc<Self>, interval: Duration) {
-        let weak: Weak<JournalRounds> = Arc::downgrade(self);
-        let due = Arc::clone(&self.checkpoint_due);
-        tokio::spawn(async move {
-            loop {
-                let _ = tokio::time::timeout(interval, due.notified()).await;
-                let Some(rounds) = weak.upgrade() else { return };
-                if rounds.journal.is_failed() {
-                    return;
-                }
-                let started = Instant::now();
-                let _ = tokio::task::spawn_blocking(move || rounds.checkpoint_now()).await;
-                debug!(
-                    micros = started.elapsed().as_micros() as u64,
-                    "journal checkpoint"
-                );
-            }
-        });
     }
 }

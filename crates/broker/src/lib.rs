@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod blocking;
 pub mod broker;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod fetch_wire;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use sluice_storage::journal::Journal;
 use sluice_storage::producers::AbortedTxn;
+use sluice_storage::recovery_points::RecoveryPoint;
 use sluice_storage::{AppendInfo, DiskRef, FileRegion, PartitionLog, ProducedBatch};
 use tracing::error;
 use uuid::Uuid;
@@ -37,6 +38,14 @@ pub struct Partition {
     journal_marks: Mutex<VecDeque<(i64, u64)>>,
 }
 
+/// Which partition: its topic's name and id, and its index.
+#[derive(Clone, Copy)]
+pub struct PartitionId<'a> {
+    pub topic: &'a str,
+    pub topic_id: Uuid,
+    pub index: i32,
+}
+
 /// Where partitions keep their data: the disk seam, the data directory
 /// and the journal, if the broker uses one.
 #[derive(Clone)]
@@ -54,16 +63,20 @@ pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
 impl Partition {
     pub fn open(
         home: &LogHome<'_>,
-        topic: &str,
-        topic_id: Uuid,
-        index: i32,
+        id: PartitionId<'_>,
         leader_epoch: i32,
         settings: TopicSettings,
         now_ms: i64,
+        point: Option<&RecoveryPoint>,
     ) -> Result<Partition> {
+        let PartitionId {
+            topic,
+            topic_id,
+            index,
+        } = id;
         let dir = partition_dir(home.data_dir, topic, index);
         let (log, _report) =
-            PartitionLog::open_on(home.disk.clone(), &dir, settings.log.clone(), now_ms)?;
+            PartitionLog::open_from(home.disk.clone(), &dir, settings.log.clone(), now_ms, point)?;
         let end = log.log_end_offset();
         Ok(Partition {
             topic: topic.to_string(),
@@ -77,6 +90,12 @@ impl Partition {
             journal: home.journal.clone(),
             journal_marks: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// What a checkpoint about to sync may vouch for (see
+    /// `PartitionLog::recovery_point`).
+    pub fn recovery_point(&self) -> Option<RecoveryPoint> {
+        self.log().recovery_point()
     }
 
     pub fn topic_id(&self) -> Uuid {

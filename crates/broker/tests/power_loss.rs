@@ -53,7 +53,7 @@ fn config(dir: &std::path::Path, policy: FsyncPolicy, scope: FsyncScope) -> Brok
         // background checkpoints (the test asks for them).
         journal_file_bytes: 64 * 1024,
         journal_checkpoint_bytes: u64::MAX,
-        journal_checkpoint_interval_ms: u64::MAX / 2,
+        checkpoint_interval_ms: u64::MAX / 2,
         ..BrokerConfig::default()
     }
 }
@@ -113,7 +113,7 @@ async fn produce_and_lose_power(run: Run) -> Outcome {
             .checkpoint_every
             .is_some_and(|every| step % every == every - 1)
         {
-            broker.checkpoint_journal().await;
+            broker.checkpoint().await;
         }
     }
     let syncs = disk.syncs() - syncs_at_start;

@@ -36,6 +36,13 @@ pub trait Disk: Send + Sync + fmt::Debug {
     /// The file or directory tree at `path` was removed or renamed away
     /// (not yet durable).
     fn removed(&self, path: &Path);
+    /// The file `from` was renamed to `to` (a name not in use), not yet
+    /// durable: until its directory is synced, a power loss puts it back
+    /// under `from`.
+    fn renamed(&self, from: &Path, to: &Path) {
+        self.removed(from);
+        self.created(to);
+    }
 }
 
 /// A shared handle to a disk.
@@ -329,6 +336,29 @@ impl Disk for SimDisk {
                 },
             );
         }
+    }
+
+    fn renamed(&self, from: &Path, to: &Path) {
+        let mut state = self.state();
+        // The same inode under a new name: what was durable of its content
+        // stays durable; only the name is new.
+        let durable = state
+            .files
+            .get(from)
+            .map(|f| f.durable.clone())
+            .unwrap_or_else(|| fs::read(to).unwrap_or_default());
+        if let Some(old) = state.files.get_mut(from) {
+            old.removed = true;
+        }
+        state.files.retain(|_, f| !f.removed || f.entry_durable);
+        state.files.insert(
+            to.to_path_buf(),
+            FileState {
+                durable,
+                entry_durable: false,
+                removed: false,
+            },
+        );
     }
 
     fn removed(&self, path: &Path) {

@@ -85,8 +85,16 @@ struct Pending {
 
 struct Files {
     open: BTreeMap<u64, Arc<File>>,
+    /// Files that may hold entries not yet checkpointed, by index.
     on_disk: BTreeSet<u64>,
+    /// Files wholly checkpointed, kept (under their old names) to be
+    /// renamed into the next files needed: their blocks are allocated and
+    /// written, so a round's fdatasync there has no metadata to write.
+    retired: Vec<u64>,
 }
+
+/// Checkpointed files kept for reuse; any more are deleted.
+const RETIRED_FILES_KEPT: usize = 2;
 
 pub struct Journal {
     dir: PathBuf,
@@ -182,6 +190,7 @@ impl Journal {
             files: Mutex::new(Files {
                 open: BTreeMap::new(),
                 on_disk,
+                retired: Vec::new(),
             }),
             writing: Mutex::new(()),
             durable: AtomicU64::new(last.position),
@@ -374,8 +383,8 @@ impl Journal {
         Ok(())
     }
 
-    /// The open file of index `index`, created (and its entry made durable)
-    /// if it does not exist yet.
+    /// The open file of index `index`; if it does not exist yet, a retired
+    /// file renamed to it or else a new one, its name made durable.
     fn file(&self, index: u64) -> io::Result<Arc<File>> {
         let mut files = lock(&self.files);
         if let Some(file) = files.open.get(&index) {
@@ -385,16 +394,31 @@ impl Journal {
         let file = if files.on_disk.contains(&index) {
             OpenOptions::new().read(true).write(true).open(&path)?
         } else {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)?;
-            self.disk.created(&path);
+            let file = match files.retired.pop() {
+                Some(old) => {
+                    // Its stale entries name positions of its old place,
+                    // so a scan never takes them for entries of this one.
+                    let old_path = file_path(&self.dir, old);
+                    fs::rename(&old_path, &path)?;
+                    self.disk.renamed(&old_path, &path);
+                    OpenOptions::new().read(true).write(true).open(&path)?
+                }
+                None => {
+                    let file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)?;
+                    self.disk.created(&path);
+                    file
+                }
+            };
             // Sized up front so that its length does not change with every
             // round (fdatasync then has no size to record).
-            file.set_len(self.file_bytes)?;
+            if file.metadata()?.len() != self.file_bytes {
+                file.set_len(self.file_bytes)?;
+            }
             self.disk.sync_dir(&self.dir)?;
             files.on_disk.insert(index);
             file
@@ -433,31 +457,42 @@ impl Journal {
         self.delete_files_before(next.position, everything)
     }
 
-    /// Deletes the files wholly before `position` (all of them if
-    /// `everything`). A round still writing to one keeps its handle; the
-    /// bytes are no longer needed, as the segments hold them durably.
+    /// Retires the files wholly before `position` (all of them if
+    /// `everything`, after a change of file size, and then deletes them):
+    /// a few are kept for reuse, the rest deleted. A round still writing
+    /// to one keeps its handle; the bytes are no longer needed, as the
+    /// segments hold them durably.
     fn delete_files_before(&self, position: u64, everything: bool) -> io::Result<()> {
         let mut files = lock(&self.files);
-        let stale: Vec<u64> = files
+        let done: Vec<u64> = files
             .on_disk
             .iter()
             .copied()
             .filter(|&index| everything || (index + 1).saturating_mul(self.file_bytes) <= position)
             .collect();
-        if stale.is_empty() {
+        if done.is_empty() {
             return Ok(());
         }
-        for index in &stale {
-            let path = file_path(&self.dir, *index);
-            files.open.remove(index);
-            files.on_disk.remove(index);
+        let mut removed = false;
+        for index in done {
+            files.open.remove(&index);
+            files.on_disk.remove(&index);
+            if !everything && files.retired.len() < RETIRED_FILES_KEPT {
+                files.retired.push(index);
+                continue;
+            }
+            let path = file_path(&self.dir, index);
             match fs::remove_file(&path) {
                 Ok(()) => self.disk.removed(&path),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            removed = true;
         }
-        self.disk.sync_dir(&self.dir)
+        if removed {
+            self.disk.sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 }
 

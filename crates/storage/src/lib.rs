@@ -16,6 +16,7 @@ pub mod log;
 pub mod murmur2;
 pub mod producers;
 pub mod records;
+pub mod recovery_points;
 pub mod region;
 pub mod segment;
 

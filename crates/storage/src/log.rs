@@ -12,8 +12,9 @@ use crate::batch::{self, BatchHeader, ProducedBatch};
 use crate::disk::{self, Disk, DiskRef, RealDisk};
 use crate::error::StorageError;
 use crate::producers::{self, ControlType, ProducerStates, SequenceCheck};
+use crate::recovery_points::RecoveryPoint;
 use crate::region::FileRegion;
-use crate::segment::{Segment, LOG_SUFFIX};
+use crate::segment::{Segment, TrustedPrefix, LOG_SUFFIX};
 
 /// Per-partition settings (Kafka's topic configs of the same meaning).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,9 @@ pub struct RecoveryReport {
     pub sealed_repairs: Vec<SealedRepair>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// Where validation of the active segment began: past the prefix the
+    /// last checkpoint vouched for, or 0.
+    pub validated_from: u64,
 }
 
 /// One repaired sealed segment.
@@ -136,6 +140,9 @@ pub struct PartitionLog {
     closed: bool,
     /// Idempotent producers' recent batches (`producers.rs`).
     producers: ProducerStates,
+    /// A producer snapshot at this offset holds the state through the log
+    /// end: no producer batch was stored since it was written.
+    snapshot_through: Option<i64>,
 }
 
 impl PartitionLog {
@@ -158,6 +165,19 @@ impl PartitionLog {
         dir: &Path,
         config: LogConfig,
         now_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
+        Self::open_from(disk, dir, config, now_ms, None)
+    }
+
+    /// [`PartitionLog::open_on`], validating the active segment only past
+    /// `point` (the last checkpoint's recovery point) when it still holds,
+    /// and reading the producers' state from the snapshot it names.
+    pub fn open_from(
+        disk: DiskRef,
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+        point: Option<&RecoveryPoint>,
     ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
         disk::create_dir_durably(&*disk, dir)?;
         let bases = segment_bases(dir)?;
@@ -197,8 +217,18 @@ impl PartitionLog {
                     segment
                 }
                 None => {
+                    let trusted = point
+                        .filter(|p| p.segment_base == base)
+                        .map(|p| TrustedPrefix {
+                            position: p.position,
+                            next_offset: p.next_offset,
+                            max_timestamp: p.max_timestamp,
+                            offset_entries: p.offset_entries as usize,
+                            time_entries: p.time_entries as usize,
+                        });
                     let (segment, outcome) =
-                        Segment::open_and_recover(disk.clone(), dir, base, interval)?;
+                        Segment::open_and_recover(disk.clone(), dir, base, interval, trusted)?;
+                    report.validated_from = outcome.validated_from;
                     if outcome.truncated_bytes > 0 {
                         warn!(
                             dir = %dir.display(),
@@ -238,8 +268,9 @@ impl PartitionLog {
             closed: false,
             disk,
             producers: ProducerStates::default(),
+            snapshot_through: None,
         };
-        if let Err(e) = log.rebuild_producers(now_ms) {
+        if let Err(e) = log.rebuild_producers(now_ms, point) {
             // Without the producers' history a retry may be stored twice;
             // the data itself is fine, so the log still opens.
             warn!(dir = %dir.display(), error = %e, "cannot rebuild the idempotent producers' state");
@@ -333,6 +364,9 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         self.append_validated(bytes, header, now_ms)?;
+        if header.producer_id >= 0 {
+            self.snapshot_through = None;
+        }
         let control = header
             .is_control()
             .then(|| ControlType::of_batch(bytes, header))
@@ -409,8 +443,11 @@ impl PartitionLog {
                 // `base` spares a restart from scanning it again.
                 self.producers
                     .expire(now_ms, self.config.producer_id_expiration_ms);
-                if let Err(e) = producers::write_snapshot(&self.dir, &self.producers, base) {
-                    warn!(dir = %self.dir.display(), error = %e, "cannot write a producer snapshot");
+                match producers::write_snapshot(&self.dir, &self.producers, base) {
+                    Ok(()) => self.snapshot_through = Some(base),
+                    Err(e) => {
+                        warn!(dir = %self.dir.display(), error = %e, "cannot write a producer snapshot")
+                    }
                 }
                 Ok(())
             }
@@ -686,8 +723,39 @@ impl PartitionLog {
 
     /// Writes the producers' state at the log end, so that the next open
     /// reads it instead of scanning the log (a clean shutdown).
-    pub fn snapshot_producers(&self) -> std::io::Result<()> {
-        producers::write_snapshot(&self.dir, &self.producers, self.log_end_offset)
+    pub fn snapshot_producers(&mut self) -> std::io::Result<()> {
+        producers::write_snapshot(&self.dir, &self.producers, self.log_end_offset)?;
+        self.snapshot_through = Some(self.log_end_offset);
+        Ok(())
+    }
+
+    /// What a checkpoint about to sync the filesystem may vouch for: the
+    /// active segment as it is now. Writes a producer snapshot first if
+    /// producer batches were stored since the last one (unsynced: the
+    /// checkpoint's sync covers it), so that a restart need not scan for
+    /// them either.
+    pub fn recovery_point(&mut self) -> Option<RecoveryPoint> {
+        if self.closed || self.failed {
+            return None;
+        }
+        if self.snapshot_through.is_none() {
+            if let Err(e) = self.snapshot_producers() {
+                warn!(dir = %self.dir.display(), error = %e, "cannot write a producer snapshot");
+            }
+        }
+        let active = self.segments.values().next_back()?;
+        if active.size() == 0 {
+            return None;
+        }
+        Some(RecoveryPoint {
+            segment_base: active.base_offset(),
+            position: active.size(),
+            next_offset: active.next_offset(),
+            max_timestamp: active.max_timestamp(),
+            offset_entries: u32::try_from(active.offset_entries()).ok()?,
+            time_entries: u32::try_from(active.time_entries()).ok()?,
+            producers_snapshot: self.snapshot_through,
+        })
     }
 
     /// Forgets producers idle for longer than `producer_id_expiration_ms`.
@@ -698,8 +766,21 @@ impl PartitionLog {
 
     /// Rebuilds the producer table: the newest snapshot, then every batch
     /// after it (all of them when there is none).
-    fn rebuild_producers(&mut self, now_ms: i64) -> Result<(), StorageError> {
-        let (mut states, from) = producers::read_latest_snapshot(&self.dir, self.log_end_offset)
+    fn rebuild_producers(
+        &mut self,
+        now_ms: i64,
+        point: Option<&RecoveryPoint>,
+    ) -> Result<(), StorageError> {
+        // A recovery point names a snapshot complete through its offset:
+        // only the batches after that are scanned.
+        let vouched = point.and_then(|p| {
+            let snapshot = p.producers_snapshot?;
+            let through = p.next_offset.min(self.log_end_offset);
+            let (states, at) = producers::read_snapshot_at(&self.dir, snapshot)?;
+            (at <= through).then_some((states, through))
+        });
+        let (mut states, from) = vouched
+            .or_else(|| producers::read_latest_snapshot(&self.dir, self.log_end_offset))
             .unwrap_or_else(|| (ProducerStates::default(), self.log_start_offset()));
         let end = self.log_end_offset;
         let mut offset = from.max(self.log_start_offset());

@@ -31,6 +31,20 @@ pub struct ScanOutcome {
     pub stop_reason: Option<String>,
     /// Whether the indexes on disk disagreed with the log and were rewritten.
     pub indexes_rebuilt: bool,
+    /// Where validation began: 0, or the end of a prefix a recovery point
+    /// vouched for.
+    pub validated_from: u64,
+}
+
+/// The start of an active segment a checkpoint made durable and vouches
+/// for (`recovery_points.rs`): recovery validates only what follows.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedPrefix {
+    pub position: u64,
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    pub offset_entries: usize,
+    pub time_entries: usize,
 }
 
 #[derive(Debug)]
@@ -78,7 +92,7 @@ impl Segment {
         let mut segment = Self::open_files(disk, dir, base_offset, false)?;
         segment.next_offset = next_offset;
         if !segment.indexes_look_sound()? {
-            let outcome = segment.scan_and_repair(index_interval, Some(next_offset))?;
+            let outcome = segment.scan_and_repair(index_interval, Some(next_offset), None)?;
             return Ok((segment, Some(outcome)));
         }
         segment.max_timestamp = segment.time_index.last().map_or(-1, |e| e.timestamp);
@@ -93,15 +107,40 @@ impl Segment {
     /// Opens the segment and validates every batch in it, truncating a torn
     /// or corrupt tail and rebuilding the indexes. Used for the active segment
     /// after a restart, and for any segment whose indexes look wrong.
+    /// With `trusted`, the prefix it names is taken as it is (if the files
+    /// still hold it) and validation starts after it.
     pub fn open_and_recover(
         disk: DiskRef,
         dir: &Path,
         base_offset: i64,
         index_interval: u64,
+        trusted: Option<TrustedPrefix>,
     ) -> io::Result<(Segment, ScanOutcome)> {
         let mut segment = Self::open_files(disk, dir, base_offset, false)?;
-        let outcome = segment.scan_and_repair(index_interval, None)?;
+        let trusted = trusted.filter(|t| segment.holds(t));
+        let outcome = segment.scan_and_repair(index_interval, None, trusted)?;
         Ok((segment, outcome))
+    }
+
+    /// Whether the files still hold the prefix: long enough, with at least
+    /// the indexes' vouched entries, each inside it.
+    fn holds(&self, t: &TrustedPrefix) -> bool {
+        let span = t.next_offset - self.base_offset;
+        let offsets = self.offset_index.entries();
+        let times = self.time_index.entries();
+        t.position > 0
+            && t.position <= self.size
+            && span > 0
+            && offsets.len() >= t.offset_entries
+            && times.len() >= t.time_entries
+            && t.offset_entries > 0
+            && t.time_entries > 0
+            && offsets[..t.offset_entries]
+                .iter()
+                .all(|e| u64::from(e.position) < t.position && i64::from(e.relative_offset) < span)
+            && times[..t.time_entries]
+                .iter()
+                .all(|e| i64::from(e.relative_offset) < span)
     }
 
     /// Opens the segment's three files (creating them when `create`, which
@@ -209,6 +248,7 @@ impl Segment {
         &mut self,
         index_interval: u64,
         end: Option<i64>,
+        trusted: Option<TrustedPrefix>,
     ) -> io::Result<ScanOutcome> {
         let mut outcome = ScanOutcome::default();
         let mut offsets = Vec::new();
@@ -218,6 +258,18 @@ impl Segment {
         let mut max_timestamp = -1i64;
         let mut first_timestamp = None;
         let mut since_entry = 0u64;
+        if let Some(t) = trusted {
+            offsets = self.offset_index.entries()[..t.offset_entries].to_vec();
+            times = self.time_index.entries()[..t.time_entries].to_vec();
+            position = t.position;
+            expected_offset = t.next_offset;
+            max_timestamp = t.max_timestamp;
+            first_timestamp = times.first().map(|e| e.timestamp);
+            since_entry = offsets
+                .last()
+                .map_or(0, |e| t.position - u64::from(e.position));
+            outcome.validated_from = t.position;
+        }
         let mut buf = Vec::new();
         while position < self.size {
             let header = match self.header_at(position) {
@@ -534,6 +586,14 @@ impl Segment {
         remove_if_present(&time_path)?;
         self.disk.removed(&time_path);
         Ok(())
+    }
+
+    pub fn offset_entries(&self) -> usize {
+        self.offset_index.entries().len()
+    }
+
+    pub fn time_entries(&self) -> usize {
+        self.time_index.entries().len()
     }
 
     pub fn base_offset(&self) -> i64 {

@@ -1,0 +1,108 @@
+//! Checkpoints of the data directory: one sync of the filesystem makes
+//! every segment, index and producer snapshot written so far durable, and
+//! then two records say so. The recovery points (`sluice_storage::
+//! recovery_points`) let a restart validate only what each active segment
+//! gained since; the journal's checkpoint lets it forget (and a restart
+//! skip) every entry before the position noted. Run in the background
+//! (every `checkpoint_interval_ms`, or `fsync_interval_ms` under
+//! `interval`, or as soon as the journal has grown by
+//! `journal_checkpoint_bytes`), on start after a journal replay, and at a
+//! clean shutdown.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sluice_storage::disk::DiskRef;
+use sluice_storage::journal::Journal;
+use sluice_storage::recovery_points::{PartitionKey, RecoveryPoint, RecoveryPoints};
+use tokio::sync::Notify;
+use tracing::error;
+
+use crate::partition::PartitionRef;
+
+pub struct Checkpoints {
+    disk: DiskRef,
+    data_dir: PathBuf,
+    /// The data directory, opened once: syncfs reports through it every
+    /// writeback error since the previous checkpoint.
+    handle: File,
+    points: RecoveryPoints,
+    journal: Option<Arc<Journal>>,
+    /// Wakes the background checkpoints early.
+    pub due: Arc<Notify>,
+    /// The points last written; an unchanged directory is not synced again.
+    last: Mutex<Vec<(PartitionKey, RecoveryPoint)>>,
+}
+
+impl Checkpoints {
+    pub fn new(
+        disk: DiskRef,
+        data_dir: PathBuf,
+        points: RecoveryPoints,
+        journal: Option<Arc<Journal>>,
+    ) -> io::Result<Checkpoints> {
+        let handle = File::open(&data_dir)?;
+        Ok(Checkpoints {
+            disk,
+            data_dir,
+            handle,
+            points,
+            journal,
+            due: Arc::new(Notify::new()),
+            last: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Checkpoints `partitions` (all of the broker's) now. Blocks; one at
+    /// a time. A failure stops the journal, if there is one: segments
+    /// whose sync failed may have lost pages it no longer holds.
+    pub fn run(&self, partitions: &[PartitionRef]) -> io::Result<()> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        // The journal's end first: every entry before it has its batch in
+        // a segment already, so the sync below covers it.
+        let journal_position = self.journal.as_ref().map(|j| j.appended_end());
+        let points: Vec<(PartitionKey, RecoveryPoint)> = partitions
+            .iter()
+            .filter_map(|p| {
+                let point = p.recovery_point()?;
+                Some(((p.topic_id().into_bytes(), p.index), point))
+            })
+            .collect();
+        let journal_due = match (&self.journal, journal_position) {
+            (Some(journal), Some(position)) => journal.checkpoint_due(position),
+            _ => false,
+        };
+        if !journal_due && *last == points {
+            return Ok(());
+        }
+        let result = self
+            .disk
+            .sync_filesystem(&self.handle, &self.data_dir)
+            .and_then(|()| self.points.write(&points))
+            .and_then(|()| match (&self.journal, journal_position) {
+                (Some(journal), Some(position)) => {
+                    if journal_due {
+                        journal.write_checkpoint(position)?;
+                    }
+                    journal.prepare_next_file()
+                }
+                _ => Ok(()),
+            });
+        match &result {
+            Ok(()) => *last = points,
+            Err(e) => {
+                let why = format!("checkpoint failed: {e}");
+                match &self.journal {
+                    Some(journal) => {
+                        error!("{why}; every partition stops accepting writes until restart");
+                        journal.fail(&why);
+                    }
+                    None => error!("{why}"),
+                }
+            }
+        }
+        result
+    }
+}
