@@ -466,3 +466,130 @@ fn a_recreated_topic_with_a_long_name_starts_empty() {
     );
     assert_eq!(out, "0\t0\tnew\n");
 }
+
+async fn produce_news(client: &mut Client, partition: i32) {
+    let record = (None, Bytes::from_static(b"news"));
+    client
+        .produce("sessions", partition, &[record], -1, Compression::None)
+        .await
+        .expect("produce");
+}
+
+/// Fetch sessions (KIP-227): a session is created from a full fetch; an
+/// incremental fetch answers only for partitions with something new; a
+/// forgotten partition leaves the session; a wrong epoch or an unknown
+/// session gets its error; epoch -1 closes the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sessions_answer_only_what_changed() {
+    use kafka_protocol::messages::fetch_request::ForgottenTopic;
+    let broker = Broker::start();
+    let mut client = Client::connect(&broker.bootstrap()).await.expect("client");
+    client
+        .create_topic("sessions", 3, 1, &Default::default())
+        .await
+        .expect("create");
+    produce_news(&mut client, 0).await;
+    let mut connection = Connection::connect(&broker.bootstrap(), "test")
+        .await
+        .expect("connect");
+    let name = TopicName(StrBytes::from_static_str("sessions"));
+    let request = |session_id: i32, epoch: i32, partitions: &[(i32, i64)]| {
+        let mut request = fetch_request("sessions", 0, 1 << 20, 1 << 20, 0, 0);
+        request.session_id = session_id;
+        request.session_epoch = epoch;
+        request.topics[0].partitions = partitions
+            .iter()
+            .map(|&(index, offset)| {
+                let mut p = FetchPartition::default();
+                p.partition = index;
+                p.fetch_offset = offset;
+                p.partition_max_bytes = 1 << 20;
+                p
+            })
+            .collect();
+        if partitions.is_empty() {
+            request.topics.clear();
+        }
+        request
+    };
+    let answered = |response: &FetchResponse| -> Vec<(i32, usize)> {
+        assert_eq!(response.error_code, 0);
+        response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| {
+                (
+                    p.partition_index,
+                    batch_sizes(&p.records.clone().unwrap_or_default()).len(),
+                )
+            })
+            .collect()
+    };
+
+    // A full fetch opens the session and answers for every partition.
+    let full = connection
+        .send(&request(0, 0, &[(0, 0), (1, 0), (2, 0)]), 12)
+        .await
+        .expect("fetch");
+    let id = full.session_id;
+    assert!(id > 0, "no session was created");
+    assert_eq!(answered(&full), vec![(0, 1), (1, 0), (2, 0)]);
+
+    // Partition 0 moves on; nothing new anywhere: an empty answer.
+    let quiet = connection
+        .send(&request(id, 1, &[(0, 1)]), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(quiet.session_id, id);
+    assert_eq!(answered(&quiet), vec![]);
+
+    // A record on partition 2: only it is answered, with its record.
+    produce_news(&mut client, 2).await;
+    let news = connection
+        .send(&request(id, 2, &[]), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(answered(&news), vec![(2, 1)]);
+
+    // The same epoch again, and an unknown session.
+    let stale = connection
+        .send(&request(id, 2, &[]), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(stale.error_code, 71, "INVALID_FETCH_SESSION_EPOCH");
+    let unknown = connection
+        .send(&request(id + 1000, 1, &[]), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(unknown.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
+
+    // Partition 1 forgotten (and partition 2 moved on): a record on
+    // partition 1 is not answered.
+    let mut forget = request(id, 3, &[(2, 1)]);
+    let mut forgotten = ForgottenTopic::default();
+    forgotten.topic = name.clone();
+    forgotten.partitions = vec![1];
+    forget.forgotten_topics_data = vec![forgotten];
+    let forgot = connection.send(&forget, 12).await.expect("fetch");
+    assert_eq!(answered(&forgot), vec![]);
+    produce_news(&mut client, 1).await;
+    let after = connection
+        .send(&request(id, 4, &[]), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(answered(&after), vec![]);
+
+    // Epoch -1 closes the session: a full, sessionless answer.
+    let closed = connection
+        .send(&request(id, -1, &[(0, 0), (1, 0)]), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(closed.session_id, 0);
+    assert_eq!(answered(&closed), vec![(0, 1), (1, 1)]);
+    let gone = connection
+        .send(&request(id, 5, &[]), 12)
+        .await
+        .expect("fetch");
+    assert_eq!(gone.error_code, 70);
+}

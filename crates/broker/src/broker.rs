@@ -54,6 +54,8 @@ pub struct Broker {
     journal_rounds: Option<Arc<JournalRounds>>,
     /// Checkpoints: recovery points, and the journal's forgetting.
     checkpoints: Arc<Checkpoints>,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::fetch_sessions::FetchSessions,
     /// Held open with an exclusive lock so that a second broker cannot use
     /// the same data directory.
     _dir_lock: std::fs::File,
@@ -147,6 +149,11 @@ impl Broker {
                     ))
                 },
             )?;
+        let fetch_sessions = crate::fetch_sessions::FetchSessions::new(
+            config.max_fetch_sessions,
+            config.max_partitions,
+            Duration::from_millis(config.fetch_session_eviction_ms),
+        );
         let broker = Broker {
             config,
             disk,
@@ -161,6 +168,7 @@ impl Broker {
             sync_rounds: Arc::new(sync_rounds),
             journal_rounds,
             checkpoints,
+            fetch_sessions,
             _dir_lock: dir_lock,
         };
         broker.groups.load(&broker);

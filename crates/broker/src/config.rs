@@ -150,6 +150,13 @@ pub struct BrokerConfig {
     /// Produce requests of one connection appended and waiting for their
     /// sync at once; the connection reads no further request beyond this.
     pub max_pipelined_requests: usize,
+    /// Incremental fetch sessions the broker keeps (Kafka's
+    /// max.incremental.fetch.session.cache.slots); 0 turns them off and
+    /// every fetch is a full one.
+    pub max_fetch_sessions: usize,
+    /// A session unused for this long may give its place to a new one when
+    /// the cache is full (Kafka's min.incremental.fetch.session.eviction.ms).
+    pub fetch_session_eviction_ms: u64,
     /// A response that a client does not read within this long closes its
     /// connection, so a stalled reader cannot hold memory or file regions.
     pub connection_write_timeout_ms: u64,
@@ -263,6 +270,8 @@ impl Default for BrokerConfig {
             max_partitions: 20_000,
             max_inflight_request_bytes: 256 * 1024 * 1024,
             max_pipelined_requests: 256,
+            max_fetch_sessions: 1000,
+            fetch_session_eviction_ms: 120_000,
             connection_write_timeout_ms: 60_000,
             max_open_files: 0,
             group_min_session_timeout_ms: 6_000,

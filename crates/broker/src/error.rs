@@ -112,6 +112,10 @@ pub enum BrokerError {
     /// answer to produce while its transaction is still being ended).
     #[error("{0}")]
     NotEnoughReplicas(String),
+    #[error("no fetch session with this id (it was evicted or never existed)")]
+    FetchSessionIdNotFound,
+    #[error("the fetch session expects another epoch")]
+    InvalidFetchSessionEpoch,
     #[error("storage error: {0}")]
     Storage(String),
     #[error("metadata store error: {0}")]
@@ -175,6 +179,8 @@ impl BrokerError {
             InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,
             OutOfOrderSequenceNumber(_) => ResponseError::OutOfOrderSequenceNumber,
             NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
+            FetchSessionIdNotFound => ResponseError::FetchSessionIdNotFound,
+            InvalidFetchSessionEpoch => ResponseError::InvalidFetchSessionEpoch,
             Storage(_) => ResponseError::KafkaStorageError,
             Metadata(_) => ResponseError::UnknownServerError,
         }

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod fetch_sessions;
 pub mod fetch_wire;
 pub mod fuzzing;
 pub mod group;

@@ -2,8 +2,8 @@
 //! per-partition and total byte limits (the first batch is returned even if
 //! larger, KIP-74), waiting up to `max_wait_ms` for `min_bytes` to arrive.
 //!
-//! Fetch sessions (KIP-227) are not created: every response carries session
-//! id 0, which tells clients to keep sending full fetch requests.
+//! Fetch sessions (KIP-227, `fetch_sessions.rs`) decide which partitions
+//! a request reads and which of them its response tells about.
 //!
 //! Records are not read here: each partition's answer names the region of
 //! its segment file that holds them, and the server sends that region
@@ -11,11 +11,11 @@
 
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
-use kafka_protocol::ResponseError;
 use sluice_storage::FileRegion;
 
 use crate::broker::Broker;
@@ -32,11 +32,27 @@ const READ_COMMITTED: i8 = 1;
 pub type FetchReply = (FetchResponse, Vec<Option<FileRegion>>);
 
 pub async fn handle(broker: &Broker, request: &RequestContext, body: FetchRequest) -> FetchReply {
-    if body.session_id != 0 {
-        let mut response = FetchResponse::default();
-        response.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return (response, Vec::new());
-    }
+    let plan = match broker.fetch_sessions.plan(&body) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let mut response = FetchResponse::default();
+            response.error_code = e.code();
+            return (response, Vec::new());
+        }
+    };
+    let mut reply = read_until_ready(broker, request.version, &body, &plan.topics).await;
+    broker.fetch_sessions.finish(&plan, &mut reply);
+    reply
+}
+
+/// Reads until `min_bytes` are there, a partition has an error, or
+/// `max_wait_ms` has passed.
+async fn read_until_ready(
+    broker: &Broker,
+    version: i16,
+    body: &FetchRequest,
+    topics: &[FetchTopic],
+) -> FetchReply {
     let wait = Duration::from_millis(body.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
     loop {
@@ -46,7 +62,7 @@ pub async fn handle(broker: &Broker, request: &RequestContext, body: FetchReques
         tokio::pin!(notified);
         notified.as_mut().enable();
 
-        let (reply, bytes, any_error) = read_once(broker, request.version, &body);
+        let (reply, bytes, any_error) = read_once(broker, version, body, topics);
         let now = Instant::now();
         if bytes >= body.min_bytes.max(0) as usize || any_error || now >= deadline {
             return reply;
@@ -57,13 +73,18 @@ pub async fn handle(broker: &Broker, request: &RequestContext, body: FetchReques
 
 /// One pass over the requested partitions: the reply, how many record
 /// bytes it holds, and whether any partition had an error.
-fn read_once(broker: &Broker, version: i16, body: &FetchRequest) -> (FetchReply, usize, bool) {
+fn read_once(
+    broker: &Broker,
+    version: i16,
+    body: &FetchRequest,
+    topics: &[FetchTopic],
+) -> (FetchReply, usize, bool) {
     let mut response = FetchResponse::default();
     let mut regions = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
     let total_limit = body.max_bytes.max(0) as usize;
-    for topic in &body.topics {
+    for topic in topics {
         let name = if version >= FIRST_VERSION_WITH_TOPIC_IDS {
             broker
                 .state()

@@ -1,0 +1,269 @@
+//! Fetch sessions (KIP-227): a consumer or follower of many partitions
+//! sends the whole list once, then only what changed, and hears back only
+//! about partitions with something new.
+//!
+//! A request names its session by id and epoch:
+//! - id 0, epoch -1: no session, a full fetch (the response's id is 0);
+//! - epoch 0: a new session from this full request (closing `id` if it
+//!   is not 0); the response carries the new id, or 0 when the cache is
+//!   full of sessions used recently, and the client goes on with full
+//!   fetches;
+//! - epoch -1 with an id: the session is closed and this is a full fetch;
+//! - epoch > 0: an incremental fetch in session `id`, which must be the
+//!   epoch the session expects next (INVALID_FETCH_SESSION_EPOCH
+//!   otherwise; FETCH_SESSION_ID_NOT_FOUND for an unknown id). Its
+//!   partitions are added to the session or update their fetch offsets,
+//!   its forgotten topics leave it, and the response holds only the
+//!   partitions with records, an error, or a high watermark, last stable
+//!   offset or log start offset other than the one last sent.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::FetchRequest;
+use uuid::Uuid;
+
+use crate::error::{BrokerError, Result};
+use crate::handlers::fetch::FetchReply;
+
+/// A partition as a session names it: topic name (before Fetch v13) or
+/// id (from v13), and index.
+type PartitionKey = (String, Uuid, i32);
+
+/// What a response last told the client about a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sent {
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+}
+
+struct Session {
+    next_epoch: i32,
+    /// Every partition the session reads, in the order first asked for.
+    topics: Vec<FetchTopic>,
+    partitions: usize,
+    sent: HashMap<PartitionKey, Sent>,
+    last_used: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: i32,
+    sessions: HashMap<i32, Session>,
+}
+
+pub struct FetchSessions {
+    state: Mutex<State>,
+    max_sessions: usize,
+    max_partitions: usize,
+    eviction: Duration,
+}
+
+/// What one fetch reads, once its session is applied.
+pub struct FetchPlan {
+    pub topics: Vec<FetchTopic>,
+    /// The session id the response carries (0 for none).
+    pub session_id: i32,
+    /// Only partitions with something new go in the response.
+    pub incremental: bool,
+}
+
+impl FetchSessions {
+    /// `max_sessions` sessions at most, each of at most `max_partitions`
+    /// partitions; a full cache gives up its least recently used session
+    /// once it has been idle for `eviction`.
+    pub fn new(max_sessions: usize, max_partitions: usize, eviction: Duration) -> FetchSessions {
+        FetchSessions {
+            state: Mutex::new(State {
+                next_id: 1,
+                sessions: HashMap::new(),
+            }),
+            max_sessions,
+            max_partitions,
+            eviction,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The partitions `body` reads, after opening, closing or updating its
+    /// session.
+    pub fn plan(&self, body: &FetchRequest) -> Result<FetchPlan> {
+        let full = |session_id| FetchPlan {
+            topics: body.topics.clone(),
+            session_id,
+            incremental: false,
+        };
+        let mut state = self.state();
+        match (body.session_id, body.session_epoch) {
+            (0, -1) => Ok(full(0)),
+            (id, -1) => {
+                state.sessions.remove(&id);
+                Ok(full(0))
+            }
+            (id, 0) => {
+                state.sessions.remove(&id);
+                let created = self.create(&mut state, body);
+                Ok(full(created.unwrap_or(0)))
+            }
+            (id, epoch) if epoch > 0 => {
+                let session = state
+                    .sessions
+                    .get_mut(&id)
+                    .ok_or(BrokerError::FetchSessionIdNotFound)?;
+                if epoch != session.next_epoch {
+                    return Err(BrokerError::InvalidFetchSessionEpoch);
+                }
+                session.next_epoch = epoch.checked_add(1).unwrap_or(1);
+                session.last_used = Instant::now();
+                session.apply(body);
+                if session.partitions > self.max_partitions {
+                    // More than the broker can hold: the client starts
+                    // over with a full fetch.
+                    state.sessions.remove(&id);
+                    return Err(BrokerError::FetchSessionIdNotFound);
+                }
+                Ok(FetchPlan {
+                    topics: session.topics.clone(),
+                    session_id: id,
+                    incremental: true,
+                })
+            }
+            _ => Err(BrokerError::InvalidFetchSessionEpoch),
+        }
+    }
+
+    /// A new session for `body`'s partitions, if the cache has room or a
+    /// session idle long enough to give up.
+    fn create(&self, state: &mut State, body: &FetchRequest) -> Option<i32> {
+        let partitions = body.topics.iter().map(|t| t.partitions.len()).sum();
+        if self.max_sessions == 0 || partitions > self.max_partitions {
+            return None;
+        }
+        if state.sessions.len() >= self.max_sessions {
+            let (&oldest, session) = state.sessions.iter().min_by_key(|(_, s)| s.last_used)?;
+            if session.last_used.elapsed() < self.eviction {
+                return None;
+            }
+            state.sessions.remove(&oldest);
+        }
+        let mut id = state.next_id;
+        while id <= 0 || state.sessions.contains_key(&id) {
+            id = id.checked_add(1).unwrap_or(1);
+        }
+        state.next_id = id.checked_add(1).unwrap_or(1);
+        state.sessions.insert(
+            id,
+            Session {
+                next_epoch: 1,
+                topics: body.topics.clone(),
+                partitions,
+                sent: HashMap::new(),
+                last_used: Instant::now(),
+            },
+        );
+        Some(id)
+    }
+
+    /// Records what the response tells the client and, in an incremental
+    /// fetch, leaves out the partitions with nothing new (and their
+    /// records' regions, which are empty).
+    pub fn finish(&self, plan: &FetchPlan, reply: &mut FetchReply) {
+        let (response, regions) = reply;
+        response.session_id = plan.session_id;
+        if plan.session_id == 0 {
+            return;
+        }
+        let mut state = self.state();
+        let Some(session) = state.sessions.get_mut(&plan.session_id) else {
+            return;
+        };
+        let mut kept_regions = Vec::with_capacity(regions.len());
+        let mut region_iter = std::mem::take(regions).into_iter();
+        for topic in &mut response.responses {
+            let name = topic.topic.0.to_string();
+            let topic_id = topic.topic_id;
+            topic.partitions.retain(|data| {
+                let region = region_iter.next().flatten();
+                let key = (name.clone(), topic_id, data.partition_index);
+                let now = Sent {
+                    high_watermark: data.high_watermark,
+                    last_stable_offset: data.last_stable_offset,
+                    log_start_offset: data.log_start_offset,
+                };
+                let changed = session.sent.get(&key) != Some(&now);
+                let keep = !plan.incremental
+                    || region.as_ref().is_some_and(|r| !r.is_empty())
+                    || data.error_code != 0
+                    || changed;
+                if keep {
+                    session.sent.insert(key, now);
+                    kept_regions.push(region);
+                }
+                keep
+            });
+        }
+        response.responses.retain(|t| !t.partitions.is_empty());
+        *regions = kept_regions;
+    }
+}
+
+impl Session {
+    /// Adds the request's partitions (or updates their fetch positions)
+    /// and drops its forgotten ones.
+    fn apply(&mut self, body: &FetchRequest) {
+        for asked in &body.topics {
+            let index = match self
+                .topics
+                .iter()
+                .position(|t| t.topic == asked.topic && t.topic_id == asked.topic_id)
+            {
+                Some(i) => i,
+                None => {
+                    let mut topic = asked.clone();
+                    topic.partitions.clear();
+                    self.topics.push(topic);
+                    self.topics.len() - 1
+                }
+            };
+            let topic = &mut self.topics[index];
+            for partition in &asked.partitions {
+                match topic
+                    .partitions
+                    .iter_mut()
+                    .find(|p| p.partition == partition.partition)
+                {
+                    Some(known) => *known = partition.clone(),
+                    None => {
+                        topic.partitions.push(partition.clone());
+                        self.partitions += 1;
+                    }
+                }
+            }
+        }
+        for forgotten in &body.forgotten_topics_data {
+            let name = forgotten.topic.0.to_string();
+            if let Some(topic) = self
+                .topics
+                .iter_mut()
+                .find(|t| t.topic == forgotten.topic && t.topic_id == forgotten.topic_id)
+            {
+                let before = topic.partitions.len();
+                topic
+                    .partitions
+                    .retain(|p| !forgotten.partitions.contains(&p.partition));
+                self.partitions -= before - topic.partitions.len();
+            }
+            for partition in &forgotten.partitions {
+                self.sent
+                    .remove(&(name.clone(), forgotten.topic_id, *partition));
+            }
+        }
+        self.topics.retain(|t| !t.partitions.is_empty());
+    }
+}
