@@ -452,6 +452,9 @@ class Report:
             self.e2e_table(level, "e2e-50MBps-16p-keyed",
                            "keyed 1 KiB records (1,000 keys, so every request writes to every "
                            "partition)")
+            self.e2e_table(level, "e2e-50MBps-16p-keyed-busy",
+                           "keyed 1 KiB records (1,000 keys), with a process spinning on one "
+                           "of the two cores beside the broker")
         self.out("## Consume")
         self.out()
         self.catch_up_table()

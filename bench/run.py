@@ -384,12 +384,27 @@ class Workloads:
         self.record(workload, figures, cpu, figures["bytes"])
         self.delete(topic)
 
-    def end_to_end(self, workload: str, partitions: int, keys: int = 0) -> None:
+    def end_to_end(self, workload: str, partitions: int, keys: int = 0,
+                   busy_neighbour: bool = False) -> None:
         """A fixed rate while consuming; with `keys`, keyed records (round
         robin over that many keys), so that every request of the producer
-        writes to every partition."""
+        writes to every partition; with `busy_neighbour`, a process spinning
+        on one core runs beside the broker the whole time."""
         if not self.wanted(workload):
             return
+        neighbour = None
+        if busy_neighbour:
+            neighbour = subprocess.Popen(
+                [sys.executable, "-c", "while True: pass"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._end_to_end(workload, partitions, keys)
+        finally:
+            if neighbour is not None:
+                neighbour.kill()
+                neighbour.wait()
+
+    def _end_to_end(self, workload: str, partitions: int, keys: int) -> None:
         topic = self.topic(partitions)
         rate = E2E_RATE_MB * 1_000_000 // KIB
         records = rate * self.mode["e2e_seconds"]
@@ -558,9 +573,10 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict,
             w.end_to_end("e2e-50MBps-16p", 16)
             if kafka:
                 w.end_to_end("e2e-50MBps-16p-keyed", 16, keys=1000)
+                w.end_to_end("e2e-50MBps-16p-keyed-busy", 16, keys=1000, busy_neighbour=True)
+            w.produce("1KiB-1000p-acksall", 1000, mode["records_1000p"], KIB, "all")
             if level == PAGE_CACHE:
                 w.produce("100B-16p-acksall", 16, mode["records_100b"], 100, "all")
-                w.produce("1KiB-1000p-acksall", 1000, mode["records_1000p"], KIB, "all")
                 w.catch_up("catch-up-16p", 16)
                 if kafka:
                     w.catch_up("catch-up-group3-16p", 16, group=True)
