@@ -580,6 +580,13 @@ async fn fetch_sessions_answer_only_what_changed() {
         .expect("fetch");
     assert_eq!(answered(&after), vec![]);
 
+    // Fetch v13 names topics by id: not in a session opened by names.
+    let by_id = connection
+        .send(&request(id, 5, &[]), 13)
+        .await
+        .expect("fetch");
+    assert_eq!(by_id.error_code, 106, "FETCH_SESSION_TOPIC_ID_ERROR");
+
     // Epoch -1 closes the session: a full, sessionless answer.
     let closed = connection
         .send(&request(id, -1, &[(0, 0), (1, 0)]), 12)

@@ -612,15 +612,15 @@ impl Broker {
     /// state written so that the next start need not scan for it.
     pub async fn shut_down(&self) {
         self.sync_all().await;
-        // Under the journal the segments were never synced by a produce:
-        // a last checkpoint makes them durable and the next start replays
-        // nothing.
-        self.checkpoint().await;
         for partition in self.all_partitions() {
             if let Err(e) = partition.log().snapshot_producers() {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "cannot write a producer snapshot");
             }
         }
+        // Under the journal the segments were never synced by a produce:
+        // a last checkpoint makes them (and the snapshots just written)
+        // durable, and the next start replays and validates nothing.
+        self.checkpoint().await;
     }
 
     /// Checkpoints the data directory now (shutdown, tests; otherwise a
@@ -628,7 +628,7 @@ impl Broker {
     pub async fn checkpoint(&self) {
         let checkpoints = Arc::clone(&self.checkpoints);
         let partitions = self.all_partitions();
-        let _ = tokio::task::spawn_blocking(move || checkpoints.run(&partitions)).await;
+        let _ = tokio::task::spawn_blocking(move || checkpoints.run(&partitions, false)).await;
     }
 
     /// Runs the periodic work (retention, group deadlines, offset expiry,
@@ -836,8 +836,12 @@ fn recover_journal(
 ) -> Result<()> {
     let now = now_ms();
     let mut replayed: HashMap<(String, i32), PartitionRef> = HashMap::new();
+    let mut failure: Option<BrokerError> = None;
     let recovery = journal
         .replay(&mut |entry| {
+            if failure.is_some() {
+                return;
+            }
             let partition = state
                 .topic_by_id(Uuid::from_bytes(entry.topic_id))
                 .and_then(|topic| partitions.get(&topic.name))
@@ -850,17 +854,26 @@ fn recover_journal(
                 // The topic was deleted after the entry was written.
                 return;
             };
-            if replay_entry(partition, entry.batch, now) {
-                replayed.insert(
-                    (partition.topic.clone(), partition.index),
-                    Arc::clone(partition),
-                );
+            match replay_entry(partition, entry.batch, now) {
+                Ok(true) => {
+                    replayed.insert(
+                        (partition.topic.clone(), partition.index),
+                        Arc::clone(partition),
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => failure = Some(e),
             }
         })
         .map_err(|e| BrokerError::Storage(format!("cannot replay the journal: {e}")))?;
+    if let Some(e) = failure {
+        // Nothing is checkpointed: the journal keeps every entry for the
+        // next start, once the cause (a full disk, say) is gone.
+        return Err(e);
+    }
     let all: Vec<PartitionRef> = partitions.values().flatten().cloned().collect();
     checkpoints
-        .run(&all)
+        .run(&all, true)
         .map_err(|e| BrokerError::Storage(format!("cannot checkpoint the journal: {e}")))?;
     for partition in replayed.values() {
         let end = partition.log().log_end_offset();
@@ -888,10 +901,13 @@ fn recover_journal(
     Ok(())
 }
 
-/// Puts one journaled batch back into its partition; true if appended.
-fn replay_entry(partition: &PartitionRef, batch: &[u8], now: i64) -> bool {
+/// Puts one journaled batch back into its partition: true if appended.
+/// A batch that cannot be written (a full or failing disk) is an error:
+/// the broker must not start and let the journal forget it. A batch the
+/// log contradicts is damage no restart will mend: it is logged.
+fn replay_entry(partition: &PartitionRef, batch: &[u8], now: i64) -> Result<bool> {
     let outcome = partition.log().append_replayed(batch, now);
-    match outcome {
+    Ok(match outcome {
         Ok(ReplayOutcome::Appended) => true,
         Ok(ReplayOutcome::AlreadyPresent) => false,
         Ok(ReplayOutcome::AppendedAfterGap { log_end }) => {
@@ -913,15 +929,12 @@ fn replay_entry(partition: &PartitionRef, batch: &[u8], now: i64) -> bool {
             false
         }
         Err(e) => {
-            error!(
-                topic = %partition.topic,
-                partition = partition.index,
-                error = %e,
-                "journal replay: cannot append a journaled batch"
-            );
-            false
+            return Err(BrokerError::Storage(format!(
+                "journal replay: cannot append a journaled batch to {}-{}: {e}",
+                partition.topic, partition.index
+            )))
         }
-    }
+    })
 }
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

@@ -55,10 +55,11 @@ impl Checkpoints {
         })
     }
 
-    /// Checkpoints `partitions` (all of the broker's) now. Blocks; one at
-    /// a time. A failure stops the journal, if there is one: segments
-    /// whose sync failed may have lost pages it no longer holds.
-    pub fn run(&self, partitions: &[PartitionRef]) -> io::Result<()> {
+    /// Checkpoints `partitions` (all of the broker's) now; unless `force`,
+    /// not if nothing changed since the last one. Blocks; one at a time. A
+    /// failure stops the journal, if there is one: segments whose sync
+    /// failed may have lost pages it no longer holds.
+    pub fn run(&self, partitions: &[PartitionRef], force: bool) -> io::Result<()> {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         // The journal's end first: every entry before it has its batch in
         // a segment already, so the sync below covers it.
@@ -74,7 +75,7 @@ impl Checkpoints {
             (Some(journal), Some(position)) => journal.checkpoint_due(position),
             _ => false,
         };
-        if !journal_due && *last == points {
+        if !force && !journal_due && *last == points {
             return Ok(());
         }
         let result = self
@@ -82,14 +83,18 @@ impl Checkpoints {
             .sync_filesystem(&self.handle, &self.data_dir)
             .and_then(|()| self.points.write(&points))
             .and_then(|()| match (&self.journal, journal_position) {
-                (Some(journal), Some(position)) => {
-                    if journal_due {
-                        journal.write_checkpoint(position)?;
-                    }
-                    journal.prepare_next_file()
+                (Some(journal), Some(position)) if journal_due => {
+                    journal.write_checkpoint(position)
                 }
                 _ => Ok(()),
             });
+        if let (Ok(()), Some(journal)) = (&result, &self.journal) {
+            // Only spares the next round a file creation: a failure here
+            // costs that round the time, not the journal its safety.
+            if let Err(e) = journal.prepare_next_file() {
+                tracing::warn!(error = %e, "cannot prepare the next journal file");
+            }
+        }
         match &result {
             Ok(()) => *last = points,
             Err(e) => {

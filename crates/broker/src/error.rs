@@ -116,6 +116,8 @@ pub enum BrokerError {
     FetchSessionIdNotFound,
     #[error("the fetch session expects another epoch")]
     InvalidFetchSessionEpoch,
+    #[error("the fetch session names its topics the other way (by id from Fetch v13)")]
+    FetchSessionTopicIdError,
     #[error("storage error: {0}")]
     Storage(String),
     #[error("metadata store error: {0}")]
@@ -181,6 +183,7 @@ impl BrokerError {
             NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
             FetchSessionIdNotFound => ResponseError::FetchSessionIdNotFound,
             InvalidFetchSessionEpoch => ResponseError::InvalidFetchSessionEpoch,
+            FetchSessionTopicIdError => ResponseError::FetchSessionTopicIdError,
             Storage(_) => ResponseError::KafkaStorageError,
             Metadata(_) => ResponseError::UnknownServerError,
         }

@@ -26,7 +26,7 @@ use kafka_protocol::messages::FetchRequest;
 use uuid::Uuid;
 
 use crate::error::{BrokerError, Result};
-use crate::handlers::fetch::FetchReply;
+use crate::handlers::fetch::{FetchReply, FIRST_VERSION_WITH_TOPIC_IDS};
 
 /// A partition as a session names it: topic name (before Fetch v13) or
 /// id (from v13), and index.
@@ -42,6 +42,9 @@ struct Sent {
 
 struct Session {
     next_epoch: i32,
+    /// Created by a Fetch v13+ (topics named by id); the session keeps to
+    /// one way of naming them.
+    topic_ids: bool,
     /// Every partition the session reads, in the order first asked for.
     topics: Vec<FetchTopic>,
     partitions: usize,
@@ -51,7 +54,6 @@ struct Session {
 
 #[derive(Default)]
 struct State {
-    next_id: i32,
     sessions: HashMap<i32, Session>,
 }
 
@@ -77,10 +79,7 @@ impl FetchSessions {
     /// once it has been idle for `eviction`.
     pub fn new(max_sessions: usize, max_partitions: usize, eviction: Duration) -> FetchSessions {
         FetchSessions {
-            state: Mutex::new(State {
-                next_id: 1,
-                sessions: HashMap::new(),
-            }),
+            state: Mutex::new(State::default()),
             max_sessions,
             max_partitions,
             eviction,
@@ -93,7 +92,8 @@ impl FetchSessions {
 
     /// The partitions `body` reads, after opening, closing or updating its
     /// session.
-    pub fn plan(&self, body: &FetchRequest) -> Result<FetchPlan> {
+    pub fn plan(&self, body: &FetchRequest, version: i16) -> Result<FetchPlan> {
+        let topic_ids = version >= FIRST_VERSION_WITH_TOPIC_IDS;
         let full = |session_id| FetchPlan {
             topics: body.topics.clone(),
             session_id,
@@ -108,8 +108,14 @@ impl FetchSessions {
             }
             (id, 0) => {
                 state.sessions.remove(&id);
-                let created = self.create(&mut state, body);
-                Ok(full(created.unwrap_or(0)))
+                match self.create(&mut state, body, topic_ids) {
+                    Some((id, topics)) => Ok(FetchPlan {
+                        topics,
+                        session_id: id,
+                        incremental: false,
+                    }),
+                    None => Ok(full(0)),
+                }
             }
             (id, epoch) if epoch > 0 => {
                 let session = state
@@ -118,6 +124,9 @@ impl FetchSessions {
                     .ok_or(BrokerError::FetchSessionIdNotFound)?;
                 if epoch != session.next_epoch {
                     return Err(BrokerError::InvalidFetchSessionEpoch);
+                }
+                if topic_ids != session.topic_ids {
+                    return Err(BrokerError::FetchSessionTopicIdError);
                 }
                 session.next_epoch = epoch.checked_add(1).unwrap_or(1);
                 session.last_used = Instant::now();
@@ -138,11 +147,17 @@ impl FetchSessions {
         }
     }
 
-    /// A new session for `body`'s partitions, if the cache has room or a
-    /// session idle long enough to give up.
-    fn create(&self, state: &mut State, body: &FetchRequest) -> Option<i32> {
-        let partitions = body.topics.iter().map(|t| t.partitions.len()).sum();
-        if self.max_sessions == 0 || partitions > self.max_partitions {
+    /// A new session for `body`'s partitions (each once), if the cache has
+    /// room or a session idle long enough to give up: its id and
+    /// partitions.
+    fn create(
+        &self,
+        state: &mut State,
+        body: &FetchRequest,
+        topic_ids: bool,
+    ) -> Option<(i32, Vec<FetchTopic>)> {
+        let asked: usize = body.topics.iter().map(|t| t.partitions.len()).sum();
+        if self.max_sessions == 0 || asked > self.max_partitions {
             return None;
         }
         if state.sessions.len() >= self.max_sessions {
@@ -152,22 +167,24 @@ impl FetchSessions {
             }
             state.sessions.remove(&oldest);
         }
-        let mut id = state.next_id;
-        while id <= 0 || state.sessions.contains_key(&id) {
-            id = id.checked_add(1).unwrap_or(1);
+        // Random ids, as Kafka's: a client that kept an id across a broker
+        // restart must not land in another client's session.
+        let mut id = random_id();
+        while state.sessions.contains_key(&id) {
+            id = random_id();
         }
-        state.next_id = id.checked_add(1).unwrap_or(1);
-        state.sessions.insert(
-            id,
-            Session {
-                next_epoch: 1,
-                topics: body.topics.clone(),
-                partitions,
-                sent: HashMap::new(),
-                last_used: Instant::now(),
-            },
-        );
-        Some(id)
+        let mut session = Session {
+            next_epoch: 1,
+            topic_ids,
+            topics: Vec::new(),
+            partitions: 0,
+            sent: HashMap::new(),
+            last_used: Instant::now(),
+        };
+        session.apply(body);
+        let topics = session.topics.clone();
+        state.sessions.insert(id, session);
+        Some((id, topics))
     }
 
     /// Records what the response tells the client and, in an incremental
@@ -184,6 +201,7 @@ impl FetchSessions {
             return;
         };
         let mut kept_regions = Vec::with_capacity(regions.len());
+        let mut fed: Vec<PartitionKey> = Vec::new();
         let mut region_iter = std::mem::take(regions).into_iter();
         for topic in &mut response.responses {
             let name = topic.topic.0.to_string();
@@ -201,6 +219,9 @@ impl FetchSessions {
                     || region.as_ref().is_some_and(|r| !r.is_empty())
                     || data.error_code != 0
                     || changed;
+                if region.as_ref().is_some_and(|r| !r.is_empty()) {
+                    fed.push(key.clone());
+                }
                 if keep {
                     session.sent.insert(key, now);
                     kept_regions.push(region);
@@ -210,10 +231,48 @@ impl FetchSessions {
         }
         response.responses.retain(|t| !t.partitions.is_empty());
         *regions = kept_regions;
+        if plan.incremental && !fed.is_empty() {
+            session.rotate(&fed);
+        }
     }
 }
 
+/// A positive session id (0 means none).
+fn random_id() -> i32 {
+    let bytes = Uuid::new_v4().into_bytes();
+    let id = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) & i32::MAX;
+    id.max(1)
+}
+
 impl Session {
+    /// Moves the partitions that just returned records (and their topics)
+    /// to the end of the session, as Kafka does, so that under a total
+    /// `max_bytes` the partitions after them get their turn next time.
+    fn rotate(&mut self, fed: &[PartitionKey]) {
+        let with_records = |topic: &FetchTopic, partition: i32| {
+            fed.iter().any(|(name, id, index)| {
+                *index == partition && topic.topic.0.as_str() == name && topic.topic_id == *id
+            })
+        };
+        let mut moved_topics = Vec::new();
+        let mut index = 0;
+        while index < self.topics.len() {
+            let topic = &mut self.topics[index];
+            let (fed, starved): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.partitions)
+                .into_iter()
+                .partition(|p| with_records(topic, p.partition));
+            let any = !fed.is_empty();
+            topic.partitions = starved;
+            topic.partitions.extend(fed);
+            if any {
+                moved_topics.push(self.topics.remove(index));
+            } else {
+                index += 1;
+            }
+        }
+        self.topics.extend(moved_topics);
+    }
+
     /// Adds the request's partitions (or updates their fetch positions)
     /// and drops its forgotten ones.
     fn apply(&mut self, body: &FetchRequest) {

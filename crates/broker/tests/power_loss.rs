@@ -58,10 +58,86 @@ fn config(dir: &std::path::Path, policy: FsyncPolicy, scope: FsyncScope) -> Brok
     }
 }
 
-/// Produces batches through the broker, a batch to each partition at a
-/// time, their commits awaited together, until all are written or a sync
-/// fails; cuts the power, restarts, and counts the acknowledged batches
-/// that did not survive.
+/// Produces `steps` rounds of batches from `first_step` on, a batch to each
+/// partition at a time, their commits awaited together (with a checkpoint
+/// running beside them every `checkpoint_every` steps), until all are
+/// written or a sync fails. Returns the acknowledged batches.
+async fn produce(
+    broker: &Broker,
+    first_step: i32,
+    steps: i32,
+    checkpoint_every: Option<i32>,
+) -> Vec<Acked> {
+    let mut acked = Vec::new();
+    for step in first_step..first_step + steps {
+        let mut appended = Vec::new();
+        for index in 0..PARTITIONS {
+            let i = step * PARTITIONS + index;
+            let partition = broker.partition("orders", index).expect("partition");
+            let bytes = batch(1 + (i % 60), NOW + i64::from(i), 10 + (i as usize % 40));
+            let Ok(info) = partition.append(bytes.clone(), NOW) else {
+                return acked;
+            };
+            appended.push((partition, info, bytes));
+        }
+        let commits = futures_util::future::join_all(
+            appended
+                .iter()
+                .map(|(partition, info, _)| broker.commit_append(partition, info.last_offset + 1)),
+        );
+        // The checkpoint runs while the rounds of these commits do: it may
+        // note a journal end no round has made durable yet.
+        let checkpoint = async {
+            if checkpoint_every.is_some_and(|every| step % every == every - 1) {
+                broker.checkpoint().await;
+            }
+        };
+        let (results, ()) = futures_util::future::join(commits, checkpoint).await;
+        let mut failed = false;
+        for ((partition, info, bytes), committed) in appended.into_iter().zip(results) {
+            if committed.is_err() {
+                failed = true;
+                continue;
+            }
+            acked.push(Acked {
+                partition: partition.index,
+                offset: info.base_offset,
+                bytes_after_header: bytes[61..].to_vec(),
+            });
+        }
+        if failed {
+            return acked;
+        }
+    }
+    acked
+}
+
+/// How many of `acked` are not stored as sent and visible to readers.
+fn count_lost(broker: &Broker, acked: &[Acked]) -> usize {
+    let mut lost = 0;
+    for a in acked {
+        let partition = broker.partition("orders", a.partition).expect("partition");
+        let read = partition
+            .log()
+            .read(a.offset, 1, i64::MAX, true)
+            .unwrap_or_default();
+        let intact = read.len() >= 61
+            && read[61..].starts_with(&a.bytes_after_header)
+            && partition.high_watermark() > a.offset;
+        if !intact {
+            lost += 1;
+        }
+        // Whatever survived is readable as whole, valid batches.
+        if !read.is_empty() {
+            let header = sluice_storage::BatchHeader::parse(&read).expect("header");
+            sluice_storage::batch::validate(&read[..header.total_size()]).expect("valid batch");
+        }
+    }
+    lost
+}
+
+/// Produces until all batches are written or a sync fails, cuts the power,
+/// restarts, and counts the acknowledged batches that did not survive.
 async fn produce_and_lose_power(run: Run) -> Outcome {
     let tmp = tempfile::tempdir().expect("tempdir");
     let disk = SimDisk::shared();
@@ -78,73 +154,46 @@ async fn produce_and_lose_power(run: Run) -> Outcome {
     if let Some(n) = run.syncs_before_power_loss {
         disk.fail_syncs_after(n);
     }
-    let mut acked = Vec::new();
-    'produce: for step in 0..BATCHES / PARTITIONS {
-        let mut appended = Vec::new();
-        for index in 0..PARTITIONS {
-            let i = step * PARTITIONS + index;
-            let partition = broker.partition("orders", index).expect("partition");
-            let bytes = batch(1 + (i % 60), NOW + i64::from(i), 10 + (i as usize % 40));
-            let Ok(info) = partition.append(bytes.clone(), NOW) else {
-                break 'produce;
-            };
-            appended.push((partition, info, bytes));
-        }
-        let commits = appended
-            .iter()
-            .map(|(partition, info, _)| broker.commit_append(partition, info.last_offset + 1));
-        let results = futures_util::future::join_all(commits).await;
-        let mut failed = false;
-        for ((partition, info, bytes), committed) in appended.into_iter().zip(results) {
-            if committed.is_err() {
-                failed = true;
-                continue;
-            }
-            acked.push(Acked {
-                partition: partition.index,
-                offset: info.base_offset,
-                bytes_after_header: bytes[61..].to_vec(),
-            });
-        }
-        if failed {
-            break;
-        }
-        if run
-            .checkpoint_every
-            .is_some_and(|every| step % every == every - 1)
-        {
-            broker.checkpoint().await;
-        }
-    }
+    let acked = produce(&broker, 0, BATCHES / PARTITIONS, run.checkpoint_every).await;
     let syncs = disk.syncs() - syncs_at_start;
     drop(broker);
     disk.power_loss(run.mode).expect("power loss");
-
     let broker = open();
-    let mut lost = 0;
-    for a in &acked {
-        let partition = broker.partition("orders", a.partition).expect("partition");
-        let read = partition
-            .log()
-            .read(a.offset, 1, i64::MAX, true)
-            .unwrap_or_default();
-        // Stored as sent, and visible to readers.
-        let intact = read.len() >= 61
-            && read[61..].starts_with(&a.bytes_after_header)
-            && partition.high_watermark() > a.offset;
-        if !intact {
-            lost += 1;
-        }
-        // Whatever survived is readable as whole, valid batches.
-        if !read.is_empty() {
-            let header = sluice_storage::BatchHeader::parse(&read).expect("header");
-            sluice_storage::batch::validate(&read[..header.total_size()]).expect("valid batch");
-        }
-    }
     Outcome {
         acked: acked.len(),
-        lost,
+        lost: count_lost(&broker, &acked),
         syncs,
+    }
+}
+
+/// Power goes out, the broker restarts and takes more writes, and the
+/// power goes out again: what both starts acknowledged survives (the
+/// second start's journal entries carry its own generation, and its
+/// replay of the first start's entries was made durable before them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_batches_survive_two_power_losses_in_a_row() {
+    for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let disk = SimDisk::shared();
+        let config = config(tmp.path(), FsyncPolicy::Always, FsyncScope::Journal);
+        let open = || {
+            let disk: DiskRef = disk.clone();
+            Arc::new(Broker::open_on(config.clone(), disk).expect("open broker"))
+        };
+        let broker = open();
+        broker
+            .create_topic("orders", PARTITIONS, 1, Default::default())
+            .expect("create topic");
+        let mut acked = produce(&broker, 0, 25, Some(7)).await;
+        drop(broker);
+        disk.power_loss(mode).expect("first power loss");
+        let broker = open();
+        acked.extend(produce(&broker, 25, 25, Some(5)).await);
+        assert_eq!(acked.len(), BATCHES as usize);
+        drop(broker);
+        disk.power_loss(mode).expect("second power loss");
+        let broker = open();
+        assert_eq!(count_lost(&broker, &acked), 0, "{mode:?}");
     }
 }
 

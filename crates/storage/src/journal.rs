@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::disk::{self, DiskRef};
 use crate::error::StorageError;
@@ -159,6 +159,17 @@ impl Journal {
             }
         }
         let last = read_checkpoint(dir)?;
+        if last == Checkpoint::default() && !on_disk.is_empty() {
+            // Files but no checkpoint: left by a removal cut short. Their
+            // entries are not to be replayed, and their generations must
+            // not meet this start's: they go first.
+            for index in std::mem::take(&mut on_disk) {
+                let path = file_path(dir, index);
+                fs::remove_file(&path)?;
+                disk.removed(&path);
+            }
+            disk.sync_dir(dir)?;
+        }
         for slot in 0..2 {
             let path = slot_path(dir, slot);
             if !path.exists() {
@@ -221,15 +232,11 @@ impl Journal {
             to: last.position,
             entries: 0,
         };
-        let mut previous_generation = 0;
         let mut buffer = Vec::new();
-        while let Some(entry) = reader.entry_at(
-            recovery.to,
-            last.generation,
-            previous_generation,
-            &mut buffer,
-        )? {
-            previous_generation = entry.generation;
+        // Every entry after a checkpoint was appended by the start that
+        // wrote it (each start writes one before its first append): an
+        // entry of any other generation is left over from an earlier start.
+        while let Some(entry) = reader.entry_at(recovery.to, last.generation, &mut buffer)? {
             recovery.to = entry.end;
             recovery.entries += 1;
             replay(JournalEntry {
@@ -453,8 +460,15 @@ impl Journal {
         file.write_all_at(&encode_checkpoint(&next), 0)?;
         self.disk.sync_file(&file, &path)?;
         *lock(&self.checkpoint) = next;
+        // Files a round may still be writing (at or past the durable
+        // position) stay; a failure to tidy up is not a failure of the
+        // checkpoint, which is durable already.
         let everything = self.resized.swap(false, Ordering::AcqRel);
-        self.delete_files_before(next.position, everything)
+        let below = next.position.min(self.durable_position());
+        if let Err(e) = self.delete_files_before(below, everything) {
+            warn!(dir = %self.dir.display(), error = %e, "cannot retire old journal files");
+        }
+        Ok(())
     }
 
     /// Retires the files wholly before `position` (all of them if
@@ -560,7 +574,6 @@ fn read_checkpoint(dir: &Path) -> Result<Checkpoint, StorageError> {
 }
 
 struct ScannedEntry {
-    generation: u32,
     topic_id: [u8; 16],
     partition: i32,
     end: u64,
@@ -624,8 +637,7 @@ impl Reader<'_> {
     fn entry_at(
         &self,
         position: u64,
-        newest_generation: u32,
-        previous_generation: u32,
+        generation: u32,
         batch: &mut Vec<u8>,
     ) -> io::Result<Option<ScannedEntry>> {
         let mut header = [0u8; ENTRY_HEADER_BYTES];
@@ -638,12 +650,12 @@ impl Reader<'_> {
         let mut position_bytes = [0u8; 8];
         position_bytes.copy_from_slice(&header[12..20]);
         let length = u32_at(4);
+        let expected_generation = generation;
         let generation = u32_at(8);
         let valid_frame = u64::from_be_bytes(position_bytes) == position
             && length >= MIN_BATCH_BYTES
             && generation >= 1
-            && generation <= newest_generation
-            && generation >= previous_generation;
+            && generation == expected_generation;
         if !valid_frame {
             return Ok(None);
         }
@@ -664,7 +676,6 @@ impl Reader<'_> {
         let mut topic_id = [0u8; 16];
         topic_id.copy_from_slice(&header[20..36]);
         Ok(Some(ScannedEntry {
-            generation,
             topic_id,
             partition: u32_at(36) as i32,
             end: body_at + u64::from(length),
@@ -685,8 +696,11 @@ mod tests {
         journal
             .replay(&mut |e| entries.push((e.partition, e.batch.to_vec())))
             .expect("replay");
-        // Records this start's generation; the position stays where it was.
-        journal.write_checkpoint(0).expect("checkpoint");
+        // As the broker does once the replayed batches are durable: the
+        // checkpoint moves past them and records this start's generation.
+        journal
+            .write_checkpoint(journal.appended_end())
+            .expect("checkpoint");
         (journal, entries)
     }
 
@@ -713,8 +727,9 @@ mod tests {
     }
 
     /// A later start that rewrote the journal from a torn entry on leaves
-    /// the earlier start's entries after its own: they are not replayed,
-    /// even where an entry of theirs begins exactly where the new one ends.
+    /// the earlier start's entries after its own: they are never replayed,
+    /// even where one of theirs begins exactly where the new start's last
+    /// entry ends, or exactly at a later checkpoint.
     #[test]
     fn entries_of_an_earlier_start_past_a_rewrite_are_not_replayed() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -741,8 +756,13 @@ mod tests {
         assert_eq!(end, ends[3], "the new entry ends where the fifth begins");
         journal.flush().expect("flush");
         drop(journal);
-        let (_, replayed) = open(tmp.path());
+        let (journal, replayed) = open(tmp.path());
         let partitions: Vec<i32> = replayed.iter().map(|(p, _)| *p).collect();
-        assert_eq!(partitions, vec![0, 0, 0, 1]);
+        assert_eq!(partitions, vec![1], "only the new start's entry");
+        // That start checkpointed exactly where the fifth entry begins.
+        assert_eq!(journal.checkpointed_position(), ends[3]);
+        drop(journal);
+        let (_, replayed) = open(tmp.path());
+        assert!(replayed.is_empty(), "an earlier start's entry was replayed");
     }
 }

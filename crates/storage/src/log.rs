@@ -773,11 +773,15 @@ impl PartitionLog {
     ) -> Result<(), StorageError> {
         // A recovery point names a snapshot complete through its offset:
         // only the batches after that are scanned.
+        // Only if the log still reaches that offset: a state ahead of the
+        // log would answer a retry of a lost batch as a duplicate.
         let vouched = point.and_then(|p| {
             let snapshot = p.producers_snapshot?;
-            let through = p.next_offset.min(self.log_end_offset);
-            let (states, at) = producers::read_snapshot_at(&self.dir, snapshot)?;
-            (at <= through).then_some((states, through))
+            if p.next_offset > self.log_end_offset || snapshot > p.next_offset {
+                return None;
+            }
+            let (states, _) = producers::read_snapshot_at(&self.dir, snapshot)?;
+            Some((states, p.next_offset))
         });
         let (mut states, from) = vouched
             .or_else(|| producers::read_latest_snapshot(&self.dir, self.log_end_offset))

@@ -467,16 +467,16 @@ pub fn write_snapshot(dir: &Path, states: &ProducerStates, offset: i64) -> std::
     Ok(())
 }
 
-/// The newest readable snapshot in `dir` at an offset no later than
-/// `log_end`; damaged ones are skipped (and logged). Snapshots past
-/// `log_end` describe data a crash took away: they are deleted, lest they
-/// be read once new data has grown past their offset.
 /// The snapshot at exactly `offset`, if it is there and whole.
 pub fn read_snapshot_at(dir: &Path, offset: i64) -> Option<(ProducerStates, i64)> {
     let bytes = fs::read(snapshot_path(dir, offset)).ok()?;
     ProducerStates::decode_snapshot(&bytes).filter(|(_, at)| *at == offset)
 }
 
+/// The newest readable snapshot in `dir` at an offset no later than
+/// `log_end`; damaged ones are skipped (and logged). Snapshots past
+/// `log_end` describe data a crash took away: they are deleted, lest they
+/// be read once new data has grown past their offset.
 pub fn read_latest_snapshot(dir: &Path, log_end: i64) -> Option<(ProducerStates, i64)> {
     for offset in snapshot_offsets(dir).into_iter().rev() {
         if offset > log_end {

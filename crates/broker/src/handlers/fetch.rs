@@ -23,7 +23,7 @@ use crate::error::{BrokerError, Result};
 use crate::server::RequestContext;
 
 /// Fetch v13 names topics by id (KIP-516).
-const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
+pub const FIRST_VERSION_WITH_TOPIC_IDS: i16 = 13;
 /// Kafka's isolation level for read_committed.
 const READ_COMMITTED: i8 = 1;
 
@@ -32,7 +32,7 @@ const READ_COMMITTED: i8 = 1;
 pub type FetchReply = (FetchResponse, Vec<Option<FileRegion>>);
 
 pub async fn handle(broker: &Broker, request: &RequestContext, body: FetchRequest) -> FetchReply {
-    let plan = match broker.fetch_sessions.plan(&body) {
+    let plan = match broker.fetch_sessions.plan(&body, request.version) {
         Ok(plan) => plan,
         Err(e) => {
             let mut response = FetchResponse::default();
