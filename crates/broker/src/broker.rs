@@ -678,8 +678,14 @@ impl Broker {
                     broker.sync_all().await;
                 });
             }
+            // Each partition fsynced in turn (one file's writeback on the
+            // disk at a time, not a second's worth of every partition at
+            // once), and checkpoints, which then find little left to sync.
             (FsyncPolicy::Interval, _) => {
-                spawn_checkpoints(self, ms(config.fsync_interval_ms));
+                every(self, ms(config.fsync_interval_ms), |broker| async move {
+                    broker.sync_all().await;
+                });
+                spawn_checkpoints(self, ms(config.checkpoint_interval_ms));
             }
             (FsyncPolicy::Always, _) => spawn_checkpoints(self, ms(config.checkpoint_interval_ms)),
             (FsyncPolicy::Never, _) => {}

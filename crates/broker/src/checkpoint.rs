@@ -9,6 +9,7 @@
 //! `journal_checkpoint_bytes`), on start after a journal replay, and at a
 //! clean shutdown.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
@@ -64,13 +65,15 @@ impl Checkpoints {
         // The journal's end first: every entry before it has its batch in
         // a segment already, so the sync below covers it.
         let journal_position = self.journal.as_ref().map(|j| j.appended_end());
-        let points: Vec<(PartitionKey, RecoveryPoint)> = partitions
+        let captured: Vec<(&PartitionRef, PartitionKey, RecoveryPoint)> = partitions
             .iter()
             .filter_map(|p| {
                 let point = p.recovery_point()?;
-                Some(((p.topic_id().into_bytes(), p.index), point))
+                Some((p, (p.topic_id().into_bytes(), p.index), point))
             })
             .collect();
+        let points: Vec<(PartitionKey, RecoveryPoint)> =
+            captured.iter().map(|(_, k, p)| (*k, *p)).collect();
         let journal_due = match (&self.journal, journal_position) {
             (Some(journal), Some(position)) => journal.checkpoint_due(position),
             _ => false,
@@ -78,9 +81,25 @@ impl Checkpoints {
         if !force && !journal_due && *last == points {
             return Ok(());
         }
-        let result = self
-            .disk
-            .sync_filesystem(&self.handle, &self.data_dir)
+        // The segments that grew, one fdatasync at a time: a single syncfs
+        // would put all of their writeback on the disk at once, and the
+        // journal's rounds (and everything else) would queue behind it.
+        // The syncfs after them finds little left: indexes, snapshots,
+        // directories.
+        let before: HashMap<&PartitionKey, &RecoveryPoint> =
+            last.iter().map(|(k, p)| (k, p)).collect();
+        let grown = captured
+            .iter()
+            .filter(|(_, key, point)| before.get(key) != Some(&point))
+            .map(|(partition, _, _)| partition);
+        let result = grown
+            .into_iter()
+            .try_for_each(|partition| {
+                // Taken under the log's lock, synced without it.
+                let point = partition.log().segment_sync_point();
+                point.map_or(Ok(()), |p| p.sync())
+            })
+            .and_then(|()| self.disk.sync_filesystem(&self.handle, &self.data_dir))
             .and_then(|()| self.points.write(&points))
             .and_then(|()| match (&self.journal, journal_position) {
                 (Some(journal), Some(position)) if journal_due => {

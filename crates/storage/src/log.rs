@@ -557,6 +557,18 @@ impl PartitionLog {
 
     /// What to fsync to make everything appended so far durable, or `None`
     /// if it already is.
+    /// What to fdatasync to make the active segment durable as it is now,
+    /// whatever the log counts as durable (a checkpoint under the journal,
+    /// where appends are durable in the journal, not the segment).
+    pub fn segment_sync_point(&self) -> Option<SyncPoint> {
+        self.segments.values().next_back().map(|s| SyncPoint {
+            file: s.log_file(),
+            path: s.log_path().to_path_buf(),
+            disk: self.disk.clone(),
+            up_to: self.log_end_offset,
+        })
+    }
+
     pub fn sync_point(&self) -> Option<SyncPoint> {
         if self.durable_offset >= self.log_end_offset {
             return None;
