@@ -1,12 +1,12 @@
-//! Checkpoints of the data directory: one sync of the filesystem makes
-//! every segment, index and producer snapshot written so far durable, and
-//! then two records say so. The recovery points (`sluice_storage::
+//! Checkpoints of the data directory: the segments that grew are synced
+//! one at a time, then one sync of the filesystem makes every index and
+//! producer snapshot written so far durable too, and then two records say
+//! so. The recovery points (`sluice_storage::
 //! recovery_points`) let a restart validate only what each active segment
 //! gained since; the journal's checkpoint lets it forget (and a restart
 //! skip) every entry before the position noted. Run in the background
-//! (every `checkpoint_interval_ms`, or `fsync_interval_ms` under
-//! `interval`, or as soon as the journal has grown by
-//! `journal_checkpoint_bytes`), on start after a journal replay, and at a
+//! (every `checkpoint_interval_ms`, or as soon as the journal has grown
+//! by `journal_checkpoint_bytes`), on start after a journal replay, and at a
 //! clean shutdown.
 
 use std::collections::HashMap;

@@ -109,10 +109,9 @@ pub struct BrokerConfig {
     /// Journal bytes written since the last checkpoint that start the next
     /// one: bounds the journal's size on disk and what a restart replays.
     pub journal_checkpoint_bytes: u64,
-    /// Longest time between two checkpoints under `always` (under
-    /// `interval`, `fsync_interval_ms`): one sync of the filesystem after
-    /// which a restart validates only what each partition gained since,
-    /// and the journal forgets what came before.
+    /// Longest time between two checkpoints under `always` and `interval`:
+    /// the segments synced, after which a restart validates only what each
+    /// partition gained since, and the journal forgets what came before.
     pub checkpoint_interval_ms: u64,
     /// Default segment.bytes: a segment file is rolled before this size.
     pub segment_bytes: u64,
