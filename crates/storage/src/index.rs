@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::disk::DiskRef;
 
@@ -64,12 +65,18 @@ impl Entry for TimeEntry {
     }
 }
 
-/// An index file and its entries in memory.
+/// An index file and its entries in memory. New entries are kept in
+/// memory and written to the file together ([`Index::flush`]: at a roll, a
+/// checkpoint, a sync, and when the index is dropped), not one write per
+/// entry: after a crash, recovery rebuilds the active segment's entries
+/// past what a checkpoint wrote from the log itself.
 #[derive(Debug)]
 pub struct Index<E: Entry> {
     path: PathBuf,
     file: File,
     entries: Vec<E>,
+    /// How many of `entries` the file holds.
+    written: AtomicUsize,
     disk: DiskRef,
 }
 
@@ -93,14 +100,16 @@ impl<E: Entry> Index<E> {
             // A torn final entry: drop it.
             file.set_len(whole as u64)?;
         }
-        let entries = bytes[..whole]
+        let entries: Vec<E> = bytes[..whole]
             .chunks_exact(E::SIZE)
             .map(E::decode)
             .collect();
+        let written = AtomicUsize::new(entries.len());
         Ok(Index {
             path: path.to_path_buf(),
             file,
             entries,
+            written,
             disk,
         })
     }
@@ -114,14 +123,27 @@ impl<E: Entry> Index<E> {
     }
 
     pub fn append(&mut self, entry: E) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(E::SIZE);
-        entry.encode(&mut bytes);
-        if let Err(e) = self.file.write_all(&bytes) {
-            // Keep the file a whole number of entries, matching memory.
-            let _ = self.file.set_len((self.entries.len() * E::SIZE) as u64);
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Writes the entries the file does not hold yet.
+    pub fn flush(&self) -> io::Result<()> {
+        let written = self.written.load(Ordering::Acquire);
+        if written >= self.entries.len() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity((self.entries.len() - written) * E::SIZE);
+        for entry in &self.entries[written..] {
+            entry.encode(&mut bytes);
+        }
+        if let Err(e) = (&self.file).write_all(&bytes) {
+            // Keep the file a whole number of entries; a later flush
+            // writes them again.
+            let _ = self.file.set_len((written * E::SIZE) as u64);
             return Err(e);
         }
-        self.entries.push(entry);
+        self.written.store(self.entries.len(), Ordering::Release);
         Ok(())
     }
 
@@ -132,7 +154,9 @@ impl<E: Entry> Index<E> {
             entry.encode(&mut bytes);
         }
         self.file.set_len(0)?;
+        self.written.store(0, Ordering::Release);
         self.file.write_all(&bytes)?;
+        self.written.store(entries.len(), Ordering::Release);
         self.entries = entries;
         Ok(())
     }
@@ -143,7 +167,10 @@ impl<E: Entry> Index<E> {
         let kept = self.entries.iter().take_while(|e| keep(e)).count();
         if kept != self.entries.len() {
             self.entries.truncate(kept);
-            self.file.set_len((kept * E::SIZE) as u64)?;
+            if kept < self.written.load(Ordering::Acquire) {
+                self.file.set_len((kept * E::SIZE) as u64)?;
+                self.written.store(kept, Ordering::Release);
+            }
         }
         Ok(())
     }
@@ -155,11 +182,20 @@ impl<E: Entry> Index<E> {
     }
 
     pub fn sync(&self) -> io::Result<()> {
+        self.flush()?;
         self.disk.sync_file(&self.file, &self.path)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl<E: Entry> Drop for Index<E> {
+    fn drop(&mut self) {
+        // Best effort: entries not written are rebuilt from the log by
+        // recovery, as after a crash.
+        let _ = self.flush();
     }
 }
 

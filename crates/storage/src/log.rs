@@ -759,6 +759,12 @@ impl PartitionLog {
         if active.size() == 0 {
             return None;
         }
+        // The entries the point counts must be in the files the
+        // checkpoint's sync covers.
+        if let Err(e) = active.flush_indexes() {
+            warn!(dir = %self.dir.display(), error = %e, "cannot write index entries");
+            return None;
+        }
         Some(RecoveryPoint {
             segment_base: active.base_offset(),
             position: active.size(),

@@ -588,6 +588,12 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes the index entries kept in memory to their files.
+    pub fn flush_indexes(&self) -> io::Result<()> {
+        self.offset_index.flush()?;
+        self.time_index.flush()
+    }
+
     pub fn offset_entries(&self) -> usize {
         self.offset_index.entries().len()
     }

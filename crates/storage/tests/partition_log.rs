@@ -502,3 +502,40 @@ fn a_damaged_sealed_segment_is_repaired_and_the_gap_reported() {
         .collect();
     assert_eq!(offsets, expected);
 }
+
+/// Index entries are written to their files per checkpoint, roll or close,
+/// not per batch: a crash that loses the ones still in memory (the process
+/// gone, nothing dropped) leaves recovery to rebuild them from the log,
+/// and every offset is found again.
+#[test]
+fn index_entries_lost_in_a_crash_are_rebuilt_from_the_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("p");
+    let config = LogConfig {
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    };
+    let mut log = open(&dir, config.clone());
+    fill(&mut log, 200, 3);
+    let end = log.log_end_offset();
+    // A crash: nothing flushed, nothing dropped.
+    std::mem::forget(log);
+    let index = fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "index"))
+        .expect("an offset index");
+    assert_eq!(
+        fs::metadata(&index).expect("index").len(),
+        0,
+        "entries were written per batch"
+    );
+    let (log, report) = PartitionLog::open(&dir, config, NOW).expect("reopen");
+    assert!(report.indexes_rebuilt);
+    assert_eq!(log.log_end_offset(), end);
+    for offset in (0..end).step_by(37) {
+        let read = log.read(offset, 1, end, true).expect("read");
+        let header = BatchHeader::parse(&read).expect("a batch");
+        assert!(header.base_offset <= offset && offset <= header.last_offset());
+    }
+}
