@@ -326,3 +326,108 @@ impl Session {
         self.topics.retain(|t| !t.partitions.is_empty());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::fetch_request::FetchPartition;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+
+    fn full_fetch(partitions: &[i32]) -> FetchRequest {
+        let mut topic = FetchTopic::default();
+        topic.topic = TopicName(StrBytes::from_static_str("t"));
+        topic.partitions = partitions
+            .iter()
+            .map(|&index| {
+                let mut p = FetchPartition::default();
+                p.partition = index;
+                p
+            })
+            .collect();
+        let mut request = FetchRequest::default();
+        request.session_epoch = 0;
+        request.topics = vec![topic];
+        request
+    }
+
+    #[test]
+    fn a_full_cache_gives_way_only_to_sessions_idle_long_enough() {
+        let patient = FetchSessions::new(2, 100, Duration::from_secs(3600));
+        let first = patient
+            .plan(&full_fetch(&[0]), 12)
+            .expect("plan")
+            .session_id;
+        let second = patient
+            .plan(&full_fetch(&[1]), 12)
+            .expect("plan")
+            .session_id;
+        assert!(first > 0 && second > 0 && first != second);
+        // Both used recently: no room, a sessionless full fetch.
+        let third = patient.plan(&full_fetch(&[2]), 12).expect("plan");
+        assert_eq!(third.session_id, 0);
+        assert_eq!(third.topics[0].partitions.len(), 1);
+
+        let eager = FetchSessions::new(1, 100, Duration::ZERO);
+        let old = eager.plan(&full_fetch(&[0]), 12).expect("plan").session_id;
+        let new = eager.plan(&full_fetch(&[1]), 12).expect("plan").session_id;
+        assert!(new > 0 && new != old);
+        let mut incremental = full_fetch(&[]);
+        incremental.session_id = old;
+        incremental.session_epoch = 1;
+        assert!(matches!(
+            eager.plan(&incremental, 12),
+            Err(BrokerError::FetchSessionIdNotFound)
+        ));
+    }
+
+    #[test]
+    fn a_session_holds_each_partition_once_and_keeps_its_way_of_naming_topics() {
+        let sessions = FetchSessions::new(10, 100, Duration::from_secs(3600));
+        let plan = sessions.plan(&full_fetch(&[0, 1, 0]), 12).expect("plan");
+        assert_eq!(
+            plan.topics[0].partitions.len(),
+            2,
+            "a partition asked twice"
+        );
+        let mut incremental = full_fetch(&[2]);
+        incremental.session_id = plan.session_id;
+        incremental.session_epoch = 1;
+        assert!(matches!(
+            sessions.plan(&incremental, 13),
+            Err(BrokerError::FetchSessionTopicIdError)
+        ));
+        // The epoch was not used up by the refused request.
+        let next = sessions.plan(&incremental, 12).expect("plan");
+        assert!(next.incremental);
+        let indexes: Vec<i32> = next.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition)
+            .collect();
+        assert_eq!(indexes, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_session_may_not_grow_past_the_partition_limit() {
+        let sessions = FetchSessions::new(10, 3, Duration::from_secs(3600));
+        let id = sessions
+            .plan(&full_fetch(&[0, 1]), 12)
+            .expect("plan")
+            .session_id;
+        let mut more = full_fetch(&[2, 3]);
+        more.session_id = id;
+        more.session_epoch = 1;
+        assert!(matches!(
+            sessions.plan(&more, 12),
+            Err(BrokerError::FetchSessionIdNotFound)
+        ));
+        assert_eq!(
+            sessions
+                .plan(&full_fetch(&[0, 1, 2, 3]), 12)
+                .expect("plan")
+                .session_id,
+            0
+        );
+    }
+}
