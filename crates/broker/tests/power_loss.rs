@@ -136,16 +136,36 @@ fn count_lost(broker: &Broker, acked: &[Acked]) -> usize {
     lost
 }
 
+/// A broker's data directory on a simulated disk, reopened after each
+/// power loss.
+struct SimBroker {
+    _tmp: tempfile::TempDir,
+    disk: Arc<SimDisk>,
+    config: BrokerConfig,
+}
+
+impl SimBroker {
+    fn new(policy: FsyncPolicy, scope: FsyncScope) -> SimBroker {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = config(tmp.path(), policy, scope);
+        SimBroker {
+            _tmp: tmp,
+            disk: SimDisk::shared(),
+            config,
+        }
+    }
+
+    fn open(&self) -> Arc<Broker> {
+        let disk: DiskRef = self.disk.clone();
+        Arc::new(Broker::open_on(self.config.clone(), disk).expect("open broker"))
+    }
+}
+
 /// Produces until all batches are written or a sync fails, cuts the power,
 /// restarts, and counts the acknowledged batches that did not survive.
 async fn produce_and_lose_power(run: Run) -> Outcome {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let disk = SimDisk::shared();
-    let config = config(tmp.path(), run.policy, run.scope);
-    let open = || {
-        let disk: DiskRef = disk.clone();
-        Arc::new(Broker::open_on(config.clone(), disk).expect("open broker"))
-    };
+    let sim = SimBroker::new(run.policy, run.scope);
+    let (disk, open) = (&sim.disk, || sim.open());
     let broker = open();
     broker
         .create_topic("orders", PARTITIONS, 1, Default::default())
@@ -173,13 +193,8 @@ async fn produce_and_lose_power(run: Run) -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_batches_survive_two_power_losses_in_a_row() {
     for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let disk = SimDisk::shared();
-        let config = config(tmp.path(), FsyncPolicy::Always, FsyncScope::Journal);
-        let open = || {
-            let disk: DiskRef = disk.clone();
-            Arc::new(Broker::open_on(config.clone(), disk).expect("open broker"))
-        };
+        let sim = SimBroker::new(FsyncPolicy::Always, FsyncScope::Journal);
+        let (disk, open) = (&sim.disk, || sim.open());
         let broker = open();
         broker
             .create_topic("orders", PARTITIONS, 1, Default::default())
