@@ -94,7 +94,10 @@ async fn serve_connection(
 ) -> Result<(), CloseReason> {
     let _ = socket.set_nodelay(true);
     debug!(%peer, "connection opened");
-    let (mut reader, writer) = socket.into_split();
+    let (reader, writer) = socket.into_split();
+    // Buffered so that a small request's size and body usually arrive in
+    // one read from the socket.
+    let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let (answers, queued) = tokio::sync::mpsc::channel(broker.config.max_pipelined_requests);
     let writing = write_answers(broker, writer, queued);
     let reading = read_requests(broker, budget, &mut reader, peer, answers);
@@ -113,7 +116,7 @@ async fn serve_connection(
 async fn read_requests(
     broker: &Arc<Broker>,
     budget: &Arc<Semaphore>,
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut ConnectionReader,
     peer: SocketAddr,
     answers: tokio::sync::mpsc::Sender<Answer>,
 ) -> Result<(), CloseReason> {
@@ -189,6 +192,13 @@ fn is_produce(frame: &Bytes) -> bool {
     frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16
 }
 
+/// A connection's read side. Its buffer is the only per-connection memory
+/// not taken from the in-flight budget.
+type ConnectionReader = tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>;
+
+/// The read buffer of each connection.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// Bytes read from a socket at a time while a frame arrives; the frame's
 /// buffer and its share of the in-flight budget grow by at most this much
 /// ahead of the bytes actually received.
@@ -203,7 +213,7 @@ const FRAME_CHUNK: usize = 32 * 1024;
 async fn read_frame(
     broker: &Broker,
     budget: &Arc<Semaphore>,
-    socket: &mut tokio::net::tcp::OwnedReadHalf,
+    socket: &mut ConnectionReader,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, CloseReason> {
     let idle = std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms);
     let mut size = [0u8; 4];
@@ -422,13 +432,13 @@ impl EncodedBody {
         self.len == 0
     }
 
-    /// All of it in memory (for tests).
+    /// All of it in memory.
     pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len);
         for chunk in &self.chunks {
             match chunk {
                 Chunk::Bytes(bytes) => out.extend_from_slice(bytes),
-                Chunk::File(region) => out.extend_from_slice(&region.to_vec()?),
+                Chunk::File(region) => region.append_to(&mut out)?,
             }
         }
         Ok(out)
@@ -500,12 +510,24 @@ fn encode_framed(
     Ok(frame)
 }
 
-/// Writes a response frame: bytes with `write_all`, file regions with
-/// sendfile (page cache to socket, no copy through user space).
+/// Responses up to this size are sent with one write, their file regions
+/// read into memory first. Sent piece by piece, each partition's records
+/// cost a sendfile and the next partition's header a write, and each
+/// becomes a TCP segment that wakes the reader: for a consumer following
+/// the tail of many partitions that costs more than the copy. Larger
+/// responses (a consumer catching up) keep sendfile.
+const COPY_RESPONSES_UP_TO: usize = 256 * 1024;
+
+/// Writes a response frame: small ones with one write, others as bytes
+/// with `write_all` and file regions with sendfile (page cache to socket,
+/// no copy through user space).
 async fn write_response(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     frame: &EncodedBody,
 ) -> std::io::Result<()> {
+    if frame.chunks.len() > 1 && frame.len() <= COPY_RESPONSES_UP_TO {
+        return writer.write_all(&frame.to_vec()?).await;
+    }
     for chunk in &frame.chunks {
         match chunk {
             Chunk::Bytes(bytes) => writer.write_all(bytes).await?,

@@ -46,9 +46,20 @@ impl FileRegion {
 
     /// The region's bytes, copied into memory.
     pub fn to_vec(&self) -> io::Result<Vec<u8>> {
-        let mut out = vec![0u8; self.len];
-        self.file.read_exact_at(&mut out, self.position)?;
+        let mut out = Vec::with_capacity(self.len);
+        self.append_to(&mut out)?;
         Ok(out)
+    }
+
+    /// Appends the region's bytes to `out`.
+    pub fn append_to(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        let at = out.len();
+        out.resize(at + self.len, 0);
+        let read = self.file.read_exact_at(&mut out[at..], self.position);
+        if read.is_err() {
+            out.truncate(at);
+        }
+        read
     }
 }
 
