@@ -9,22 +9,25 @@
 //! journal is emptied by checkpoints (`checkpoint.rs`), woken from here
 //! when it has grown by `journal_checkpoint_bytes`.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use sluice_storage::journal::Journal;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tracing::{debug, error};
 
 use crate::error::{BrokerError, Result};
 use crate::partition::PartitionRef;
+use crate::rounds::{Round, Rounds};
 
 pub struct JournalRounds {
     pub journal: Arc<Journal>,
-    /// A task is running rounds.
-    running: Mutex<bool>,
-    /// Rounds completed; waiters wake on each and check the position.
-    completed: watch::Sender<u64>,
+    rounds: Rounds<JournalRound>,
+}
+
+/// One round: write and fdatasync everything appended so far.
+struct JournalRound {
+    journal: Arc<Journal>,
     checkpoint_bytes: u64,
     /// Wakes the checkpoints when the journal has grown.
     checkpoint_due: Arc<Notify>,
@@ -36,25 +39,19 @@ impl JournalRounds {
         checkpoint_bytes: u64,
         checkpoint_due: Arc<Notify>,
     ) -> JournalRounds {
-        JournalRounds {
-            journal,
-            running: Mutex::new(false),
-            completed: watch::Sender::new(0),
+        let round = JournalRound {
+            journal: Arc::clone(&journal),
             checkpoint_bytes,
             checkpoint_due,
+        };
+        JournalRounds {
+            journal,
+            rounds: Rounds::new("journal rounds", round),
         }
     }
 
-    fn running(&self) -> MutexGuard<'_, bool> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Waits until offsets below `up_to` of `partition` are durable.
-    pub async fn make_durable(
-        self: &Arc<Self>,
-        partition: &PartitionRef,
-        up_to: i64,
-    ) -> Result<()> {
+    pub async fn make_durable(&self, partition: &PartitionRef, up_to: i64) -> Result<()> {
         if partition.durable_offset() >= up_to {
             return Ok(());
         }
@@ -63,71 +60,47 @@ impl JournalRounds {
             // segment itself is synced.
             return partition.make_durable(up_to).await;
         };
-        self.wait_for(position).await?;
+        let journal = &self.journal;
+        self.rounds
+            .wait_until(|| {
+                if journal.durable_position() >= position {
+                    return Ok(true);
+                }
+                match journal.failure() {
+                    Some(why) => Err(BrokerError::Storage(why)),
+                    None => Ok(false),
+                }
+            })
+            .await?;
         partition.mark_synced(up_to);
         Ok(())
     }
+}
 
-    async fn wait_for(self: &Arc<Self>, position: u64) -> Result<()> {
-        let mut completed = self.completed.subscribe();
-        loop {
-            if self.journal.durable_position() >= position {
-                return Ok(());
-            }
-            if let Some(why) = self.journal.failure() {
-                return Err(BrokerError::Storage(why));
-            }
-            let start = !std::mem::replace(&mut *self.running(), true);
-            if start {
-                // Its own task, so that no waiter's cancellation (a client
-                // gone) can stop a round others wait for.
-                let rounds = Arc::clone(self);
-                tokio::spawn(async move { rounds.run().await });
-            }
-            completed
-                .changed()
-                .await
-                .map_err(|_| BrokerError::Storage("the journal rounds stopped".into()))?;
+impl Round for JournalRound {
+    fn run_round(&self) -> bool {
+        let journal = &self.journal;
+        if journal.durable_position() >= journal.appended_end() || journal.is_failed() {
+            return false;
         }
+        let started = Instant::now();
+        if let Err(e) = journal.flush() {
+            error!("{e}; every partition stops accepting writes until restart");
+        }
+        debug!(
+            micros = started.elapsed().as_micros() as u64,
+            "journal round"
+        );
+        let since = journal
+            .appended_end()
+            .saturating_sub(journal.checkpointed_position());
+        if since >= self.checkpoint_bytes {
+            self.checkpoint_due.notify_one();
+        }
+        true
     }
 
-    /// Runs rounds until everything appended is durable.
-    async fn run(self: Arc<Self>) {
-        loop {
-            {
-                let mut running = self.running();
-                let caught_up = self.journal.durable_position() >= self.journal.appended_end();
-                if caught_up || self.journal.is_failed() {
-                    *running = false;
-                    break;
-                }
-            }
-            let started = Instant::now();
-            let journal = Arc::clone(&self.journal);
-            let flushed = tokio::task::spawn_blocking(move || journal.flush()).await;
-            debug!(
-                micros = started.elapsed().as_micros() as u64,
-                "journal round"
-            );
-            match flushed {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => error!("{e}; every partition stops accepting writes until restart"),
-                Err(e) => {
-                    let why = format!("journal round task failed: {e}");
-                    error!("{why}");
-                    self.journal.fail(&why);
-                }
-            }
-            self.completed.send_modify(|n| *n += 1);
-            let since = self
-                .journal
-                .appended_end()
-                .saturating_sub(self.journal.checkpointed_position());
-            if since >= self.checkpoint_bytes {
-                self.checkpoint_due.notify_one();
-            }
-        }
-        // Wake anyone who checked before the last round ended.
-        self.completed.send_modify(|n| *n += 1);
+    fn abandon(&self, why: &str) {
+        self.journal.fail(why);
     }
 }

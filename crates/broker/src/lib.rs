@@ -22,6 +22,7 @@ pub mod migrate;
 pub mod partition;
 pub mod producer_ids;
 pub mod record_batch;
+pub mod rounds;
 pub mod server;
 pub mod sync_rounds;
 pub mod topic_config;

@@ -19,133 +19,110 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use sluice_storage::disk::DiskRef;
-use tokio::sync::watch;
 use tracing::{debug, error};
 
 use crate::error::{BrokerError, Result};
 use crate::partition::PartitionRef;
+use crate::rounds::{Round, Rounds};
 
 pub struct SyncRounds {
+    rounds: Rounds<SyncRound>,
+}
+
+/// One round: sync the filesystem for every partition registered by then.
+struct SyncRound {
     disk: DiskRef,
     data_dir: PathBuf,
     /// The data directory, opened once: syncfs reports through it every
     /// writeback error since the previous round.
     handle: File,
-    state: Mutex<RoundState>,
-    /// Rounds completed; waiters wake on each and check their partition.
-    completed: watch::Sender<u64>,
-}
-
-#[derive(Default)]
-struct RoundState {
     /// Partitions waiting for the next round, by address.
-    waiting: HashMap<usize, PartitionRef>,
-    /// A task is running rounds.
-    running: bool,
+    waiting: Mutex<HashMap<usize, PartitionRef>>,
 }
 
 impl SyncRounds {
     pub fn open(disk: DiskRef, data_dir: PathBuf) -> std::io::Result<SyncRounds> {
         let handle = File::open(&data_dir)?;
-        Ok(SyncRounds {
+        let round = SyncRound {
             disk,
             data_dir,
             handle,
-            state: Mutex::new(RoundState::default()),
-            completed: watch::Sender::new(0),
+            waiting: Mutex::new(HashMap::new()),
+        };
+        Ok(SyncRounds {
+            rounds: Rounds::new("sync rounds", round),
         })
     }
 
-    fn state(&self) -> MutexGuard<'_, RoundState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Waits until offsets below `up_to` of `partition` are durable.
-    pub async fn make_durable(
-        self: &Arc<Self>,
-        partition: &PartitionRef,
-        up_to: i64,
-    ) -> Result<()> {
-        let mut completed = self.completed.subscribe();
-        loop {
-            if partition.durable_offset() >= up_to {
-                return Ok(());
-            }
-            if partition.is_failed() {
-                return Err(BrokerError::Storage(
-                    "an earlier sync failed; the partition refuses writes until restart".into(),
-                ));
-            }
-            let start = {
-                let mut state = self.state();
-                state
-                    .waiting
-                    .insert(Arc::as_ptr(partition) as usize, Arc::clone(partition));
-                !std::mem::replace(&mut state.running, true)
-            };
-            if start {
-                // Its own task, so that no waiter's cancellation (a client
-                // gone) can stop a round others wait for.
-                let rounds = Arc::clone(self);
-                tokio::spawn(async move { rounds.run().await });
-            }
-            completed
-                .changed()
-                .await
-                .map_err(|_| BrokerError::Storage("the sync rounds stopped".into()))?;
-        }
-    }
-
-    /// Runs rounds until nobody waits.
-    async fn run(self: Arc<Self>) {
-        loop {
-            let partitions: Vec<PartitionRef> = {
-                let mut state = self.state();
-                if state.waiting.is_empty() {
-                    state.running = false;
-                    return;
+    pub async fn make_durable(&self, partition: &PartitionRef, up_to: i64) -> Result<()> {
+        let round = self.rounds.round();
+        self.rounds
+            .wait_until(|| {
+                if partition.durable_offset() >= up_to {
+                    return Ok(true);
                 }
-                state.waiting.drain().map(|(_, p)| p).collect()
-            };
-            // Where each log ends now: the sync below covers at least that.
-            let ends: Vec<(PartitionRef, i64)> = partitions
-                .into_iter()
-                .filter_map(|p| p.unsynced_end().map(|end| (p, end)))
-                .collect();
-            if !ends.is_empty() {
-                let started = std::time::Instant::now();
-                let rounds = Arc::clone(&self);
-                let synced = tokio::task::spawn_blocking(move || {
-                    rounds
-                        .disk
-                        .sync_filesystem(&rounds.handle, &rounds.data_dir)
-                })
-                .await
-                .map_err(|e| format!("sync task failed: {e}"))
-                .and_then(|r| r.map_err(|e| format!("syncfs failed: {e}")));
-                debug!(
-                    partitions = ends.len(),
-                    micros = started.elapsed().as_micros() as u64,
-                    "sync round"
+                if partition.is_failed() {
+                    return Err(BrokerError::Storage(
+                        "an earlier sync failed; the partition refuses writes until restart".into(),
+                    ));
+                }
+                round.waiting().insert(
+                    std::sync::Arc::as_ptr(partition) as usize,
+                    std::sync::Arc::clone(partition),
                 );
-                match synced {
-                    Ok(()) => {
-                        for (partition, end) in &ends {
-                            partition.mark_synced(*end);
-                        }
-                    }
-                    Err(why) => {
-                        error!(partitions = ends.len(), "{why}");
-                        for (partition, _) in &ends {
-                            partition.mark_sync_failed(&why);
-                        }
-                    }
+                Ok(false)
+            })
+            .await
+    }
+}
+
+impl SyncRound {
+    fn waiting(&self) -> MutexGuard<'_, HashMap<usize, PartitionRef>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Round for SyncRound {
+    fn run_round(&self) -> bool {
+        let partitions: Vec<PartitionRef> = self.waiting().drain().map(|(_, p)| p).collect();
+        if partitions.is_empty() {
+            return false;
+        }
+        // Where each log ends now: the sync below covers at least that.
+        let ends: Vec<(PartitionRef, i64)> = partitions
+            .into_iter()
+            .filter_map(|p| p.unsynced_end().map(|end| (p, end)))
+            .collect();
+        if ends.is_empty() {
+            return true;
+        }
+        let started = std::time::Instant::now();
+        let synced = self
+            .disk
+            .sync_filesystem(&self.handle, &self.data_dir)
+            .map_err(|e| format!("syncfs failed: {e}"));
+        debug!(
+            partitions = ends.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "sync round"
+        );
+        match synced {
+            Ok(()) => {
+                for (partition, end) in &ends {
+                    partition.mark_synced(*end);
                 }
             }
-            self.completed.send_modify(|n| *n += 1);
+            Err(why) => {
+                error!(partitions = ends.len(), "{why}");
+                for (partition, _) in &ends {
+                    partition.mark_sync_failed(&why);
+                }
+            }
         }
+        true
     }
 }
