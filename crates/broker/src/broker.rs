@@ -550,19 +550,43 @@ impl Broker {
     /// Makes an append visible according to the fsync policy, and wakes
     /// waiting fetches.
     pub async fn commit_append(&self, partition: &PartitionRef, up_to: i64) -> Result<()> {
-        if self.config.fsync == FsyncPolicy::Always {
-            match self.config.fsync_scope {
-                FsyncScope::Journal => match &self.journal_rounds {
-                    Some(rounds) => rounds.make_durable(partition, up_to).await?,
-                    None => partition.make_durable(up_to).await?,
-                },
-                FsyncScope::Filesystem => self.sync_rounds.make_durable(partition, up_to).await?,
-                FsyncScope::Partition => partition.make_durable(up_to).await?,
+        self.commit_appends(&[(partition, up_to)])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Makes the appends of one request (offsets below each `up_to`)
+    /// durable according to the fsync policy, then visible together, and
+    /// wakes waiting fetches once. Published one by one, a fetch woken by
+    /// the first would answer with that partition alone and come back for
+    /// each of the others. One result per append, in order.
+    pub async fn commit_appends(&self, appends: &[(&PartitionRef, i64)]) -> Vec<Result<()>> {
+        let durable = appends
+            .iter()
+            .map(|(partition, up_to)| self.make_durable(partition, *up_to));
+        let durable = futures_util::future::join_all(durable).await;
+        for ((partition, up_to), outcome) in appends.iter().zip(&durable) {
+            if outcome.is_ok() {
+                partition.publish(*up_to);
             }
         }
-        partition.publish(up_to);
         self.data_arrived.notify_waiters();
-        Ok(())
+        durable
+    }
+
+    async fn make_durable(&self, partition: &PartitionRef, up_to: i64) -> Result<()> {
+        if self.config.fsync != FsyncPolicy::Always {
+            return Ok(());
+        }
+        match self.config.fsync_scope {
+            FsyncScope::Journal => match &self.journal_rounds {
+                Some(rounds) => rounds.make_durable(partition, up_to).await,
+                None => partition.make_durable(up_to).await,
+            },
+            FsyncScope::Filesystem => self.sync_rounds.make_durable(partition, up_to).await,
+            FsyncScope::Partition => partition.make_durable(up_to).await,
+        }
     }
 
     /// Applies retention to every partition.

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use futures_util::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use sluice_storage::{AppendInfo, BatchHeader};
@@ -121,15 +120,19 @@ impl PendingProduce {
             mut response,
             appended: pending,
         } = self;
-        let commits = pending.iter().map(|(_, outcome)| async move {
-            match outcome {
-                Ok((partition, info)) => {
-                    broker.commit_append(partition, info.last_offset + 1).await
-                }
+        let appended: Vec<(&PartitionRef, i64)> = pending
+            .iter()
+            .filter_map(|(_, outcome)| outcome.as_ref().ok())
+            .map(|(partition, info)| (partition, info.last_offset + 1))
+            .collect();
+        let mut commits = broker.commit_appends(&appended).await.into_iter();
+        let committed: Vec<Result<()>> = pending
+            .iter()
+            .map(|(_, outcome)| match outcome {
+                Ok(_) => commits.next().unwrap_or(Ok(())),
                 Err(_) => Ok(()),
-            }
-        });
-        let committed = join_all(commits).await;
+            })
+            .collect();
 
         let mut slots = response
             .responses

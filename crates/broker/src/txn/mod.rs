@@ -374,10 +374,11 @@ impl TransactionCoordinator {
             let info = partition.append(marker, now_ms())?;
             appended.push((topic, *index, partition, info.last_offset + 1));
         }
-        let durable = appended
+        let markers: Vec<(&crate::partition::PartitionRef, i64)> = appended
             .iter()
-            .map(|(_, _, partition, end)| broker.commit_append(partition, *end));
-        for outcome in futures_util::future::join_all(durable).await {
+            .map(|(_, _, partition, end)| (partition, *end))
+            .collect();
+        for outcome in broker.commit_appends(&markers).await {
             outcome?;
         }
         for (topic, index, _, _) in &appended {
