@@ -173,6 +173,11 @@ struct ProduceArgs {
     /// transactions
     #[arg(long, default_value_t = 0)]
     transaction_records: u64,
+    /// end-to-end only: write every record's receive time (ms since the
+    /// start), latency (µs) and partition to this file, to see when the
+    /// slow ones arrived
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -739,12 +744,17 @@ fn end_to_end(args: &ProduceArgs) -> Result<()> {
     let producer_args = args.clone();
     let producing = std::thread::spawn(move || produce(&producer_args, Some(stop_at)));
     let mut latencies = Latencies::default();
+    let mut timeline = Vec::new();
+    let began = Instant::now();
     let drain_until = stop_at + Duration::from_secs(10);
     while Instant::now() < drain_until {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             if let Some(latency) = e2e_latency(message.payload().unwrap_or_default()) {
                 latencies.record(latency);
+                if args.timeline.is_some() {
+                    timeline.push((began.elapsed(), latency, message.partition()));
+                }
             }
         } else if producing.is_finished() && Instant::now() > stop_at + Duration::from_secs(2) {
             break;
@@ -754,5 +764,18 @@ fn end_to_end(args: &ProduceArgs) -> Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
     end_to_end_report(&mut latencies, &produce_report);
+    if let Some(path) = &args.timeline {
+        let mut out = String::from("received_ms,latency_us,partition\n");
+        for (at, latency, partition) in timeline {
+            use std::fmt::Write;
+            let _ = writeln!(
+                out,
+                "{:.3},{},{partition}",
+                at.as_secs_f64() * 1000.0,
+                latency.as_micros()
+            );
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }

@@ -128,7 +128,10 @@ impl Partition {
     /// Validates and appends one producer batch. Not yet visible: see
     /// [`Partition::publish`]. The validation (CRC, inflating a compressed
     /// batch, walking its records) runs before the log's lock is taken.
-    pub fn append(&self, batch: Vec<u8>, now_ms: i64) -> Result<AppendInfo> {
+    /// The bytes are stored as given (a produce request's own buffer is
+    /// not copied).
+    pub fn append(&self, batch: impl Into<bytes::Bytes>, now_ms: i64) -> Result<AppendInfo> {
+        let batch = batch.into();
         let settings = self.settings();
         if batch.len() > settings.max_message_bytes {
             return Err(BrokerError::MessageTooLarge {
@@ -165,7 +168,7 @@ impl Partition {
         }
         let info = log.append(batch, self.leader_epoch, append_time, now_ms)?;
         if let (Some(journal), false) = (&self.journal, info.duplicate) {
-            match journal.append(self.topic_id.as_bytes(), self.index, batch.bytes()) {
+            match journal.append(self.topic_id.as_bytes(), self.index, batch.parts()) {
                 Ok(end) => self.marks().push_back((info.last_offset + 1, end)),
                 Err(e) => {
                     // In the segment but not the journal: nothing after it

@@ -24,6 +24,7 @@
 //! stamp the leader epoch without recomputing it, and store the client's bytes
 //! exactly as they arrived.
 
+use bytes::Bytes;
 use thiserror::Error;
 
 use crate::records::{self, Codec};
@@ -240,20 +241,35 @@ pub fn validate_produced(buf: &[u8], max_inflated: usize) -> Result<BatchHeader,
     Ok(header)
 }
 
-/// A batch that passed [`validate_produced`]; only these are appended. It
-/// owns its bytes so that the log can stamp offsets into them.
+/// A batch that passed [`validate_produced`]; only these are appended.
+/// The producer's bytes are kept as they arrived (the request's own
+/// buffer, never copied): the offsets, epoch and log-append time the log
+/// stamps go into a copy of the 61-byte header, and the two pieces are
+/// written together with one vectored write.
 #[derive(Debug)]
 pub struct ProducedBatch {
-    bytes: Vec<u8>,
+    bytes: Bytes,
+    head: [u8; HEADER_SIZE],
     header: BatchHeader,
 }
 
 impl ProducedBatch {
     /// Validates `bytes` (see [`validate_produced`]). This is the costly
     /// part of an append (CRC, inflation), done before any lock is taken.
-    pub fn new(bytes: Vec<u8>, max_inflated: usize) -> Result<ProducedBatch, BatchError> {
+    pub fn new(bytes: impl Into<Bytes>, max_inflated: usize) -> Result<ProducedBatch, BatchError> {
+        let bytes = bytes.into();
         let header = validate_produced(&bytes, max_inflated)?;
-        Ok(ProducedBatch { bytes, header })
+        let mut head = [0u8; HEADER_SIZE];
+        let sent = bytes.get(..HEADER_SIZE).ok_or(BatchError::Truncated {
+            needed: HEADER_SIZE,
+            available: bytes.len(),
+        })?;
+        head.copy_from_slice(sent);
+        Ok(ProducedBatch {
+            bytes,
+            head,
+            header,
+        })
     }
 
     /// The header as the producer sent it (before offsets are assigned).
@@ -261,12 +277,26 @@ impl ProducedBatch {
         &self.header
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// Sets the base offset and partition leader epoch (outside the CRC)
+    /// and, for a topic with log-append time, the timestamp type and max
+    /// timestamp (inside it: the CRC is recomputed over the new header
+    /// and the producer's records).
+    pub(crate) fn stamp(&mut self, base_offset: i64, leader_epoch: i32, append_time: Option<i64>) {
+        set_base_offset(&mut self.head, base_offset);
+        set_partition_leader_epoch(&mut self.head, leader_epoch);
+        if let Some(now_ms) = append_time {
+            let records = self.bytes.get(HEADER_SIZE..).unwrap_or_default();
+            set_log_append_time(&mut self.head, records, now_ms);
+        }
     }
 
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
+    /// The batch as it is to be stored: the (stamped) header and the
+    /// producer's records.
+    pub fn parts(&self) -> BatchParts<'_> {
+        BatchParts {
+            header: &self.head,
+            records: self.bytes.get(HEADER_SIZE..).unwrap_or_default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -275,6 +305,40 @@ impl ProducedBatch {
 
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+}
+
+/// A whole batch in two pieces: its 61-byte header and its records
+/// section (possibly compressed).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchParts<'a> {
+    pub header: &'a [u8],
+    pub records: &'a [u8],
+}
+
+impl<'a> BatchParts<'a> {
+    /// A batch held in one piece (at least [`HEADER_SIZE`] bytes long, as
+    /// [`validate`] ensures).
+    pub fn whole(batch: &'a [u8]) -> BatchParts<'a> {
+        let (header, records) = batch.split_at(HEADER_SIZE.min(batch.len()));
+        BatchParts { header, records }
+    }
+
+    pub fn len(&self) -> usize {
+        self.header.len() + self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn slices(&self) -> [&'a [u8]; 2] {
+        [self.header, self.records]
+    }
+
+    /// Both pieces copied into one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        [self.header, self.records].concat()
     }
 }
 
@@ -288,15 +352,16 @@ pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
     buf[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
-/// Marks the batch as carrying log-append time `now_ms` as its max timestamp
-/// (topic config `message.timestamp.type=LogAppendTime`). This changes bytes
-/// the CRC covers, so the CRC is recomputed.
-pub fn set_log_append_time(buf: &mut [u8], now_ms: i64) {
-    let attributes = i16::from_be_bytes(fixed(buf, ATTRIBUTES_AT)) | TIMESTAMP_TYPE_BIT;
-    buf[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-    buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[CRC_COVERS_FROM..]);
-    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+/// Marks the batch whose header is `head` and records section `records`
+/// as carrying log-append time `now_ms` as its max timestamp (topic config
+/// `message.timestamp.type=LogAppendTime`). This changes bytes the CRC
+/// covers, so the CRC is recomputed.
+pub fn set_log_append_time(head: &mut [u8; HEADER_SIZE], records: &[u8], now_ms: i64) {
+    let attributes = i16::from_be_bytes(fixed(head, ATTRIBUTES_AT)) | TIMESTAMP_TYPE_BIT;
+    head[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    head[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_COVERS_FROM..]), records);
+    head[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 fn fixed<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
@@ -401,12 +466,17 @@ mod tests {
     }
 
     #[test]
-    fn log_append_time_recomputes_the_crc() {
-        let mut buf = batch(1, 5, 4);
-        set_log_append_time(&mut buf, 99);
-        let header = validate(&buf).expect("still valid");
+    fn stamping_keeps_the_producers_bytes_and_recomputes_the_crc() {
+        let sent = batch(3, 5, 4);
+        let mut produced = ProducedBatch::new(sent.clone(), 1 << 20).expect("valid");
+        produced.stamp(42, 7, Some(99));
+        let stored = produced.parts().to_vec();
+        let header = validate(&stored).expect("still valid");
+        assert_eq!(header.base_offset, 42);
+        assert_eq!(header.partition_leader_epoch, 7);
         assert!(header.is_log_append_time());
         assert_eq!(header.max_timestamp, 99);
+        assert_eq!(stored[HEADER_SIZE..], sent[HEADER_SIZE..]);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::{info, warn};
 
+use crate::batch::BatchParts;
 use crate::disk::{self, DiskRef};
 use crate::error::StorageError;
 
@@ -265,7 +266,7 @@ impl Journal {
         &self,
         topic_id: &[u8; 16],
         partition: i32,
-        batch: &[u8],
+        batch: BatchParts<'_>,
     ) -> Result<u64, StorageError> {
         if self.is_failed() {
             return Err(StorageError::LogFailed);
@@ -284,10 +285,17 @@ impl Journal {
         header[12..20].copy_from_slice(&position.to_be_bytes());
         header[20..36].copy_from_slice(topic_id);
         header[36..40].copy_from_slice(&partition.to_be_bytes());
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), batch);
+        let crc = batch
+            .slices()
+            .iter()
+            .fold(crc32c::crc32c(&header[4..]), |crc, piece| {
+                crc32c::crc32c_append(crc, piece)
+            });
         header[0..4].copy_from_slice(&crc.to_be_bytes());
         pending.bytes.extend_from_slice(&header);
-        pending.bytes.extend_from_slice(batch);
+        for piece in batch.slices() {
+            pending.bytes.extend_from_slice(piece);
+        }
         Ok(position + (ENTRY_HEADER_BYTES + batch.len()) as u64)
     }
 
@@ -715,7 +723,7 @@ mod tests {
         assert!(replayed.is_empty());
         for n in 0..30u8 {
             journal
-                .append(&[7; 16], i32::from(n), &entry(n))
+                .append(&[7; 16], i32::from(n), BatchParts::whole(&entry(n)))
                 .expect("append");
         }
         let end = journal.flush().expect("flush");
@@ -736,7 +744,11 @@ mod tests {
         let (journal, _) = open(tmp.path());
         let mut ends = Vec::new();
         for n in 0..6u8 {
-            ends.push(journal.append(&[7; 16], 0, &entry(n)).expect("append"));
+            ends.push(
+                journal
+                    .append(&[7; 16], 0, BatchParts::whole(&entry(n)))
+                    .expect("append"),
+            );
         }
         journal.flush().expect("flush");
         drop(journal);
@@ -752,7 +764,9 @@ mod tests {
         let (journal, replayed) = open(tmp.path());
         assert_eq!(replayed.len(), 3);
         // The new start writes one entry the size of the torn one.
-        let end = journal.append(&[7; 16], 1, &entry(99)).expect("append");
+        let end = journal
+            .append(&[7; 16], 1, BatchParts::whole(&entry(99)))
+            .expect("append");
         assert_eq!(end, ends[3], "the new entry ends where the fifth begins");
         journal.flush().expect("flush");
         drop(journal);

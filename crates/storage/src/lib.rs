@@ -20,7 +20,7 @@ pub mod recovery_points;
 pub mod region;
 pub mod segment;
 
-pub use batch::{BatchError, BatchHeader, ProducedBatch};
+pub use batch::{BatchError, BatchHeader, BatchParts, ProducedBatch};
 pub use disk::{Disk, DiskRef, PowerLoss, RealDisk, SimDisk};
 pub use error::StorageError;
 pub use log::{

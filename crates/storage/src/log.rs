@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
-use crate::batch::{self, BatchHeader, ProducedBatch};
+use crate::batch::{self, BatchHeader, BatchParts, ProducedBatch};
 use crate::disk::{self, Disk, DiskRef, RealDisk};
 use crate::error::StorageError;
 use crate::producers::{self, ControlType, ProducerStates, SequenceCheck};
@@ -311,14 +311,10 @@ impl PartitionLog {
                 duplicate: true,
             });
         }
-        let bytes = produced.bytes_mut();
-        batch::set_base_offset(bytes, self.log_end_offset);
-        batch::set_partition_leader_epoch(bytes, leader_epoch);
-        if let Some(time) = log_append_time_ms {
-            batch::set_log_append_time(bytes, time);
-        }
-        let header = BatchHeader::parse(bytes)?;
-        self.store(bytes, &header, now_ms)?;
+        produced.stamp(self.log_end_offset, leader_epoch, log_append_time_ms);
+        let parts = produced.parts();
+        let header = BatchHeader::parse(parts.header)?;
+        self.store(parts, &header, now_ms)?;
         Ok(AppendInfo {
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
@@ -349,7 +345,7 @@ impl PartitionLog {
             });
         }
         let gap_from = (header.base_offset > self.log_end_offset).then_some(self.log_end_offset);
-        self.store(bytes, &header, now_ms)?;
+        self.store(BatchParts::whole(bytes), &header, now_ms)?;
         Ok(match gap_from {
             Some(log_end) => ReplayOutcome::AppendedAfterGap { log_end },
             None => ReplayOutcome::Appended,
@@ -359,17 +355,17 @@ impl PartitionLog {
     /// Writes a stamped batch and records its producer.
     fn store(
         &mut self,
-        bytes: &[u8],
+        batch: BatchParts<'_>,
         header: &BatchHeader,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        self.append_validated(bytes, header, now_ms)?;
+        self.append_validated(batch, header, now_ms)?;
         if header.producer_id >= 0 {
             self.snapshot_through = None;
         }
         let control = header
             .is_control()
-            .then(|| ControlType::of_batch(bytes, header))
+            .then(|| ControlType::of_records(batch.records, header))
             .flatten();
         self.producers.record(header, control, now_ms);
         Ok(())
@@ -377,16 +373,16 @@ impl PartitionLog {
 
     fn append_validated(
         &mut self,
-        bytes: &[u8],
+        batch: BatchParts<'_>,
         header: &BatchHeader,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        if self.should_roll(bytes.len() as u64, header) {
+        if self.should_roll(batch.len() as u64, header) {
             self.roll(now_ms)?;
         }
         let interval = self.config.index_interval_bytes;
         let active = self.active_mut();
-        match active.append(bytes, header, interval) {
+        match active.append(batch, header, interval) {
             Ok(()) => {
                 self.log_end_offset = header.next_offset();
                 Ok(())

@@ -96,7 +96,11 @@ impl ControlType {
     /// The type a control batch's bytes mark; None when they hold no
     /// readable control record.
     pub fn of_batch(batch: &[u8], header: &BatchHeader) -> Option<ControlType> {
-        let section = batch.get(HEADER_SIZE..header.total_size())?;
+        ControlType::of_records(batch.get(HEADER_SIZE..header.total_size())?, header)
+    }
+
+    /// [`ControlType::of_batch`] given the batch's records section alone.
+    pub fn of_records(section: &[u8], header: &BatchHeader) -> Option<ControlType> {
         let record = Records::new(section, header.records_count).next()?.ok()?;
         let key = record.key?;
         let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);

@@ -1,13 +1,14 @@
 //! One segment of a partition log: a file of record batches starting at
 //! `base_offset`, with its offset and time indexes.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::batch::{self, BatchHeader, HEADER_SIZE};
+use crate::batch::{self, BatchHeader, BatchParts, HEADER_SIZE};
 use crate::disk::DiskRef;
 use crate::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::region::FileRegion;
@@ -65,7 +66,42 @@ pub struct Segment {
     bytes_since_index_entry: u64,
     /// A failed append could not be cut back: the file's tail is unknown.
     torn: bool,
+    /// Where the last batches appended to this segment lie, so that a
+    /// reader following the tail finds them without reading headers back
+    /// from the file (the offset index only has an entry every
+    /// `index_interval_bytes`). Emptied when the segment is sealed.
+    recent: VecDeque<BatchSpan>,
     disk: DiskRef,
+}
+
+/// One batch's offsets and place in the segment file.
+#[derive(Debug, Clone, Copy)]
+struct BatchSpan {
+    base_offset: i64,
+    last_offset: i64,
+    position: u64,
+    size: u64,
+}
+
+/// Batches remembered per active segment: enough for consumers a few
+/// requests behind the tail, 1.3 KiB per partition.
+const RECENT_BATCHES: usize = 32;
+
+/// Writes every piece, in order, at the file's end (it is opened for
+/// appending), with as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &File, pieces: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        match (&*file).write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut rest, written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl Segment {
@@ -180,6 +216,7 @@ impl Segment {
             rolling_timestamp: -1,
             bytes_since_index_entry: 0,
             torn: false,
+            recent: VecDeque::new(),
             disk,
         })
     }
@@ -334,6 +371,7 @@ impl Segment {
             position += total;
         }
         if position < self.size {
+            self.recent.clear();
             outcome.truncated_bytes = self.size - position;
             self.log.set_len(position)?;
             self.disk.sync_file(&self.log, &self.log_path)?;
@@ -380,13 +418,12 @@ impl Segment {
     /// the batch remains.
     pub fn append(
         &mut self,
-        bytes: &[u8],
+        batch: BatchParts<'_>,
         header: &BatchHeader,
         index_interval: u64,
     ) -> io::Result<()> {
         let position = self.size;
-        let result = (&*self.log)
-            .write_all(bytes)
+        let result = write_all_vectored(&self.log, &batch.slices())
             .and_then(|()| self.index_batch(position, header, index_interval));
         if let Err(e) = result {
             // Undo the whole append so that the offsets can be given again.
@@ -406,12 +443,21 @@ impl Segment {
             }
             return Err(e);
         }
-        self.size += bytes.len() as u64;
+        if self.recent.len() == RECENT_BATCHES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(BatchSpan {
+            base_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            position,
+            size: batch.len() as u64,
+        });
+        self.size += batch.len() as u64;
         if self.next_offset == self.base_offset {
             self.rolling_timestamp = header.max_timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
-        self.bytes_since_index_entry += bytes.len() as u64;
+        self.bytes_since_index_entry += batch.len() as u64;
         self.next_offset = header.next_offset();
         Ok(())
     }
@@ -462,6 +508,7 @@ impl Segment {
                 relative_offset: relative,
             })?;
         }
+        self.recent = VecDeque::new();
         self.sync_all()
     }
 
@@ -496,6 +543,9 @@ impl Segment {
         max_offset: i64,
         min_one: bool,
     ) -> io::Result<Option<FileRegion>> {
+        if let Some(region) = self.read_recent(offset, max_bytes, max_offset, min_one) {
+            return Ok(Some(region));
+        }
         let Some((start, first)) = self.locate(offset)? else {
             return Ok(None);
         };
@@ -523,6 +573,36 @@ impl Segment {
             start,
             (end - start) as usize,
         )))
+    }
+
+    /// [`Segment::read`] from the recent batches alone, when they reach
+    /// back to `offset` and hold a batch at or after it; otherwise `None`
+    /// (the file and index answer instead).
+    fn read_recent(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Option<FileRegion> {
+        if self.recent.front()?.base_offset > offset {
+            return None;
+        }
+        let first = self.recent.iter().position(|s| s.last_offset >= offset)?;
+        let start = self.recent[first].position;
+        let mut taken = 0u64;
+        for span in self.recent.range(first..) {
+            if span.base_offset >= max_offset {
+                break;
+            }
+            let fits = taken + span.size <= max_bytes as u64;
+            let first_regardless = taken == 0 && min_one;
+            if !(fits || first_regardless) {
+                break;
+            }
+            taken += span.size;
+        }
+        Some(FileRegion::new(self.log_file(), start, taken as usize))
     }
 
     /// The first batch whose max timestamp is at least `timestamp`.

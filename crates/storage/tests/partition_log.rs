@@ -119,6 +119,54 @@ fn reads_stop_at_the_high_watermark_and_the_byte_limit() {
     assert_eq!(limited.len(), one_size * 2);
 }
 
+/// The active segment answers reads near its tail from the batches it
+/// remembers; a reopened log has to read headers from the file. Both
+/// must return the same bytes for every offset, byte limit and high
+/// watermark, including offsets older than what is remembered.
+#[test]
+fn reads_from_remembered_batches_match_reads_from_the_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        index_interval_bytes: 512,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), config.clone());
+    fill(&mut log, 50, 3);
+    let end = log.log_end_offset();
+    let cases: Vec<(i64, usize, i64, bool)> = (0..end)
+        .flat_map(|offset| {
+            [
+                (10_000, end, true),
+                (200, end, true),
+                (1, end, true),
+                (1, end, false),
+            ]
+            .into_iter()
+            .chain([(10_000, offset + 4, true), (10_000, offset, true)])
+            .map(move |(bytes, watermark, min_one)| (offset, bytes, watermark, min_one))
+        })
+        .collect();
+    let read = |log: &PartitionLog| -> Vec<Vec<u8>> {
+        cases
+            .iter()
+            .map(|&(offset, bytes, watermark, min_one)| {
+                log.read(offset, bytes, watermark, min_one).expect("read")
+            })
+            .collect()
+    };
+    let remembered = read(&log);
+    drop(log);
+    let reopened = read(&open(tmp.path(), config));
+    assert_eq!(remembered.len(), reopened.len());
+    for (case, (a, b)) in cases.iter().zip(remembered.iter().zip(&reopened)) {
+        assert_eq!(a, b, "read {case:?}");
+    }
+    assert!(
+        remembered.iter().any(|r| r.len() > 1000),
+        "some reads span batches"
+    );
+}
+
 #[test]
 fn a_batch_too_big_for_the_budget_is_not_skipped_at_a_segment_end() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -34,7 +34,7 @@ fn append(log: &mut PartitionLog, records: i32, seed: usize) -> Vec<u8> {
         ProducedBatch::new(batch(records, NOW + seed as i64, 20 + seed % 17), 1 << 20)
             .expect("valid batch");
     log.append(&mut produced, 0, None, NOW).expect("append");
-    produced.bytes().to_vec()
+    produced.parts().to_vec()
 }
 
 /// Every batch in the log, in order, as stored bytes.

@@ -329,8 +329,7 @@ fn append(
             "a transactional batch that was not checked with its transaction".to_string(),
         ));
     }
-    // The batch is copied once so that its offset and epoch can be set.
-    let info = partition.append(records.to_vec(), now)?;
+    let info = partition.append(records, now)?;
     if info.duplicate {
         info!(
             topic,
