@@ -173,9 +173,9 @@ struct ProduceArgs {
     /// transactions
     #[arg(long, default_value_t = 0)]
     transaction_records: u64,
-    /// end-to-end only: write every record's receive time (ms since the
-    /// start), latency (µs) and partition to this file, to see when the
-    /// slow ones arrived
+    /// end-to-end only: write every record's receive time (Unix ms),
+    /// latency (µs) and partition to this file, to see when the slow ones
+    /// arrived
     #[arg(long)]
     timeline: Option<std::path::PathBuf>,
 }
@@ -765,13 +765,15 @@ fn end_to_end(args: &ProduceArgs) -> Result<()> {
         .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
     end_to_end_report(&mut latencies, &produce_report);
     if let Some(path) = &args.timeline {
-        let mut out = String::from("received_ms,latency_us,partition\n");
+        // Wall-clock receive times, to line up with the broker's log.
+        let began_unix_ms = now_micros() as f64 / 1000.0 - began.elapsed().as_secs_f64() * 1000.0;
+        let mut out = String::from("received_unix_ms,latency_us,partition\n");
         for (at, latency, partition) in timeline {
             use std::fmt::Write;
             let _ = writeln!(
                 out,
                 "{:.3},{},{partition}",
-                at.as_secs_f64() * 1000.0,
+                began_unix_ms + at.as_secs_f64() * 1000.0,
                 latency.as_micros()
             );
         }

@@ -88,10 +88,13 @@ impl Checkpoints {
         // directories.
         let before: HashMap<&PartitionKey, &RecoveryPoint> =
             last.iter().map(|(k, p)| (k, p)).collect();
-        let grown = captured
+        let grown: Vec<&&PartitionRef> = captured
             .iter()
             .filter(|(_, key, point)| before.get(key) != Some(&point))
-            .map(|(partition, _, _)| partition);
+            .map(|(partition, _, _)| partition)
+            .collect();
+        let started = std::time::Instant::now();
+        let grown_count = grown.len();
         let result = grown
             .into_iter()
             .try_for_each(|partition| {
@@ -114,6 +117,12 @@ impl Checkpoints {
                 tracing::warn!(error = %e, "cannot prepare the next journal file");
             }
         }
+        tracing::debug!(
+            micros = started.elapsed().as_micros() as u64,
+            segments = grown_count,
+            journal_due,
+            "checkpoint"
+        );
         match &result {
             Ok(()) => *last = points,
             Err(e) => {
