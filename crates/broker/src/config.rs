@@ -103,8 +103,9 @@ pub struct BrokerConfig {
     /// journal per round), "filesystem" (one syncfs per round for every
     /// partition) or "partition" (an fdatasync per partition).
     pub fsync_scope: FsyncScope,
-    /// Size of each journal file (`fsync_scope = "journal"`); files wholly
-    /// before the last checkpoint are deleted.
+    /// Size of each journal file (`fsync_scope = "journal"`), a multiple of
+    /// the journal's 4096-byte block; files wholly before the last
+    /// checkpoint are reused or deleted.
     pub journal_file_bytes: u64,
     /// Journal bytes written since the last checkpoint that start the next
     /// one: bounds the journal's size on disk and what a restart replays.
@@ -439,6 +440,12 @@ impl BrokerConfig {
         }
         if self.journal_file_bytes < 64 * 1024 {
             return invalid("journal_file_bytes", "must be at least 65536");
+        }
+        if !self
+            .journal_file_bytes
+            .is_multiple_of(sluice_storage::journal::BLOCK as u64)
+        {
+            return invalid("journal_file_bytes", "must be a multiple of 4096");
         }
         if self.journal_checkpoint_bytes == 0 {
             return invalid("journal_checkpoint_bytes", "must be at least 1");

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -76,12 +76,88 @@ pub struct JournalRecovery {
     pub entries: u64,
 }
 
+/// Alignment of every journal write: rounds write whole blocks, from
+/// block-aligned memory to block-aligned positions, so that the files can
+/// be written with direct I/O (no copy into the page cache, and no
+/// writeback later, for bytes that are read back only after a crash).
+pub const BLOCK: usize = 4096;
+
 struct Pending {
-    /// The position of `bytes[0]`.
-    start: u64,
-    bytes: Vec<u8>,
+    /// The position of `bytes[0]`: always at a block boundary.
+    base: u64,
+    /// What the next round writes: the partial block the last round ended
+    /// in (its first `carried` bytes), then every entry appended since.
+    bytes: BlockBuf,
+    carried: usize,
     /// The previous round's buffer, kept for its capacity.
-    spare: Vec<u8>,
+    spare: BlockBuf,
+}
+
+/// A growable byte buffer whose start is aligned to [`BLOCK`].
+struct BlockBuf {
+    raw: Vec<u8>,
+    /// Where the aligned start lies in `raw`.
+    offset: usize,
+    len: usize,
+}
+
+impl BlockBuf {
+    fn with_capacity(capacity: usize) -> BlockBuf {
+        let raw = vec![0u8; capacity.next_multiple_of(BLOCK) + BLOCK];
+        let offset = raw.as_ptr().align_offset(BLOCK).min(BLOCK);
+        BlockBuf {
+            raw,
+            offset,
+            len: 0,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        (self.raw.len() - self.offset) / BLOCK * BLOCK
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.raw[self.offset..self.offset + self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn reserve(&mut self, more: usize) {
+        let needed = self.len + more;
+        if needed > self.capacity() {
+            let mut grown = BlockBuf::with_capacity(needed.max(2 * self.capacity()));
+            grown.extend_from_slice(self.as_slice());
+            *self = grown;
+        }
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        let at = self.offset + self.len;
+        self.raw[at..at + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// The contents followed by zeros up to the next block boundary.
+    fn padded(&mut self) -> &[u8] {
+        let padded = self.len.next_multiple_of(BLOCK);
+        self.reserve(padded - self.len);
+        let start = self.offset;
+        self.raw[start + self.len..start + padded].fill(0);
+        &self.raw[start..start + padded]
+    }
+}
+
+impl Default for BlockBuf {
+    fn default() -> BlockBuf {
+        BlockBuf::with_capacity(0)
+    }
 }
 
 struct Files {
@@ -112,6 +188,9 @@ pub struct Journal {
     /// The files were cut by another size: all of them go at the first
     /// checkpoint (written on open, before any append).
     resized: std::sync::atomic::AtomicBool,
+    /// Files are opened for direct I/O; cleared for good when the
+    /// filesystem refuses it (tmpfs, some network filesystems).
+    direct: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -128,6 +207,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn is_invalid_argument(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+}
+
 fn file_path(dir: &Path, index: u64) -> PathBuf {
     dir.join(format!("{index:020}{FILE_SUFFIX}"))
 }
@@ -142,10 +225,10 @@ impl Journal {
     /// checkpoint does not cover, and the caller must make that durable and
     /// write a checkpoint (which also records this start's generation).
     pub fn open(disk: DiskRef, dir: &Path, file_bytes: u64) -> Result<Journal, StorageError> {
-        if file_bytes < ENTRY_HEADER_BYTES as u64 {
+        if file_bytes < ENTRY_HEADER_BYTES as u64 || !file_bytes.is_multiple_of(BLOCK as u64) {
             return Err(StorageError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "journal files must be larger than an entry header",
+                format!("journal files must be a whole number of {BLOCK}-byte blocks"),
             )));
         }
         disk::create_dir_durably(&*disk, dir)?;
@@ -195,9 +278,10 @@ impl Journal {
             file_bytes,
             generation: last.generation.saturating_add(1),
             pending: Mutex::new(Pending {
-                start: last.position,
-                bytes: Vec::new(),
-                spare: Vec::new(),
+                base: last.position.next_multiple_of(BLOCK as u64),
+                bytes: BlockBuf::default(),
+                carried: 0,
+                spare: BlockBuf::default(),
             }),
             files: Mutex::new(Files {
                 open: BTreeMap::new(),
@@ -209,6 +293,7 @@ impl Journal {
             checkpoint: Mutex::new(last),
             failed: Mutex::new(None),
             resized: resized.into(),
+            direct: true.into(),
         })
     }
 
@@ -254,8 +339,17 @@ impl Journal {
                 "replayed the journal past its checkpoint"
             );
         }
-        lock(&self.pending).start = recovery.to;
-        self.durable.store(recovery.to, Ordering::Release);
+        // This start's entries begin at the next block boundary (its first
+        // checkpoint, written before any append, records that position), so
+        // that its rounds never rewrite the block an earlier start ended in.
+        let start = recovery.to.next_multiple_of(BLOCK as u64);
+        {
+            let mut pending = lock(&self.pending);
+            pending.base = start;
+            pending.bytes.clear();
+            pending.carried = 0;
+        }
+        self.durable.store(start, Ordering::Release);
         Ok(recovery)
     }
 
@@ -278,7 +372,7 @@ impl Journal {
             ))
         })?;
         let mut pending = lock(&self.pending);
-        let position = pending.start + pending.bytes.len() as u64;
+        let position = pending.base + pending.bytes.len() as u64;
         let mut header = [0u8; ENTRY_HEADER_BYTES];
         header[4..8].copy_from_slice(&length.to_be_bytes());
         header[8..12].copy_from_slice(&self.generation.to_be_bytes());
@@ -302,7 +396,7 @@ impl Journal {
     /// Where the last appended entry ends.
     pub fn appended_end(&self) -> u64 {
         let pending = lock(&self.pending);
-        pending.start + pending.bytes.len() as u64
+        pending.base + pending.bytes.len() as u64
     }
 
     /// Entries ending at or before this are durable.
@@ -350,25 +444,32 @@ impl Journal {
         if let Some(why) = self.failure() {
             return Err(StorageError::Io(io::Error::other(why)));
         }
-        let (start, bytes) = {
+        let (base, mut bytes) = {
             let mut pending = lock(&self.pending);
-            let fresh = std::mem::take(&mut pending.spare);
-            let bytes = std::mem::replace(&mut pending.bytes, fresh);
-            let start = pending.start;
-            pending.start += bytes.len() as u64;
-            (start, bytes)
+            if pending.bytes.len() == pending.carried {
+                return Ok(self.durable_position());
+            }
+            // The block this round ends in is written again, whole, by the
+            // next round: it starts the next buffer. Rewriting bytes that
+            // are durable already with the same bytes cannot lose them,
+            // whichever of the block's sectors a power cut leaves old.
+            let whole_blocks = pending.bytes.len() / BLOCK * BLOCK;
+            let mut next = std::mem::take(&mut pending.spare);
+            next.clear();
+            next.extend_from_slice(&pending.bytes.as_slice()[whole_blocks..]);
+            pending.carried = next.len();
+            let bytes = std::mem::replace(&mut pending.bytes, next);
+            let base = pending.base;
+            pending.base += whole_blocks as u64;
+            (base, bytes)
         };
-        if bytes.is_empty() {
-            return Ok(self.durable_position());
-        }
-        let end = start + bytes.len() as u64;
-        if let Err(e) = self.write_and_sync(start, &bytes) {
+        let end = base + bytes.len() as u64;
+        if let Err(e) = self.write_and_sync(base, bytes.padded()) {
             let why = format!("journal write or fdatasync failed: {e}");
             self.fail(&why);
             return Err(StorageError::Io(io::Error::new(e.kind(), why)));
         }
         self.durable.store(end, Ordering::Release);
-        let mut bytes = bytes;
         // Keep the buffer's memory for the next round, unless a burst made
         // it large.
         if bytes.capacity() <= 8 << 20 {
@@ -387,8 +488,18 @@ impl Journal {
             let within = position % self.file_bytes;
             let room = (self.file_bytes - within) as usize;
             let chunk = &bytes[written..][..room.min(bytes.len() - written)];
-            let file = self.file(index)?;
-            file.write_all_at(chunk, within)?;
+            let mut file = self.file(index)?;
+            match file.write_all_at(chunk, within) {
+                Err(e) if is_invalid_argument(&e) && self.direct.load(Ordering::Relaxed) => {
+                    // Opened for direct I/O, refused on write: go on
+                    // through the page cache.
+                    self.stop_direct_io(&e);
+                    lock(&self.files).open.remove(&index);
+                    file = self.file(index)?;
+                    file.write_all_at(chunk, within)?;
+                }
+                other => other?,
+            }
             touched.push((index, file));
             written += chunk.len();
         }
@@ -407,7 +518,7 @@ impl Journal {
         }
         let path = file_path(&self.dir, index);
         let file = if files.on_disk.contains(&index) {
-            OpenOptions::new().read(true).write(true).open(&path)?
+            self.open_for_rounds(&path, false)?
         } else {
             let file = match files.retired.pop() {
                 Some(old) => {
@@ -416,15 +527,10 @@ impl Journal {
                     let old_path = file_path(&self.dir, old);
                     fs::rename(&old_path, &path)?;
                     self.disk.renamed(&old_path, &path);
-                    OpenOptions::new().read(true).write(true).open(&path)?
+                    self.open_for_rounds(&path, false)?
                 }
                 None => {
-                    let file = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&path)?;
+                    let file = self.open_for_rounds(&path, true)?;
                     self.disk.created(&path);
                     file
                 }
@@ -441,6 +547,32 @@ impl Journal {
         let file = Arc::new(file);
         files.open.insert(index, Arc::clone(&file));
         Ok(file)
+    }
+
+    /// Opens a journal file for rounds to write, with direct I/O unless
+    /// the filesystem refused it.
+    fn open_for_rounds(&self, path: &Path, create: bool) -> io::Result<File> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        if create {
+            options.create(true).truncate(true);
+        }
+        if self.direct.load(Ordering::Relaxed) {
+            let mut direct = options.clone();
+            direct.custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32);
+            match direct.open(path) {
+                Ok(file) => return Ok(file),
+                Err(e) if is_invalid_argument(&e) => self.stop_direct_io(&e),
+                Err(e) => return Err(e),
+            }
+        }
+        options.open(path)
+    }
+
+    fn stop_direct_io(&self, error: &io::Error) {
+        if self.direct.swap(false, Ordering::Relaxed) {
+            info!(dir = %self.dir.display(), %error, "the journal's filesystem refuses direct I/O; writing through the page cache");
+        }
     }
 
     /// Creates the file the journal will write next, so that the round
@@ -734,6 +866,31 @@ mod tests {
         assert_eq!(replayed, expected);
     }
 
+    /// Rounds that end inside a block write it again, whole, at the next
+    /// round; nothing appended before is lost, across files and a reopen.
+    #[test]
+    fn rounds_that_end_inside_a_block_keep_what_it_held() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (journal, _) = open(tmp.path());
+        let mut expected = Vec::new();
+        for n in 0..40u8 {
+            let batch = vec![n; 61 + 37 * usize::from(n)];
+            journal
+                .append(&[7; 16], i32::from(n), BatchParts::whole(&batch))
+                .expect("append");
+            expected.push((i32::from(n), batch));
+            if n % 3 != 0 {
+                let end = journal.flush().expect("flush");
+                assert_eq!(end, journal.appended_end());
+                assert_eq!(journal.durable_position(), end);
+            }
+        }
+        journal.flush().expect("flush");
+        drop(journal);
+        let (_, replayed) = open(tmp.path());
+        assert_eq!(replayed, expected);
+    }
+
     /// A later start that rewrote the journal from a torn entry on leaves
     /// the earlier start's entries after its own: they are never replayed,
     /// even where one of theirs begins exactly where the new start's last
@@ -743,13 +900,20 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (journal, _) = open(tmp.path());
         let mut ends = Vec::new();
-        for n in 0..6u8 {
+        // The first three fill the first block exactly, so that a start
+        // that replays them begins writing where the fourth began; the
+        // fifth ends at the next block boundary, where a later start's
+        // checkpoint falls.
+        let sizes = [1325, 1325, 1326, 700, 3316, 700];
+        for (n, size) in sizes.into_iter().enumerate() {
+            let batch = vec![n as u8; size];
             ends.push(
                 journal
-                    .append(&[7; 16], 0, BatchParts::whole(&entry(n)))
+                    .append(&[7; 16], 0, BatchParts::whole(&batch))
                     .expect("append"),
             );
         }
+        assert_eq!((ends[2], ends[4]), (BLOCK as u64, 2 * BLOCK as u64));
         journal.flush().expect("flush");
         drop(journal);
         // Tear the fourth entry (one byte of its batch).
@@ -773,8 +937,8 @@ mod tests {
         let (journal, replayed) = open(tmp.path());
         let partitions: Vec<i32> = replayed.iter().map(|(p, _)| *p).collect();
         assert_eq!(partitions, vec![1], "only the new start's entry");
-        // That start checkpointed exactly where the fifth entry begins.
-        assert_eq!(journal.checkpointed_position(), ends[3]);
+        // This start checkpointed exactly where the sixth entry begins.
+        assert_eq!(journal.checkpointed_position(), ends[4]);
         drop(journal);
         let (_, replayed) = open(tmp.path());
         assert!(replayed.is_empty(), "an earlier start's entry was replayed");
