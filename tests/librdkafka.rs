@@ -341,3 +341,87 @@ async fn topic_configs_describe_and_alter() {
     assert_eq!(configs["retention.ms"], "3600000");
     assert_eq!(configs["cleanup.policy"], "delete");
 }
+
+/// A topic with `message.timestamp.type=LogAppendTime`: the broker stamps
+/// its own time into each batch's header, which the CRC covers, while the
+/// producer's (compressed) records are stored as sent. A consumer that
+/// checks CRCs reads every record back with the broker's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_append_time_is_stamped_under_a_valid_crc() {
+    use rdkafka::message::Timestamp;
+    let broker = Broker::start();
+    let topic = NewTopic::new("append-time", 2, TopicReplication::Fixed(1))
+        .set("message.timestamp.type", "LogAppendTime");
+    admin(&broker)
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .expect("create")[0]
+        .as_ref()
+        .expect("created");
+    let before = now_ms();
+    // The client's defaults otherwise: an idempotent producer.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let count = 200;
+    let values: Vec<String> = (0..count).map(|i| format!("value-{i}")).collect();
+    // Queued together, so that batches hold many records, then awaited.
+    let deliveries: Vec<_> = values
+        .iter()
+        .map(|value| {
+            producer
+                .send_result(
+                    FutureRecord::to("append-time")
+                        .key("k")
+                        .payload(value)
+                        // A producer time far in the past, which the
+                        // broker's time must replace.
+                        .timestamp(1_000),
+                )
+                .map_err(|(e, _)| e)
+                .expect("queued")
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.expect("not cancelled").expect("delivered");
+    }
+    let after = now_ms();
+    let consumer = consumer(&broker, &[("check.crcs", "true")]);
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..2 {
+        assignment
+            .add_partition_offset("append-time", p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut seen = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen < count {
+        assert!(std::time::Instant::now() < deadline, "consumed only {seen}");
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("a record whose CRC checks");
+        match message.timestamp() {
+            Timestamp::LogAppendTime(ms) => {
+                assert!(
+                    (before..=after).contains(&ms),
+                    "{ms} not in {before}..={after}"
+                )
+            }
+            other => panic!("expected the broker's append time, got {other:?}"),
+        }
+        seen += 1;
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
