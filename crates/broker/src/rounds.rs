@@ -149,7 +149,7 @@ impl<R: Round> Shared<R> {
             }
             // Also wakes anyone who checked before the last round ended.
             self.completed.send_modify(|n| *n += 1);
-            if self.control().failed.is_some() {
+            if ran.is_err() {
                 return;
             }
         }

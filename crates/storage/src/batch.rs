@@ -285,8 +285,7 @@ impl ProducedBatch {
         set_base_offset(&mut self.head, base_offset);
         set_partition_leader_epoch(&mut self.head, leader_epoch);
         if let Some(now_ms) = append_time {
-            let records = self.bytes.get(HEADER_SIZE..).unwrap_or_default();
-            set_log_append_time(&mut self.head, records, now_ms);
+            set_log_append_time(&mut self.head, records_of(&self.bytes), now_ms);
         }
     }
 
@@ -295,7 +294,7 @@ impl ProducedBatch {
     pub fn parts(&self) -> BatchParts<'_> {
         BatchParts {
             header: &self.head,
-            records: self.bytes.get(HEADER_SIZE..).unwrap_or_default(),
+            records: records_of(&self.bytes),
         }
     }
 
@@ -306,6 +305,11 @@ impl ProducedBatch {
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
+}
+
+/// The records section of a whole batch (everything after its header).
+fn records_of(batch: &[u8]) -> &[u8] {
+    batch.get(HEADER_SIZE..).unwrap_or_default()
 }
 
 /// A whole batch in two pieces: its 61-byte header and its records

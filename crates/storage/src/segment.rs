@@ -87,6 +87,22 @@ struct BatchSpan {
 /// requests behind the tail, 1.3 KiB per partition.
 const RECENT_BATCHES: usize = 32;
 
+/// Whether a read that has taken `taken` bytes also takes the next batch
+/// (at `base_offset`, `size` bytes): not at or past `max_offset` (the high
+/// watermark), and not beyond `max_bytes`, except that with `min_one` the
+/// first batch goes whatever its size (KIP-74).
+fn takes_next(
+    taken: u64,
+    base_offset: i64,
+    size: u64,
+    max_bytes: usize,
+    max_offset: i64,
+    min_one: bool,
+) -> bool {
+    let fits = taken + size <= max_bytes as u64;
+    base_offset < max_offset && (fits || (taken == 0 && min_one))
+}
+
 /// Writes every piece, in order, at the file's end (it is opened for
 /// appending), with as few `writev` calls as the kernel allows.
 fn write_all_vectored(file: &File, pieces: &[&[u8]]) -> io::Result<()> {
@@ -549,20 +565,18 @@ impl Segment {
         let Some((start, first)) = self.locate(offset)? else {
             return Ok(None);
         };
-        if first.base_offset >= max_offset {
-            return Ok(Some(FileRegion::new(self.log_file(), start, 0)));
-        }
         let mut end = start;
         let mut header = Some(first);
         while let Some(h) = header {
-            if h.base_offset >= max_offset {
-                break;
-            }
             let size = h.total_size() as u64;
-            let taken = (end - start) as usize;
-            let fits = taken + size as usize <= max_bytes;
-            let first_regardless = taken == 0 && min_one;
-            if !(fits || first_regardless) {
+            if !takes_next(
+                end - start,
+                h.base_offset,
+                size,
+                max_bytes,
+                max_offset,
+                min_one,
+            ) {
                 break;
             }
             end += size;
@@ -592,12 +606,14 @@ impl Segment {
         let start = self.recent[first].position;
         let mut taken = 0u64;
         for span in self.recent.range(first..) {
-            if span.base_offset >= max_offset {
-                break;
-            }
-            let fits = taken + span.size <= max_bytes as u64;
-            let first_regardless = taken == 0 && min_one;
-            if !(fits || first_regardless) {
+            if !takes_next(
+                taken,
+                span.base_offset,
+                span.size,
+                max_bytes,
+                max_offset,
+                min_one,
+            ) {
                 break;
             }
             taken += span.size;
