@@ -212,6 +212,30 @@ async fn acknowledged_batches_survive_two_power_losses_in_a_row() {
     }
 }
 
+/// On a filesystem that refuses direct I/O the journal goes through the
+/// page cache, and acknowledged batches still survive a power loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_direct_io_acknowledged_batches_survive_power_loss() {
+    for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+        let sim = SimBroker::new(FsyncPolicy::Always, FsyncScope::Journal);
+        sim.disk.refuse_direct_io();
+        let broker = sim.open();
+        broker
+            .create_topic("orders", PARTITIONS, 1, Default::default())
+            .expect("create topic");
+        let acked = produce(&broker, 0, BATCHES / PARTITIONS, Some(7)).await;
+        assert_eq!(acked.len(), BATCHES as usize);
+        assert!(
+            sim.disk.direct_io_refused() > 0,
+            "no journal file was opened"
+        );
+        drop(broker);
+        sim.disk.power_loss(mode).expect("power loss");
+        let broker = sim.open();
+        assert_eq!(count_lost(&broker, &acked), 0, "{mode:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_batch_survives_power_loss_under_always() {
     let scopes = [

@@ -1,15 +1,16 @@
 //! The seam between the log and the disk's durability: every fsync of a
-//! file or directory, and every file or directory created or removed, goes
-//! through a [`Disk`]. Reads and writes use the files directly (they reach
-//! the page cache either way, and sendfile needs the real file).
+//! file or directory, every file or directory created or removed, and
+//! every open for direct I/O goes through a [`Disk`]. Reads and writes use
+//! the files directly (sendfile needs the real file).
 //!
 //! [`RealDisk`] is the operating system. [`SimDisk`] (for tests) keeps what
 //! each file held at its last fsync and can, on command, fail an fsync or
 //! lose power: every write not yet fsynced is dropped (the last one
 //! possibly torn), files and directories whose creation was not made
 //! durable by a directory fsync vanish, and removals not made durable come
-//! back. Crash and power-loss behaviour is then tested deterministically,
-//! without a kernel's help.
+//! back. It can also refuse direct I/O, as some filesystems do. Crash and
+//! power-loss behaviour is then tested deterministically, without a
+//! kernel's help.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +44,19 @@ pub trait Disk: Send + Sync + fmt::Debug {
         self.removed(from);
         self.created(to);
     }
+    /// Opens `path` with `options` and direct I/O (O_DIRECT): writes skip
+    /// the page cache. Filesystems without it (tmpfs before Linux 6.6,
+    /// some network and FUSE filesystems) refuse with EINVAL.
+    fn open_direct(&self, options: &OpenOptions, path: &Path) -> io::Result<File> {
+        open_with_direct_io(options, path)
+    }
+}
+
+fn open_with_direct_io(options: &OpenOptions, path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut direct = options.clone();
+    direct.custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32);
+    direct.open(path)
 }
 
 /// A shared handle to a disk.
@@ -147,6 +161,9 @@ struct SimState {
     /// Syncs that still succeed before every later one fails.
     syncs_left: Option<u64>,
     syncs: u64,
+    /// Opens for direct I/O fail, as on a filesystem without it.
+    refuse_direct_io: bool,
+    direct_io_refused: u64,
 }
 
 /// A simulated disk over real files (see the module docs).
@@ -180,6 +197,17 @@ impl SimDisk {
     /// How many fsyncs succeeded so far.
     pub fn syncs(&self) -> u64 {
         self.state().syncs
+    }
+
+    /// From now on every open for direct I/O fails with EINVAL, as on a
+    /// filesystem that does not support it.
+    pub fn refuse_direct_io(&self) {
+        self.state().refuse_direct_io = true;
+    }
+
+    /// How many opens for direct I/O were refused so far.
+    pub fn direct_io_refused(&self) -> u64 {
+        self.state().direct_io_refused
     }
 
     /// Loses power: puts every file and directory it knows of back to what
@@ -260,6 +288,17 @@ impl SimDisk {
 }
 
 impl Disk for SimDisk {
+    fn open_direct(&self, options: &OpenOptions, path: &Path) -> io::Result<File> {
+        {
+            let mut state = self.state();
+            if state.refuse_direct_io {
+                state.direct_io_refused += 1;
+                return Err(io::Error::from(rustix::io::Errno::INVAL));
+            }
+        }
+        open_with_direct_io(options, path)
+    }
+
     fn sync_file(&self, file: &File, path: &Path) -> io::Result<()> {
         let mut state = self.state();
         Self::take_failure(&mut state)?;

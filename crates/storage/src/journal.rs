@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -404,6 +404,12 @@ impl Journal {
         self.durable.load(Ordering::Acquire)
     }
 
+    /// Whether rounds still write with direct I/O (false once the
+    /// filesystem refused it).
+    pub fn uses_direct_io(&self) -> bool {
+        self.direct.load(Ordering::Relaxed)
+    }
+
     /// The position of the last checkpoint written.
     pub fn checkpointed_position(&self) -> u64 {
         lock(&self.checkpoint).position
@@ -558,9 +564,7 @@ impl Journal {
             options.create(true).truncate(true);
         }
         if self.direct.load(Ordering::Relaxed) {
-            let mut direct = options.clone();
-            direct.custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32);
-            match direct.open(path) {
+            match self.disk.open_direct(&options, path) {
                 Ok(file) => return Ok(file),
                 Err(e) if is_invalid_argument(&e) => self.stop_direct_io(&e),
                 Err(e) => return Err(e),
@@ -826,12 +830,16 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::RealDisk;
+    use crate::disk::{PowerLoss, RealDisk, SimDisk};
 
     const FILE_BYTES: u64 = 4096;
 
     fn open(dir: &Path) -> (Journal, Vec<(i32, Vec<u8>)>) {
-        let journal = Journal::open(RealDisk::shared(), dir, FILE_BYTES).expect("open");
+        open_on(RealDisk::shared(), dir)
+    }
+
+    fn open_on(disk: DiskRef, dir: &Path) -> (Journal, Vec<(i32, Vec<u8>)>) {
+        let journal = Journal::open(disk, dir, FILE_BYTES).expect("open");
         let mut entries = Vec::new();
         journal
             .replay(&mut |e| entries.push((e.partition, e.batch.to_vec())))
@@ -889,6 +897,42 @@ mod tests {
         drop(journal);
         let (_, replayed) = open(tmp.path());
         assert_eq!(replayed, expected);
+    }
+
+    /// On a filesystem that refuses direct I/O the journal writes through
+    /// the page cache instead, and keeps its promise: after a power loss
+    /// at any point, exactly the entries of completed rounds come back.
+    #[test]
+    fn where_direct_io_is_refused_rounds_go_through_the_page_cache() {
+        for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let disk = SimDisk::shared();
+            disk.refuse_direct_io();
+            let (journal, _) = open_on(disk.clone(), tmp.path());
+            let mut flushed = Vec::new();
+            let mut appended = Vec::new();
+            for n in 0..24u8 {
+                let batch = vec![n; 61 + 53 * usize::from(n)];
+                journal
+                    .append(&[7; 16], i32::from(n), BatchParts::whole(&batch))
+                    .expect("append");
+                appended.push((i32::from(n), batch));
+                if n % 4 != 3 {
+                    journal.flush().expect("flush");
+                    flushed.clone_from(&appended);
+                }
+            }
+            assert!(
+                flushed.len() < appended.len(),
+                "the last entries are not flushed"
+            );
+            assert!(!journal.uses_direct_io());
+            assert!(disk.direct_io_refused() > 0);
+            drop(journal);
+            disk.power_loss(mode).expect("power loss");
+            let (_, replayed) = open_on(disk.clone(), tmp.path());
+            assert_eq!(replayed, flushed, "{mode:?}");
+        }
     }
 
     /// A later start that rewrote the journal from a torn entry on leaves
