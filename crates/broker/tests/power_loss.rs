@@ -192,7 +192,7 @@ async fn produce_and_lose_power(run: Run) -> Outcome {
 /// replay of the first start's entries was made durable before them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_batches_survive_two_power_losses_in_a_row() {
-    for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+    for mode in PowerLoss::every_kind(1) {
         let sim = SimBroker::new(FsyncPolicy::Always, FsyncScope::Journal);
         let (disk, open) = (&sim.disk, || sim.open());
         let broker = open();
@@ -216,7 +216,7 @@ async fn acknowledged_batches_survive_two_power_losses_in_a_row() {
 /// page cache, and acknowledged batches still survive a power loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_direct_io_acknowledged_batches_survive_power_loss() {
-    for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+    for mode in PowerLoss::every_kind(1) {
         let sim = SimBroker::new(FsyncPolicy::Always, FsyncScope::Journal);
         sim.disk.refuse_direct_io();
         let broker = sim.open();
@@ -244,7 +244,7 @@ async fn every_acknowledged_batch_survives_power_loss_under_always() {
         FsyncScope::Partition,
     ];
     for scope in scopes {
-        for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+        for mode in PowerLoss::every_kind(1) {
             for checkpoint_every in [None, Some(7)] {
                 let outcome = produce_and_lose_power(Run {
                     policy: FsyncPolicy::Always,
@@ -280,7 +280,7 @@ async fn the_journal_keeps_every_acknowledged_batch_whenever_the_power_goes() {
     assert_eq!(full.lost, 0);
     assert!(full.syncs > 50, "only {} syncs in a full run", full.syncs);
     for n in 0..=full.syncs {
-        for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+        for mode in PowerLoss::every_kind(n) {
             let outcome = produce_and_lose_power(Run {
                 policy: FsyncPolicy::Always,
                 scope: FsyncScope::Journal,

@@ -119,6 +119,63 @@ pub enum PowerLoss {
     /// As `DropUnsynced`, except that a file grown by appends since its
     /// last fsync keeps a prefix of the new bytes: the last write is torn.
     TearLastWrite,
+    /// Unsynced writes reached the disk in any order, partly: each
+    /// 512-byte sector changed since the file's last fsync holds either
+    /// its new bytes or its old ones (zeros past the durable length),
+    /// chosen by a generator seeded with this value and the file's path.
+    /// A file that grew keeps its new length.
+    ScrambleUnsynced(u64),
+}
+
+impl PowerLoss {
+    /// Each kind of power loss once, scrambling with `seed`.
+    pub fn every_kind(seed: u64) -> [PowerLoss; 3] {
+        [
+            PowerLoss::DropUnsynced,
+            PowerLoss::TearLastWrite,
+            PowerLoss::ScrambleUnsynced(seed),
+        ]
+    }
+}
+
+/// The unit a disk writes atomically.
+const SECTOR: usize = 512;
+
+/// What a file holds when its writes since the last fsync reached the
+/// disk sector by sector in no particular order (see `ScrambleUnsynced`).
+fn scrambled(durable: &[u8], now: &[u8], seed: u64) -> Vec<u8> {
+    let mut content = durable.to_vec();
+    content.resize(durable.len().max(now.len()), 0);
+    let mut state = seed;
+    for (index, sector) in now.chunks(SECTOR).enumerate() {
+        let at = index * SECTOR;
+        let old = &content[at..at + sector.len()];
+        if old == sector {
+            continue;
+        }
+        // splitmix64: a fixed, well-mixed sequence per seed.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        if (z ^ (z >> 31)) & 1 == 1 {
+            content[at..at + sector.len()].copy_from_slice(sector);
+        }
+    }
+    content
+}
+
+/// A seed that differs from one file to the next: mixed with the file's
+/// name and its directory's (FNV-1a), never the temporary directory above
+/// them, so that a run reproduces.
+fn path_seed(seed: u64, path: &Path) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in path.iter().rev().take(2) {
+        for byte in part.as_encoded_bytes() {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    seed ^ hash
 }
 
 /// What a file holds after losing power in the middle of the writes since
@@ -229,12 +286,17 @@ impl SimDisk {
             if !parent_exists {
                 continue;
             }
-            let mut content = file.durable.clone();
-            if mode == PowerLoss::TearLastWrite && !file.removed {
-                if let Ok(now) = fs::read(path) {
-                    content = torn(&file.durable, &now);
+            let now = match file.removed {
+                false => fs::read(path).ok(),
+                true => None,
+            };
+            let content = match (mode, now) {
+                (PowerLoss::TearLastWrite, Some(now)) => torn(&file.durable, &now),
+                (PowerLoss::ScrambleUnsynced(seed), Some(now)) => {
+                    scrambled(&file.durable, &now, path_seed(seed, path))
                 }
-            }
+                _ => file.durable.clone(),
+            };
             let mut out = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -470,6 +532,33 @@ mod tests {
         for p in &paths {
             assert_eq!(fs::read(p).unwrap(), b"synced");
         }
+    }
+
+    #[test]
+    fn scrambled_sectors_hold_either_their_old_or_their_new_bytes() {
+        let durable = vec![1u8; 4 * SECTOR + 100];
+        let mut now = durable.clone();
+        now[SECTOR..].fill(2);
+        now.resize(20 * SECTOR + 7, 3);
+        let mut mixes = std::collections::BTreeSet::new();
+        for seed in 0..16 {
+            let after = scrambled(&durable, &now, seed);
+            assert_eq!(after.len(), now.len());
+            assert_eq!(after[..SECTOR], durable[..SECTOR], "an unchanged sector");
+            let mut mix = Vec::new();
+            for (index, sector) in after.chunks(SECTOR).enumerate().skip(1) {
+                let new = &now[index * SECTOR..][..sector.len()];
+                let mut old = durable.get(index * SECTOR..).unwrap_or(&[]).to_vec();
+                old.resize(sector.len(), 0);
+                assert!(
+                    sector == new || sector == old,
+                    "sector {index}, seed {seed}"
+                );
+                mix.push(sector == new);
+            }
+            mixes.insert(mix);
+        }
+        assert!(mixes.len() > 8, "seeds should give different orders");
     }
 
     #[test]

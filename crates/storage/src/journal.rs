@@ -904,7 +904,7 @@ mod tests {
     /// at any point, exactly the entries of completed rounds come back.
     #[test]
     fn where_direct_io_is_refused_rounds_go_through_the_page_cache() {
-        for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+        for mode in PowerLoss::every_kind(1) {
             let tmp = tempfile::tempdir().expect("tempdir");
             let disk = SimDisk::shared();
             disk.refuse_direct_io();

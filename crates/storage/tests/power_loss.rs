@@ -58,7 +58,7 @@ fn read_all(log: &PartitionLog) -> Vec<Vec<u8>> {
 
 #[test]
 fn what_was_fsynced_survives_power_loss_and_nothing_else_appears() {
-    for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+    for mode in PowerLoss::every_kind(1) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("p-0");
         let disk = SimDisk::shared();
@@ -180,7 +180,7 @@ fn a_failed_fsync_while_rolling_stops_the_log() {
 #[test]
 fn idempotent_producers_are_recognised_after_power_loss() {
     use sluice_storage::batch::testing::idempotent_batch;
-    for mode in [PowerLoss::DropUnsynced, PowerLoss::TearLastWrite] {
+    for mode in PowerLoss::every_kind(1) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("p");
         let disk = SimDisk::shared();
