@@ -9,6 +9,7 @@
 //! journal is emptied by checkpoints (`checkpoint.rs`), woken from here
 //! when it has grown by `journal_checkpoint_bytes`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +32,8 @@ struct JournalRound {
     checkpoint_bytes: u64,
     /// Wakes the checkpoints when the journal has grown.
     checkpoint_due: Arc<Notify>,
+    /// The journal's end when a checkpoint was last asked for.
+    asked_at: AtomicU64,
 }
 
 impl JournalRounds {
@@ -43,6 +46,7 @@ impl JournalRounds {
             journal: Arc::clone(&journal),
             checkpoint_bytes,
             checkpoint_due,
+            asked_at: AtomicU64::new(0),
         };
         JournalRounds {
             journal,
@@ -91,10 +95,15 @@ impl Round for JournalRound {
             micros = started.elapsed().as_micros() as u64,
             "journal round"
         );
-        let since = journal
-            .appended_end()
-            .saturating_sub(journal.checkpointed_position());
-        if since >= self.checkpoint_bytes {
+        let end = journal.appended_end();
+        let asked_at = self.asked_at.load(Ordering::Relaxed);
+        if asks_for_checkpoint(
+            end,
+            journal.checkpointed_position(),
+            asked_at,
+            self.checkpoint_bytes,
+        ) {
+            self.asked_at.store(end, Ordering::Relaxed);
             self.checkpoint_due.notify_one();
         }
         true
@@ -102,5 +111,54 @@ impl Round for JournalRound {
 
     fn abandon(&self, why: &str) {
         self.journal.fail(why);
+    }
+}
+
+/// Whether the journal, now ending at `end`, asks for a checkpoint: it
+/// has grown by `bytes` since the last checkpoint and since it last asked.
+/// The second condition matters while a checkpoint runs: the checkpointed
+/// position moves only when it ends, and asking again in the meantime
+/// would queue a second checkpoint right behind it for a fraction of the
+/// bytes.
+fn asks_for_checkpoint(end: u64, checkpointed: u64, asked_at: u64, bytes: u64) -> bool {
+    end.saturating_sub(checkpointed) >= bytes && end.saturating_sub(asked_at) >= bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_for_checkpoint;
+
+    #[test]
+    fn a_checkpoint_is_asked_for_once_per_growth_even_while_one_runs() {
+        const MIB: u64 = 1 << 20;
+        // Rounds of 1 MiB; a checkpoint asked for at the end of a round
+        // completes three rounds later, at the position it was asked at.
+        let (mut checkpointed, mut asked_at) = (0, 0);
+        let mut asked = Vec::new();
+        let mut running: Option<(u64, u64)> = None;
+        for round in 1..=100u64 {
+            let end = round * MIB;
+            if let Some((done_at, position)) = running {
+                if round == done_at {
+                    checkpointed = position;
+                    running = None;
+                }
+            }
+            if asks_for_checkpoint(end, checkpointed, asked_at, 16 * MIB) {
+                asked_at = end;
+                asked.push(round);
+                running.get_or_insert((round + 3, end));
+            }
+        }
+        assert_eq!(asked, vec![16, 32, 48, 64, 80, 96]);
+    }
+
+    #[test]
+    fn a_checkpoint_taken_early_delays_the_next_request() {
+        const MIB: u64 = 1 << 20;
+        // A periodic checkpoint at 10 MiB: the next request comes 16 MiB
+        // after it, not 16 MiB after the start.
+        assert!(!asks_for_checkpoint(16 * MIB, 10 * MIB, 0, 16 * MIB));
+        assert!(asks_for_checkpoint(26 * MIB, 10 * MIB, 0, 16 * MIB));
     }
 }
