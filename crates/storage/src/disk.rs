@@ -4,7 +4,8 @@
 //! the files directly (sendfile needs the real file).
 //!
 //! [`RealDisk`] is the operating system. [`SimDisk`] (for tests) keeps what
-//! each file held at its last fsync and can, on command, fail an fsync or
+//! each file (not each name: a rename keeps the content with the file)
+//! held at its last fsync and can, on command, fail an fsync or
 //! lose power: every write not yet fsynced is dropped (the last one
 //! possibly torn), files and directories whose creation was not made
 //! durable by a directory fsync vanish, and removals not made durable come
@@ -198,11 +199,13 @@ fn torn(durable: &[u8], now: &[u8]) -> Vec<u8> {
     content
 }
 
-/// What the simulation knows of one file.
+/// What the simulation knows of one file name.
 #[derive(Debug, Clone)]
 struct FileState {
-    /// The content as of the last successful fsync.
-    durable: Vec<u8>,
+    /// The file the name is for: content belongs to it, not to the name,
+    /// so a file fsynced under a new name whose rename was not made
+    /// durable comes back under its old name with what was fsynced.
+    inode: u64,
     /// The directory entry survives a power loss.
     entry_durable: bool,
     /// Removed since, and the removal is not yet durable.
@@ -212,6 +215,9 @@ struct FileState {
 #[derive(Debug, Default)]
 struct SimState {
     files: BTreeMap<PathBuf, FileState>,
+    /// Each file's content as of its last successful fsync.
+    durable: BTreeMap<u64, Vec<u8>>,
+    next_inode: u64,
     /// Directories created during the simulation: whether each survives.
     dirs: BTreeMap<PathBuf, bool>,
     fail_syncs: usize,
@@ -221,6 +227,27 @@ struct SimState {
     /// Opens for direct I/O fail, as on a filesystem without it.
     refuse_direct_io: bool,
     direct_io_refused: u64,
+}
+
+impl SimState {
+    /// A file the simulation had not seen, holding `durable`.
+    fn new_file(&mut self, durable: Vec<u8>, entry_durable: bool) -> FileState {
+        self.next_inode += 1;
+        self.durable.insert(self.next_inode, durable);
+        FileState {
+            inode: self.next_inode,
+            entry_durable,
+            removed: false,
+        }
+    }
+
+    /// Forgets names whose removal nobody can undo any more, and the files
+    /// no name is left for.
+    fn forget_removed(&mut self) {
+        self.files.retain(|_, f| !f.removed || f.entry_durable);
+        let named: std::collections::BTreeSet<u64> = self.files.values().map(|f| f.inode).collect();
+        self.durable.retain(|inode, _| named.contains(inode));
+    }
 }
 
 /// A simulated disk over real files (see the module docs).
@@ -274,6 +301,13 @@ impl SimDisk {
         let mut state = self.state();
         state.syncs_left = None;
         let files = std::mem::take(&mut state.files);
+        let durable = std::mem::take(&mut state.durable);
+        // Where each file's current content is: under a name not removed.
+        let live: BTreeMap<u64, &Path> = files
+            .iter()
+            .filter(|(_, f)| !f.removed)
+            .map(|(path, f)| (f.inode, path.as_path()))
+            .collect();
         for (path, file) in &files {
             if !file.entry_durable {
                 // Created and never made durable: it vanishes.
@@ -286,16 +320,14 @@ impl SimDisk {
             if !parent_exists {
                 continue;
             }
-            let now = match file.removed {
-                false => fs::read(path).ok(),
-                true => None,
-            };
+            let synced = durable.get(&file.inode).cloned().unwrap_or_default();
+            let now = live.get(&file.inode).and_then(|p| fs::read(p).ok());
             let content = match (mode, now) {
-                (PowerLoss::TearLastWrite, Some(now)) => torn(&file.durable, &now),
+                (PowerLoss::TearLastWrite, Some(now)) => torn(&synced, &now),
                 (PowerLoss::ScrambleUnsynced(seed), Some(now)) => {
-                    scrambled(&file.durable, &now, path_seed(seed, path))
+                    scrambled(&synced, &now, path_seed(seed, path))
                 }
-                _ => file.durable.clone(),
+                _ => synced,
             };
             let mut out = OpenOptions::new()
                 .write(true)
@@ -311,18 +343,10 @@ impl SimDisk {
             }
         }
         // After the restart, what is on disk is what is durable.
-        for (path, file) in files {
+        for path in files.into_keys() {
             if path.exists() {
-                state.files.insert(
-                    path.clone(),
-                    FileState {
-                        durable: fs::read(&path)?,
-                        entry_durable: true,
-                        removed: false,
-                    },
-                );
-            } else {
-                drop(file);
+                let file = state.new_file(fs::read(&path)?, true);
+                state.files.insert(path, file);
             }
         }
         for (dir, _) in dirs {
@@ -367,16 +391,17 @@ impl Disk for SimDisk {
         // The handle may be write-only; the path names the same file.
         let _ = file;
         let content = fs::read(path)?;
-        let entry = state
-            .files
-            .entry(path.to_path_buf())
-            .or_insert_with(|| FileState {
-                durable: Vec::new(),
+        let inode = match state.files.get(path) {
+            Some(file) => file.inode,
+            None => {
                 // A file the simulation did not see created predates it.
-                entry_durable: true,
-                removed: false,
-            });
-        entry.durable = content;
+                let file = state.new_file(Vec::new(), true);
+                let inode = file.inode;
+                state.files.insert(path.to_path_buf(), file);
+                inode
+            }
+        };
+        state.durable.insert(inode, content);
         Ok(())
     }
 
@@ -387,6 +412,7 @@ impl Disk for SimDisk {
         state
             .files
             .retain(|path, file| !(file.removed && in_dir(path)));
+        state.forget_removed();
         for (path, file) in state.files.iter_mut() {
             if in_dir(path) {
                 file.entry_durable = true;
@@ -409,12 +435,15 @@ impl Disk for SimDisk {
         state
             .files
             .retain(|path, file| !(file.removed && under(path)));
+        state.forget_removed();
+        let mut synced = Vec::new();
         for (path, file) in state.files.iter_mut() {
             if under(path) {
-                file.durable = fs::read(path)?;
+                synced.push((file.inode, fs::read(path)?));
                 file.entry_durable = true;
             }
         }
+        state.durable.extend(synced);
         for (path, durable) in state.dirs.iter_mut() {
             if under(path) {
                 *durable = true;
@@ -428,34 +457,34 @@ impl Disk for SimDisk {
         if path.is_dir() {
             state.dirs.insert(path.to_path_buf(), false);
         } else {
-            state.files.insert(
-                path.to_path_buf(),
-                FileState {
-                    durable: Vec::new(),
-                    entry_durable: false,
-                    removed: false,
-                },
-            );
+            let file = state.new_file(Vec::new(), false);
+            state.files.insert(path.to_path_buf(), file);
         }
     }
 
     fn renamed(&self, from: &Path, to: &Path) {
         let mut state = self.state();
-        // The same inode under a new name: what was durable of its content
-        // stays durable; only the name is new.
-        let durable = state
-            .files
-            .get(from)
-            .map(|f| f.durable.clone())
-            .unwrap_or_else(|| fs::read(to).unwrap_or_default());
-        if let Some(old) = state.files.get_mut(from) {
-            old.removed = true;
-        }
-        state.files.retain(|_, f| !f.removed || f.entry_durable);
+        // The same file under a new name: its content stays its own, and
+        // only the name is new.
+        let inode = match state.files.get_mut(from) {
+            Some(old) => {
+                old.removed = true;
+                old.inode
+            }
+            None => {
+                // Predates the simulation: durable as it is, under `from`.
+                let mut file = state.new_file(fs::read(to).unwrap_or_default(), true);
+                file.removed = true;
+                let inode = file.inode;
+                state.files.insert(from.to_path_buf(), file);
+                inode
+            }
+        };
+        state.forget_removed();
         state.files.insert(
             to.to_path_buf(),
             FileState {
-                durable,
+                inode,
                 entry_durable: false,
                 removed: false,
             },
@@ -469,7 +498,7 @@ impl Disk for SimDisk {
                 file.removed = true;
             }
         }
-        state.files.retain(|_, f| !f.removed || f.entry_durable);
+        state.forget_removed();
     }
 }
 
@@ -559,6 +588,30 @@ mod tests {
             mixes.insert(mix);
         }
         assert!(mixes.len() > 8, "seeds should give different orders");
+    }
+
+    /// Content belongs to the file, not its name: fsynced under a new name
+    /// whose rename was not made durable, it comes back under the old one.
+    #[test]
+    fn a_file_fsynced_after_an_undurable_rename_keeps_its_content_under_the_old_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = SimDisk::shared();
+        let dir = tmp.path().join("d");
+        create_dir_durably(&*disk, &dir).unwrap();
+        let (old, new) = (dir.join("old"), dir.join("new"));
+        let mut file = File::create(&old).unwrap();
+        disk.created(&old);
+        file.write_all(b"first").unwrap();
+        disk.sync_file(&file, &old).unwrap();
+        disk.sync_dir(&dir).unwrap();
+        fs::rename(&old, &new).unwrap();
+        disk.renamed(&old, &new);
+        file.write_all(b" second").unwrap();
+        disk.sync_file(&file, &new).unwrap();
+        drop(file);
+        disk.power_loss(PowerLoss::DropUnsynced).unwrap();
+        assert!(!new.exists(), "the rename was not durable");
+        assert_eq!(fs::read(&old).unwrap(), b"first second");
     }
 
     #[test]
