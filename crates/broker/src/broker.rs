@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sluice_storage::journal::Journal;
 use sluice_storage::recovery_points::{PartitionKey, RecoveryPoint, RecoveryPoints};
 use sluice_storage::{BatchHeader, ReplayOutcome};
-use tokio::sync::Notify;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
@@ -38,8 +37,6 @@ pub struct Broker {
     /// Serializes topic creation, deletion and changes, so that two clients
     /// auto-creating the same topic cannot interleave their directory work.
     admin: Mutex<()>,
-    /// Woken whenever a high watermark advances, for long-polling fetches.
-    pub data_arrived: Notify,
     /// Topic migrations forwarding in this process.
     pub migrations: crate::migrate::Forwarders,
     /// Consumer groups and their committed offsets.
@@ -160,7 +157,6 @@ impl Broker {
             metadata,
             partitions: RwLock::new(partitions),
             admin: Mutex::new(()),
-            data_arrived: Notify::new(),
             migrations: Default::default(),
             producer_ids: Default::default(),
             txns: crate::txn::TransactionCoordinator::new(txn_limits, txn_checkers),
@@ -558,9 +554,10 @@ impl Broker {
 
     /// Makes the appends of one request (offsets below each `up_to`)
     /// durable according to the fsync policy, then visible together, and
-    /// wakes waiting fetches once. Published one by one, a fetch woken by
-    /// the first would answer with that partition alone and come back for
-    /// each of the others. One result per append, in order.
+    /// then wakes the fetches waiting for them. Published and woken one by
+    /// one, a fetch woken by the first would answer with that partition
+    /// alone and come back for each of the others. One result per append,
+    /// in order.
     pub async fn commit_appends(&self, appends: &[(&PartitionRef, i64)]) -> Vec<Result<()>> {
         let durable = appends
             .iter()
@@ -571,7 +568,9 @@ impl Broker {
                 partition.publish(*up_to);
             }
         }
-        self.data_arrived.notify_waiters();
+        for (partition, _) in appends {
+            partition.wake_fetches();
+        }
         durable
     }
 

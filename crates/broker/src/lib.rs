@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod fetch_sessions;
+pub mod fetch_watchers;
 pub mod fetch_wire;
 pub mod fuzzing;
 pub mod group;

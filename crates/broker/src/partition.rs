@@ -10,10 +10,12 @@ use sluice_storage::journal::Journal;
 use sluice_storage::producers::AbortedTxn;
 use sluice_storage::recovery_points::RecoveryPoint;
 use sluice_storage::{AppendInfo, DiskRef, FileRegion, PartitionLog, ProducedBatch};
+use tokio::sync::Notify;
 use tracing::error;
 use uuid::Uuid;
 
 use crate::error::{BrokerError, Result};
+use crate::fetch_watchers::FetchWatchers;
 use crate::topic_config::TopicSettings;
 
 pub struct Partition {
@@ -36,6 +38,8 @@ pub struct Partition {
     /// in the log and in the journal. A producer waits for the journal
     /// position of its own batch, not for the partition's latest.
     journal_marks: Mutex<VecDeque<(i64, u64)>>,
+    /// Fetches waiting for this partition's high watermark to move.
+    fetch_watchers: FetchWatchers,
 }
 
 /// Which partition: its topic's name and id, and its index.
@@ -89,6 +93,7 @@ impl Partition {
             sync_lock: tokio::sync::Mutex::new(()),
             journal: home.journal.clone(),
             journal_marks: Mutex::new(VecDeque::new()),
+            fetch_watchers: FetchWatchers::default(),
         })
     }
 
@@ -280,9 +285,21 @@ impl Partition {
         self.journal.as_ref().is_some_and(|j| j.is_failed()) || self.log().is_failed()
     }
 
-    /// Makes offsets below `up_to` visible to readers.
+    /// Makes offsets below `up_to` visible to readers. Waiting fetches
+    /// are woken separately (`wake_fetches`), once every partition of a
+    /// request is published.
     pub fn publish(&self, up_to: i64) {
         self.high_watermark.fetch_max(up_to, Ordering::AcqRel);
+    }
+
+    /// Registers a fetch to be woken at the next `wake_fetches`.
+    pub fn watch_for_fetch(&self, waiter: &Arc<Notify>) {
+        self.fetch_watchers.watch(waiter);
+    }
+
+    /// Wakes the fetches waiting for this partition.
+    pub fn wake_fetches(&self) {
+        self.fetch_watchers.wake();
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -1290,6 +1290,7 @@ impl GroupCoordinator {
         // before the only other copy goes.
         partition.make_durable(end).await?;
         partition.publish(end);
+        partition.wake_fetches();
         let deleted = crate::blocking::disk_work(|| partition.log().delete_segments_before(start))?;
         self.appended[index as usize].store(live.len(), Ordering::Relaxed);
         info!(

@@ -9,6 +9,7 @@
 //! its segment file that holds them, and the server sends that region
 //! straight from the page cache (see `fetch_wire`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::FetchTopic;
@@ -17,9 +18,11 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use sluice_storage::FileRegion;
+use tokio::sync::Notify;
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
+use crate::partition::Partition;
 use crate::server::RequestContext;
 
 /// Fetch v13 names topics by id (KIP-516).
@@ -55,19 +58,23 @@ async fn read_until_ready(
 ) -> FetchReply {
     let wait = Duration::from_millis(body.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
+    // Registered with each partition read once the first pass found too
+    // little: a fetch that is answered at once costs no registration.
+    let mut waiter: Option<Arc<Notify>> = None;
     loop {
-        // Register for wake-ups before reading, so that an append landing
-        // between the read and the wait is not missed.
-        let notified = broker.data_arrived.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-
-        let (reply, bytes, any_error) = read_once(broker, version, body, topics);
+        let (reply, bytes, any_error) = read_once(broker, version, body, topics, waiter.as_ref());
         let now = Instant::now();
         if bytes >= body.min_bytes.max(0) as usize || any_error || now >= deadline {
             return reply;
         }
-        let _ = tokio::time::timeout(deadline - now, notified).await;
+        match &waiter {
+            // Registration comes before each partition is read, so data
+            // published after that read wakes the wait below.
+            None => waiter = Some(Arc::new(Notify::new())),
+            Some(waiter) => {
+                let _ = tokio::time::timeout(deadline - now, waiter.notified()).await;
+            }
+        }
     }
 }
 
@@ -78,6 +85,7 @@ fn read_once(
     version: i16,
     body: &FetchRequest,
     topics: &[FetchTopic],
+    waiter: Option<&Arc<Notify>>,
 ) -> (FetchReply, usize, bool) {
     let mut response = FetchResponse::default();
     let mut regions = Vec::new();
@@ -102,7 +110,13 @@ fn read_once(
             let limit = remaining.min(fetch.partition_max_bytes.max(0) as usize);
             let min_one = total == 0;
             let result = name.clone().and_then(|name| {
-                read_partition(broker, &name, fetch, limit, min_one, body.isolation_level)
+                let partition = broker
+                    .partition(&name, fetch.partition)
+                    .ok_or(BrokerError::UnknownTopicOrPartition)?;
+                if let Some(waiter) = waiter {
+                    partition.watch_for_fetch(waiter);
+                }
+                read_partition(&partition, fetch, limit, min_one, body.isolation_level)
             });
             let data = match result {
                 Ok((data, region)) => {
@@ -124,16 +138,12 @@ fn read_once(
 }
 
 fn read_partition(
-    broker: &Broker,
-    topic: &str,
+    partition: &Partition,
     fetch: &kafka_protocol::messages::fetch_request::FetchPartition,
     max_bytes: usize,
     min_one: bool,
     isolation_level: i8,
 ) -> Result<(PartitionData, Option<FileRegion>)> {
-    let partition = broker
-        .partition(topic, fetch.partition)
-        .ok_or(BrokerError::UnknownTopicOrPartition)?;
     check_leader_epoch(fetch.current_leader_epoch, partition.leader_epoch())?;
     let high_watermark = partition.high_watermark();
     let last_stable = partition.last_stable_offset();
