@@ -7,16 +7,19 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::raw::{batch, connect, exchange, is_closed, message_frame, produce, record};
+use common::raw::{
+    batch, connect, exchange, is_closed, message_frame, produce, produce_request, read_response,
+    record,
+};
 use common::{wait_until, Broker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, MetadataRequest,
-    MetadataResponse, TopicName,
+    MetadataResponse, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 const POLICY_VIOLATION: i16 = 44;
 
@@ -95,6 +98,35 @@ fn frames_wait_for_the_in_flight_budget() {
         assert_eq!(waiting.join().expect("producer thread"), 0);
     });
     assert!(broker.log().contains("unsupported API key 9999"));
+}
+
+/// Two large frames sent in two parts each, the first parts before the
+/// rests, with a budget that holds one of them: both are served. (The
+/// unit test of `read_frame` pins the order down; here the broker may read
+/// them in any order.)
+#[test]
+fn two_large_frames_arriving_together_are_both_served() {
+    let broker = Broker::start_with_config(
+        "max_request_bytes = 200000\nmax_inflight_request_bytes = 200000\nmax_message_bytes = 190000\n",
+    );
+    common::sluice(&["topic", "create", "big", "-b", &broker.bootstrap()], None);
+    let value = vec![b'v'; 149_000];
+    let request = produce_request("big", batch(0, 0, 1, &record(0, &value, 0)), -1);
+    let frame = message_frame(ApiKey::Produce, 9, &request);
+    // Small enough to sit in loopback socket buffers unread.
+    let (first, rest) = frame.split_at(110_000);
+    let mut connections = [connect(&broker), connect(&broker)];
+    for connection in &mut connections {
+        connection.write_all(first).expect("first part");
+    }
+    for connection in &mut connections {
+        connection.write_all(rest).expect("rest");
+    }
+    for connection in &mut connections {
+        let mut body = read_response(connection, ApiKey::Produce, 9);
+        let response = ProduceResponse::decode(&mut body, 9).expect("produce response");
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
 }
 
 #[test]

@@ -143,9 +143,10 @@ pub struct BrokerConfig {
     /// keeps files open and memory for its indexes.
     pub max_partitions: usize,
     /// Bytes of request frames all connections together may hold in memory
-    /// at once (Kafka's queued.max.request.bytes). A connection whose next
-    /// frame does not fit waits for others to finish; it never allocates
-    /// past the budget. At least max_request_bytes.
+    /// at once (Kafka's queued.max.request.bytes). A frame's share is taken
+    /// when its size is read; a connection whose next frame does not fit
+    /// waits for others to finish, and never allocates past the budget.
+    /// At least max_request_bytes.
     pub max_inflight_request_bytes: usize,
     /// Produce requests of one connection appended and waiting for their
     /// sync at once; the connection reads no further request beyond this.

@@ -124,7 +124,11 @@ async fn read_requests(
     // Produce responses queued and not yet known to be written.
     let mut produce_pending = false;
     loop {
-        let Some((frame, held)) = read_frame(broker, budget, reader).await? else {
+        let limits = FrameLimits {
+            max_request_bytes: broker.config.max_request_bytes,
+            idle: std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms),
+        };
+        let Some((frame, held)) = read_frame(limits, budget, reader).await? else {
             debug!(%peer, "connection closed by peer");
             return Ok(());
         };
@@ -200,22 +204,37 @@ type ConnectionReader = tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>;
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Bytes read from a socket at a time while a frame arrives; the frame's
-/// buffer and its share of the in-flight budget grow by at most this much
-/// ahead of the bytes actually received.
+/// buffer grows by at most this much ahead of the bytes actually received.
 const FRAME_CHUNK: usize = 32 * 1024;
 
-/// Reads one size-prefixed frame; `None` on a clean end of stream. The
-/// frame's memory is taken from the broker-wide `budget` as its bytes
-/// arrive, never from its size prefix alone: a client that claims a large
-/// frame and sends nothing holds nothing, and when the budget is spent the
-/// connection waits for other requests to finish. The returned permit
-/// holds the frame's share until the request is handled.
+/// The settings `read_frame` applies.
+#[derive(Clone, Copy)]
+struct FrameLimits {
+    max_request_bytes: usize,
+    /// How long a frame may take to arrive, and a connection to stay idle.
+    idle: std::time::Duration,
+}
+
+/// Reads one size-prefixed frame; `None` on a clean end of stream.
+///
+/// The frame's whole share of the broker-wide in-flight `budget` is
+/// taken once its size is read, before any of its body (Kafka's
+/// queued.max.request.bytes does the same); while the budget is spent the
+/// connection waits, its bytes left in the socket. Taken piece by piece as
+/// bytes arrived instead, two large frames that each got part of the
+/// budget would each wait for the rest forever. Memory is another matter:
+/// it is allocated as the bytes arrive, never from the size prefix alone.
+/// The returned permit holds the frame's share until the request is
+/// handled.
 async fn read_frame(
-    broker: &Broker,
+    limits: FrameLimits,
     budget: &Arc<Semaphore>,
     socket: &mut ConnectionReader,
 ) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, CloseReason> {
-    let idle = std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms);
+    let FrameLimits {
+        max_request_bytes,
+        idle,
+    } = limits;
     let mut size = [0u8; 4];
     match tokio::time::timeout(idle, socket.read_exact(&mut size)).await {
         Err(_) => return Err(format!("idle for {idle:?} (connection_idle_timeout_ms)")),
@@ -228,27 +247,23 @@ async fn read_frame(
         return Err(format!("invalid frame size {size}"));
     }
     let size = size as usize;
-    if size > broker.config.max_request_bytes {
+    if size > max_request_bytes {
         return Err(format!(
-            "frame of {size} bytes exceeds max_request_bytes ({})",
-            broker.config.max_request_bytes
+            "frame of {size} bytes exceeds max_request_bytes ({max_request_bytes})"
         ));
     }
+    // `max_inflight_request_bytes` is at least `max_request_bytes`, so
+    // the share is granted once enough other requests finish. Waiting for
+    // it is the broker's doing, not the client's: no idle timeout.
+    let shares = u32::try_from(size).map_err(|_| format!("frame of {size} bytes"))?;
+    let held = Arc::clone(budget)
+        .acquire_many_owned(shares)
+        .await
+        .map_err(|_| "in-flight budget closed".to_string())?;
     let mut frame = BytesMut::new();
-    let mut held: Option<OwnedSemaphorePermit> = None;
     let filled = async {
         while frame.len() < size {
             let chunk = (size - frame.len()).min(FRAME_CHUNK);
-            // `max_inflight_request_bytes` is at least `max_request_bytes`,
-            // so a chunk can always be granted once other requests finish.
-            let permit = Arc::clone(budget)
-                .acquire_many_owned(chunk as u32)
-                .await
-                .map_err(|_| std::io::Error::other("in-flight budget closed"))?;
-            match held.as_mut() {
-                Some(h) => h.merge(permit),
-                None => held = Some(permit),
-            }
             // Read into spare capacity: zeroing a large produce frame first
             // would cost as much as reading it.
             frame.reserve(chunk);
@@ -266,7 +281,6 @@ async fn read_frame(
         .await
         .map_err(|_| format!("frame of {size} bytes not received within {idle:?}"))?
         .map_err(|e| format!("truncated frame of {size} bytes: {e}"))?;
-    let held = held.ok_or_else(|| "empty frame".to_string())?;
     Ok(Some((frame.freeze(), held)))
 }
 
@@ -668,4 +682,80 @@ pub fn decode_body<M: kafka_protocol::protocol::Decodable>(
         );
     }
     Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn until(condition: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("condition not reached within 10 s");
+    }
+
+    /// A client's end and the broker's buffered end of one connection.
+    async fn connection(listener: &TcpListener) -> (TcpStream, ConnectionReader) {
+        let address = listener.local_addr().expect("address");
+        let (client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        let (read_half, _write_half) = accepted.expect("accept").0.into_split();
+        let reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
+        (client.expect("connect"), reader)
+    }
+
+    /// Two large frames and a budget that holds one: the first takes its
+    /// whole share as soon as its size is read, before the rest of its
+    /// body; the second, arriving meanwhile, waits for that share instead
+    /// of taking part of the budget, and both are read whole. (Taken as
+    /// bytes arrived, each frame could hold part of the budget and wait
+    /// for the rest forever.)
+    #[tokio::test]
+    async fn a_frame_takes_its_whole_share_of_the_budget_once_its_size_is_read() {
+        const BODY: usize = 150_000;
+        let limits = FrameLimits {
+            max_request_bytes: 200_000,
+            idle: std::time::Duration::from_secs(30),
+        };
+        let budget = Arc::new(Semaphore::new(200_000));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (mut first_client, mut first) = connection(&listener).await;
+        let (mut second_client, mut second) = connection(&listener).await;
+        let mut frame = (BODY as i32).to_be_bytes().to_vec();
+        frame.extend((0..BODY).map(|i| i as u8));
+        let (head, rest) = frame.split_at(110_000);
+
+        first_client.write_all(head).await.expect("first head");
+        let reading_first = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move { read_frame(limits, &budget, &mut first).await }
+        });
+        until(|| budget.available_permits() == 200_000 - BODY).await;
+        let reading_second = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move { read_frame(limits, &budget, &mut second).await }
+        });
+        // The second frame whole, from a task of its own: unread, it may
+        // not fit the socket's buffers.
+        let writing_second = tokio::spawn({
+            let frame = frame.clone();
+            async move { second_client.write_all(&frame).await }
+        });
+        first_client.write_all(rest).await.expect("first rest");
+        for reading in [reading_first, reading_second] {
+            let (body, held) = reading
+                .await
+                .expect("task")
+                .expect("frame")
+                .expect("not eof");
+            assert_eq!(&body[..], &frame[4..]);
+            drop(held);
+        }
+        writing_second.await.expect("task").expect("second frame");
+        assert_eq!(budget.available_permits(), 200_000);
+    }
 }
