@@ -212,13 +212,18 @@ async fn acknowledged_batches_survive_two_power_losses_in_a_row() {
     }
 }
 
-/// On a filesystem that refuses direct I/O the journal goes through the
-/// page cache, and acknowledged batches still survive a power loss.
+/// On a filesystem that refuses direct I/O, at open or at the first write,
+/// the journal goes through the page cache, and acknowledged batches still
+/// survive a power loss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_direct_io_acknowledged_batches_survive_power_loss() {
-    for mode in PowerLoss::every_kind(1) {
+    let refusals: [fn(&SimDisk); 2] = [SimDisk::refuse_direct_io, SimDisk::refuse_direct_writes];
+    let runs = PowerLoss::every_kind(1)
+        .into_iter()
+        .flat_map(|mode| refusals.map(|refuse| (mode, refuse)));
+    for (mode, refuse) in runs {
         let sim = SimBroker::new(FsyncPolicy::Always, FsyncScope::Journal);
-        sim.disk.refuse_direct_io();
+        refuse(&sim.disk);
         let broker = sim.open();
         broker
             .create_topic("orders", PARTITIONS, 1, Default::default())

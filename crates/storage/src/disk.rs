@@ -51,6 +51,12 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn open_direct(&self, options: &OpenOptions, path: &Path) -> io::Result<File> {
         open_with_direct_io(options, path)
     }
+    /// Writes `bytes` at `offset` of a file opened with `open_direct`.
+    /// Some filesystems accept the open and refuse the write (EINVAL).
+    fn write_direct(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(bytes, offset)
+    }
 }
 
 fn open_with_direct_io(options: &OpenOptions, path: &Path) -> io::Result<File> {
@@ -226,6 +232,9 @@ struct SimState {
     syncs: u64,
     /// Opens for direct I/O fail, as on a filesystem without it.
     refuse_direct_io: bool,
+    /// Writes through a direct I/O handle fail, as on a filesystem that
+    /// accepts the open only.
+    refuse_direct_writes: bool,
     direct_io_refused: u64,
 }
 
@@ -287,6 +296,12 @@ impl SimDisk {
     /// filesystem that does not support it.
     pub fn refuse_direct_io(&self) {
         self.state().refuse_direct_io = true;
+    }
+
+    /// From now on every write through a handle opened for direct I/O
+    /// fails with EINVAL, as on a filesystem that accepts the open only.
+    pub fn refuse_direct_writes(&self) {
+        self.state().refuse_direct_writes = true;
     }
 
     /// How many opens for direct I/O were refused so far.
@@ -383,6 +398,16 @@ impl Disk for SimDisk {
             }
         }
         open_with_direct_io(options, path)
+    }
+
+    fn write_direct(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let direct = rustix::fs::fcntl_getfl(file)?.contains(rustix::fs::OFlags::DIRECT);
+        if direct && self.state().refuse_direct_writes {
+            self.state().direct_io_refused += 1;
+            return Err(io::Error::from(rustix::io::Errno::INVAL));
+        }
+        file.write_all_at(bytes, offset)
     }
 
     fn sync_file(&self, file: &File, path: &Path) -> io::Result<()> {

@@ -207,6 +207,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Whether `file` was opened for direct I/O.
+fn opened_direct(file: &File) -> bool {
+    rustix::fs::fcntl_getfl(file).is_ok_and(|flags| flags.contains(rustix::fs::OFlags::DIRECT))
+}
+
 fn is_invalid_argument(error: &io::Error) -> bool {
     error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
 }
@@ -495,12 +500,13 @@ impl Journal {
             let room = (self.file_bytes - within) as usize;
             let chunk = &bytes[written..][..room.min(bytes.len() - written)];
             let mut file = self.file(index)?;
-            match file.write_all_at(chunk, within) {
-                Err(e) if is_invalid_argument(&e) && self.direct.load(Ordering::Relaxed) => {
+            match self.disk.write_direct(&file, chunk, within) {
+                Err(e) if is_invalid_argument(&e) && opened_direct(&file) => {
                     // Opened for direct I/O, refused on write: go on
-                    // through the page cache.
+                    // through the page cache, with every file reopened
+                    // (the next one may have been opened ahead).
                     self.stop_direct_io(&e);
-                    lock(&self.files).open.remove(&index);
+                    lock(&self.files).open.clear();
                     file = self.file(index)?;
                     file.write_all_at(chunk, within)?;
                 }
@@ -899,15 +905,21 @@ mod tests {
         assert_eq!(replayed, expected);
     }
 
-    /// On a filesystem that refuses direct I/O the journal writes through
-    /// the page cache instead, and keeps its promise: after a power loss
-    /// at any point, exactly the entries of completed rounds come back.
+    /// On a filesystem that refuses direct I/O (at open, or at the first
+    /// write) the journal writes through the page cache instead, and keeps
+    /// its promise: after a power loss, exactly the entries of completed
+    /// rounds come back.
     #[test]
     fn where_direct_io_is_refused_rounds_go_through_the_page_cache() {
-        for mode in PowerLoss::every_kind(1) {
+        let refusals: [fn(&SimDisk); 2] =
+            [SimDisk::refuse_direct_io, SimDisk::refuse_direct_writes];
+        for (mode, refuse) in PowerLoss::every_kind(1)
+            .into_iter()
+            .flat_map(|m| refusals.map(|r| (m, r)))
+        {
             let tmp = tempfile::tempdir().expect("tempdir");
             let disk = SimDisk::shared();
-            disk.refuse_direct_io();
+            refuse(&disk);
             let (journal, _) = open_on(disk.clone(), tmp.path());
             let mut flushed = Vec::new();
             let mut appended = Vec::new();
