@@ -1,7 +1,8 @@
 //! The seam between the log and the disk's durability: every fsync of a
 //! file or directory, every file or directory created or removed, and
-//! every open for direct I/O goes through a [`Disk`]. Reads and writes use
-//! the files directly (sendfile needs the real file).
+//! every open of and write to a file for direct I/O goes through a
+//! [`Disk`]. Other reads and writes use the files directly (sendfile needs
+//! the real file).
 //!
 //! [`RealDisk`] is the operating system. [`SimDisk`] (for tests) keeps what
 //! each file (not each name: a rename keeps the content with the file)
@@ -9,7 +10,8 @@
 //! lose power: every write not yet fsynced is dropped (the last one
 //! possibly torn), files and directories whose creation was not made
 //! durable by a directory fsync vanish, and removals not made durable come
-//! back. It can also refuse direct I/O, as some filesystems do. Crash and
+//! back. It can also refuse direct I/O at open or at write, as some
+//! filesystems do. Crash and
 //! power-loss behaviour is then tested deterministically, without a
 //! kernel's help.
 
