@@ -310,18 +310,23 @@ async fn admin_operations_and_watermarks() {
     assert!(metadata.topics().iter().all(|t| t.name() != "admin-topic"));
 }
 
+/// Creates `topic` through librdkafka's admin client, and checks it was.
+async fn create_with_admin(broker: &Broker, topic: NewTopic<'_>) {
+    admin(broker)
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .expect("create")[0]
+        .as_ref()
+        .expect("created");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_configs_describe_and_alter() {
     use rdkafka::admin::ResourceSpecifier;
     let broker = Broker::start();
     let topic =
         NewTopic::new("configured", 1, TopicReplication::Fixed(1)).set("retention.ms", "3600000");
-    admin(&broker)
-        .create_topics(&[topic], &AdminOptions::new())
-        .await
-        .expect("create")[0]
-        .as_ref()
-        .expect("created");
+    create_with_admin(&broker, topic).await;
     let describe = |admin: AdminClient<DefaultClientContext>| async move {
         let result = admin
             .describe_configs(
@@ -352,12 +357,7 @@ async fn log_append_time_is_stamped_under_a_valid_crc() {
     let broker = Broker::start();
     let topic = NewTopic::new("append-time", 2, TopicReplication::Fixed(1))
         .set("message.timestamp.type", "LogAppendTime");
-    admin(&broker)
-        .create_topics(&[topic], &AdminOptions::new())
-        .await
-        .expect("create")[0]
-        .as_ref()
-        .expect("created");
+    create_with_admin(&broker, topic).await;
     let before = now_ms();
     // The client's defaults otherwise: an idempotent producer.
     let producer: FutureProducer = ClientConfig::new()

@@ -61,6 +61,11 @@ pub trait Disk: Send + Sync + fmt::Debug {
     }
 }
 
+/// Whether `file` was opened for direct I/O.
+pub fn opened_for_direct_io(file: &File) -> bool {
+    rustix::fs::fcntl_getfl(file).is_ok_and(|flags| flags.contains(rustix::fs::OFlags::DIRECT))
+}
+
 fn open_with_direct_io(options: &OpenOptions, path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut direct = options.clone();
@@ -374,6 +379,16 @@ impl SimDisk {
         Ok(())
     }
 
+    /// EINVAL, counted, if `refused` says direct I/O is refused.
+    fn refuse_if(&self, refused: impl Fn(&SimState) -> bool) -> io::Result<()> {
+        let mut state = self.state();
+        if refused(&state) {
+            state.direct_io_refused += 1;
+            return Err(io::Error::from(rustix::io::Errno::INVAL));
+        }
+        Ok(())
+    }
+
     fn take_failure(state: &mut SimState) -> io::Result<()> {
         if let Some(left) = &mut state.syncs_left {
             if *left == 0 {
@@ -392,22 +407,14 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     fn open_direct(&self, options: &OpenOptions, path: &Path) -> io::Result<File> {
-        {
-            let mut state = self.state();
-            if state.refuse_direct_io {
-                state.direct_io_refused += 1;
-                return Err(io::Error::from(rustix::io::Errno::INVAL));
-            }
-        }
+        self.refuse_if(|state| state.refuse_direct_io)?;
         open_with_direct_io(options, path)
     }
 
     fn write_direct(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let direct = rustix::fs::fcntl_getfl(file)?.contains(rustix::fs::OFlags::DIRECT);
-        if direct && self.state().refuse_direct_writes {
-            self.state().direct_io_refused += 1;
-            return Err(io::Error::from(rustix::io::Errno::INVAL));
+        if opened_for_direct_io(file) {
+            self.refuse_if(|state| state.refuse_direct_writes)?;
         }
         file.write_all_at(bytes, offset)
     }

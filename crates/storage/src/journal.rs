@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::{info, warn};
 
 use crate::batch::BatchParts;
-use crate::disk::{self, DiskRef};
+use crate::disk::{self, opened_for_direct_io, DiskRef};
 use crate::error::StorageError;
 
 /// Bytes before an entry's batch: crc (4), batch length (4), generation
@@ -205,11 +205,6 @@ impl std::fmt::Debug for Journal {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Whether `file` was opened for direct I/O.
-fn opened_direct(file: &File) -> bool {
-    rustix::fs::fcntl_getfl(file).is_ok_and(|flags| flags.contains(rustix::fs::OFlags::DIRECT))
 }
 
 fn is_invalid_argument(error: &io::Error) -> bool {
@@ -501,7 +496,7 @@ impl Journal {
             let chunk = &bytes[written..][..room.min(bytes.len() - written)];
             let mut file = self.file(index)?;
             match self.disk.write_direct(&file, chunk, within) {
-                Err(e) if is_invalid_argument(&e) && opened_direct(&file) => {
+                Err(e) if is_invalid_argument(&e) && opened_for_direct_io(&file) => {
                     // Opened for direct I/O, refused on write: go on
                     // through the page cache, with every file reopened
                     // (the next one may have been opened ahead).
