@@ -123,11 +123,11 @@ async fn read_requests(
     let closed = || "the connection's writer stopped".to_string();
     // Produce responses queued and not yet known to be written.
     let mut produce_pending = false;
+    let limits = FrameLimits {
+        max_request_bytes: broker.config.max_request_bytes,
+        idle: std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms),
+    };
     loop {
-        let limits = FrameLimits {
-            max_request_bytes: broker.config.max_request_bytes,
-            idle: std::time::Duration::from_millis(broker.config.connection_idle_timeout_ms),
-        };
         let Some((frame, held)) = read_frame(limits, budget, reader).await? else {
             debug!(%peer, "connection closed by peer");
             return Ok(());
