@@ -230,6 +230,9 @@ fn now_micros() -> u64 {
 fn e2e_latency(payload: &[u8]) -> Option<Duration> {
     let stamp: [u8; 8] = payload.get(..8)?.try_into().ok()?;
     let sent = u64::from_be_bytes(stamp);
+    if sent == 0 {
+        return None; // a warm-up record, not timed
+    }
     Some(Duration::from_micros(now_micros().saturating_sub(sent)))
 }
 
@@ -318,9 +321,35 @@ fn producer_config(args: &ProduceArgs) -> Result<ClientConfig> {
     Ok(config)
 }
 
+/// Sends one unstamped record to every partition of the topic and waits for
+/// them, so that the producer's connections, metadata and first requests
+/// come before the timed records. The end-to-end consumer skips them.
+fn warm_up(producer: &ThreadedProducer<AckContext>, topic: &str) -> Result<()> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .context("warm-up: fetching metadata")?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len());
+    let unstamped = [0u8; 8];
+    for partition in 0..partitions {
+        let record = BaseRecord::<(), _, _>::with_opaque_to(topic, Box::new(Instant::now()))
+            .partition(partition as i32)
+            .payload(&unstamped[..]);
+        producer.send(record).map_err(|(e, _)| e)?;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .context("warm-up: flushing")?;
+    Ok(())
+}
+
 /// Runs the producers; returns the JSON fields of the report. With
-/// `stop_at`, producers stop at that instant instead of after `records`.
-fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
+/// `run_for`, producers are warmed up first (see `warm_up`) and then send
+/// for that long instead of sending `records`.
+fn produce(args: &ProduceArgs, run_for: Option<Duration>) -> Result<String> {
     if args.record_size < 8 {
         bail!("--record-size must be at least 8");
     }
@@ -330,13 +359,10 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
     });
     let commits = Arc::new(Mutex::new(Latencies::default()));
     let config = producer_config(args)?;
-    let started = Instant::now();
-    let per_producer = args.records / args.producers.max(1);
-    let rate_per_producer = args.rate as f64 / args.producers.max(1) as f64;
-    let mut threads = Vec::new();
+    let transactional = args.transaction_records > 0;
+    let mut producers = Vec::new();
     for producer_index in 0..args.producers.max(1) {
         let mut config = config.clone();
-        let transactional = args.transaction_records > 0;
         if transactional {
             config
                 .set(
@@ -354,7 +380,19 @@ fn produce(args: &ProduceArgs, stop_at: Option<Instant>) -> Result<String> {
                 .init_transactions(Duration::from_secs(30))
                 .context("init_transactions")?;
             producer.begin_transaction()?;
+        } else if run_for.is_some() {
+            warm_up(&producer, &args.target.topic)?;
         }
+        producers.push(producer);
+    }
+    // The warm-up's acknowledgements are not part of the run.
+    *recorder.latencies.lock().unwrap_or_else(|p| p.into_inner()) = Latencies::default();
+    let started = Instant::now();
+    let stop_at = run_for.map(|d| started + d);
+    let per_producer = args.records / args.producers.max(1);
+    let rate_per_producer = args.rate as f64 / args.producers.max(1) as f64;
+    let mut threads = Vec::new();
+    for (producer_index, producer) in (0u64..).zip(producers) {
         let args = args.clone();
         let commits = Arc::clone(&commits);
         threads.push(std::thread::spawn(move || -> Result<u64> {
@@ -739,15 +777,16 @@ fn end_to_end(args: &ProduceArgs) -> Result<()> {
     assign_all(&consumer, &args.target.topic, Offset::End)?;
     // Let the consumer resolve its start offsets before producing.
     let _ = consumer.poll(Duration::from_millis(500));
-    let duration = Duration::from_secs_f64(args.records as f64 / args.rate as f64);
-    let stop_at = Instant::now() + duration;
+    let run_for = Duration::from_secs_f64(args.records as f64 / args.rate as f64);
     let producer_args = args.clone();
-    let producing = std::thread::spawn(move || produce(&producer_args, Some(stop_at)));
+    let producing = std::thread::spawn(move || produce(&producer_args, Some(run_for)));
     let mut latencies = Latencies::default();
     let mut timeline = Vec::new();
     let began = Instant::now();
-    let drain_until = stop_at + Duration::from_secs(10);
-    while Instant::now() < drain_until {
+    // Once the producer has flushed, every record is in the broker; the
+    // consumer then gets two more seconds to read them.
+    let mut producer_done_at: Option<Instant> = None;
+    loop {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             if let Some(latency) = e2e_latency(message.payload().unwrap_or_default()) {
@@ -756,7 +795,9 @@ fn end_to_end(args: &ProduceArgs) -> Result<()> {
                     timeline.push((began.elapsed(), latency, message.partition()));
                 }
             }
-        } else if producing.is_finished() && Instant::now() > stop_at + Duration::from_secs(2) {
+        } else if producing.is_finished()
+            && producer_done_at.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(2)
+        {
             break;
         }
     }
