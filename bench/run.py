@@ -536,6 +536,13 @@ class Workloads:
         missing = max(0, total_bytes - have)
         if missing < 64 * MIB:
             return
+        # A full disk would show up as a producer timing out minutes later.
+        free = shutil.disk_usage(self.broker.data_dir).free
+        if free < missing + GIB:
+            raise RuntimeError(
+                f"restart workload: {missing / GIB:.1f} GiB to write but only "
+                f"{free / GIB:.1f} GiB free under {self.broker.data_dir} "
+                "(1 GiB is kept spare); free some space or use --scratch")
         topic = self.topic(16)
         command = "nats-produce" if self.broker.protocol == "nats" else "produce"
         bench([command, *self.produce_args(topic, 16, missing // KIB, KIB, "1")])
