@@ -292,7 +292,11 @@ def make_brokers(scratch: Path, durability: str, with_nats: bool) -> list[Broker
 def run(cmd: list[str], timeout: float = 1800) -> str:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+        err = done.stderr
+        if len(err) > 3000:
+            # The error comes first, any backtrace after it: keep both ends.
+            err = f"{err[:1500]}\n...\n{err[-1500:]}"
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err}")
     return done.stdout
 
 
