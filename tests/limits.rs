@@ -129,6 +129,41 @@ fn two_large_frames_arriving_together_are_both_served() {
     }
 }
 
+/// A produce request keeps its share of the budget until it is durable
+/// (the default `fsync = "always"`). With a budget of one frame, a
+/// producer's pipelined requests are then read one round at a time: none
+/// waits forever, and every one is answered, in order.
+#[test]
+fn pipelined_produce_requests_with_a_budget_of_one_frame_are_all_answered() {
+    let broker = Broker::start_with_config(
+        "max_request_bytes = 200000\nmax_inflight_request_bytes = 200000\nmax_message_bytes = 190000\n",
+    );
+    common::sluice(
+        &["topic", "create", "piped", "-b", &broker.bootstrap()],
+        None,
+    );
+    let value = vec![b'v'; 120_000];
+    let request = produce_request("piped", batch(0, 0, 1, &record(0, &value, 0)), -1);
+    let frame = message_frame(ApiKey::Produce, 9, &request);
+    const REQUESTS: i64 = 8;
+    let mut reader = connect(&broker);
+    let mut writer = reader.try_clone().expect("clone");
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for _ in 0..REQUESTS {
+                writer.write_all(&frame).expect("send");
+            }
+        });
+        for expected in 0..REQUESTS {
+            let mut body = read_response(&mut reader, ApiKey::Produce, 9);
+            let response = ProduceResponse::decode(&mut body, 9).expect("produce response");
+            let partition = &response.responses[0].partition_responses[0];
+            assert_eq!(partition.error_code, 0);
+            assert_eq!(partition.base_offset, expected);
+        }
+    });
+}
+
 #[test]
 fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
     let broker = Broker::start_with_config(

@@ -145,7 +145,10 @@ pub struct BrokerConfig {
     /// Bytes of request frames all connections together may hold in memory
     /// at once (Kafka's queued.max.request.bytes). A frame's share is taken
     /// when its size is read; a connection whose next frame does not fit
-    /// waits for others to finish, and never allocates past the budget.
+    /// waits for others to finish, and never allocates past the budget. A
+    /// produce request keeps its share until its response is ready (under
+    /// fsync = "always", until its batches are durable), so the budget also
+    /// bounds the journal's copies of bytes not yet written.
     /// At least max_request_bytes.
     pub max_inflight_request_bytes: usize,
     /// Produce requests of one connection appended and waiting for their

@@ -133,9 +133,7 @@ async fn read_requests(
             return Ok(());
         };
         if is_produce(&frame) {
-            let later = start_produce(broker, frame, peer).await?;
-            // The request's bytes are in the log now.
-            drop(held);
+            let later = start_produce(broker, frame, held, peer).await?;
             answers
                 .send(Answer::Later(later))
                 .await
@@ -350,9 +348,16 @@ async fn handle_frame(
 
 /// A produce request: appended now; the returned future waits for its
 /// durability and yields its response frame.
+/// Appends a produce request's batches and returns its response to come.
+/// The request keeps its share of the in-flight budget (`held`) until its
+/// response is ready: under `fsync = "always"` the journal holds a copy of
+/// its bytes until a round has written them, so the budget bounds those
+/// copies too, and a connection reads no further ahead than the disk keeps
+/// up with.
 async fn start_produce(
     broker: &Arc<Broker>,
     frame: Bytes,
+    held: OwnedSemaphorePermit,
     peer: SocketAddr,
 ) -> Result<LaterResponse, CloseReason> {
     let (request, body) = match parse_frame(broker, frame, peer)? {
@@ -365,7 +370,9 @@ async fn start_produce(
     // requests before it, rather than when the writer reaches it: a round
     // of syncs then covers every request appended before it began.
     let waiting = tokio::spawn(async move {
-        match pending.finish(&broker).await? {
+        let finished = pending.finish(&broker).await;
+        drop(held);
+        match finished? {
             Some(response) => {
                 frame_response(&request, encode_body(&response, request.version)?).map(Some)
             }
