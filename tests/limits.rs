@@ -27,6 +27,13 @@ fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
+/// A broker started with `config` (TOML) and holding an empty `topic`.
+fn broker_with_topic(config: &str, topic: &str) -> Broker {
+    let broker = Broker::start_with_config(config);
+    common::sluice(&["topic", "create", topic, "-b", &broker.bootstrap()], None);
+    broker
+}
+
 #[test]
 fn topics_and_partitions_beyond_the_limits_are_refused() {
     let broker = Broker::start_with_config("max_topics = 2\nmax_partitions = 3\n");
@@ -68,10 +75,7 @@ fn topics_and_partitions_beyond_the_limits_are_refused() {
 /// rather than allocating, and both finish once the first frame does.
 #[test]
 fn frames_wait_for_the_in_flight_budget() {
-    let broker = Broker::start_with_config(
-        "max_request_bytes = 1048576\nmax_inflight_request_bytes = 1048576\nmax_message_bytes = 900000\n",
-    );
-    common::sluice(&["topic", "create", "big", "-b", &broker.bootstrap()], None);
+    let broker = broker_with_topic("max_request_bytes = 1048576\nmax_inflight_request_bytes = 1048576\nmax_message_bytes = 900000\n", "big");
     // A frame of 1,000,000 bytes whose first 700,000 arrive, then a pause.
     let mut holder = connect(&broker);
     holder.write_all(&1_000_000i32.to_be_bytes()).expect("size");
@@ -106,10 +110,7 @@ fn frames_wait_for_the_in_flight_budget() {
 /// them in any order.)
 #[test]
 fn two_large_frames_arriving_together_are_both_served() {
-    let broker = Broker::start_with_config(
-        "max_request_bytes = 200000\nmax_inflight_request_bytes = 200000\nmax_message_bytes = 190000\n",
-    );
-    common::sluice(&["topic", "create", "big", "-b", &broker.bootstrap()], None);
+    let broker = broker_with_topic("max_request_bytes = 200000\nmax_inflight_request_bytes = 200000\nmax_message_bytes = 190000\n", "big");
     let value = vec![b'v'; 149_000];
     let request = produce_request("big", batch(0, 0, 1, &record(0, &value, 0)), -1);
     let frame = message_frame(ApiKey::Produce, 9, &request);
@@ -135,13 +136,7 @@ fn two_large_frames_arriving_together_are_both_served() {
 /// waits forever, and every one is answered, in order.
 #[test]
 fn pipelined_produce_requests_with_a_budget_of_one_frame_are_all_answered() {
-    let broker = Broker::start_with_config(
-        "max_request_bytes = 200000\nmax_inflight_request_bytes = 200000\nmax_message_bytes = 190000\n",
-    );
-    common::sluice(
-        &["topic", "create", "piped", "-b", &broker.bootstrap()],
-        None,
-    );
+    let broker = broker_with_topic("max_request_bytes = 200000\nmax_inflight_request_bytes = 200000\nmax_message_bytes = 190000\n", "piped");
     let value = vec![b'v'; 120_000];
     let request = produce_request("piped", batch(0, 0, 1, &record(0, &value, 0)), -1);
     let frame = message_frame(ApiKey::Produce, 9, &request);
@@ -166,12 +161,9 @@ fn pipelined_produce_requests_with_a_budget_of_one_frame_are_all_answered() {
 
 #[test]
 fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
-    let broker = Broker::start_with_config(
+    let broker = broker_with_topic(
         "connection_write_timeout_ms = 300\nmax_message_bytes = 1048576\n",
-    );
-    common::sluice(
-        &["topic", "create", "wide", "-b", &broker.bootstrap()],
-        None,
+        "wide",
     );
     // 24 MiB stored: far more than loopback socket buffers hold.
     let value = vec![b'w'; 1_000_000];

@@ -347,13 +347,11 @@ async fn handle_frame(
 }
 
 /// A produce request: appended now; the returned future waits for its
-/// durability and yields its response frame.
-/// Appends a produce request's batches and returns its response to come.
-/// The request keeps its share of the in-flight budget (`held`) until its
-/// response is ready: under `fsync = "always"` the journal holds a copy of
-/// its bytes until a round has written them, so the budget bounds those
-/// copies too, and a connection reads no further ahead than the disk keeps
-/// up with.
+/// durability and yields its response frame. The request keeps its share
+/// of the in-flight budget (`held`) until its response is ready: under
+/// `fsync = "always"` the journal holds a copy of its bytes until a round
+/// has written them, so the budget bounds those copies too, and a
+/// connection reads no further ahead than the disk keeps up with.
 async fn start_produce(
     broker: &Arc<Broker>,
     frame: Bytes,
