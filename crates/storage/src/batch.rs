@@ -41,7 +41,8 @@ const BATCH_LENGTH_AT: usize = 8;
 const LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
-const CRC_COVERS_FROM: usize = 21;
+/// Where the batch's CRC-32C coverage begins (everything from here on).
+pub const CRC_COVERS_FROM: usize = 21;
 const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const BASE_TIMESTAMP_AT: usize = 27;
@@ -366,6 +367,20 @@ pub fn set_log_append_time(head: &mut [u8; HEADER_SIZE], records: &[u8], now_ms:
     head[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_COVERS_FROM..]), records);
     head[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Whether the CRC stored in a batch's header matches its bytes. A batch
+/// shorter than its header does not match.
+pub fn crc_matches(batch: BatchParts<'_>) -> bool {
+    if batch.header.len() < HEADER_SIZE {
+        return false;
+    }
+    let stored = u32::from_be_bytes(fixed(batch.header, CRC_AT));
+    let actual = crc32c::crc32c_append(
+        crc32c::crc32c(&batch.header[CRC_COVERS_FROM..]),
+        batch.records,
+    );
+    stored == actual
 }
 
 fn fixed<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {

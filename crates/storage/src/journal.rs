@@ -32,13 +32,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::{info, warn};
 
-use crate::batch::BatchParts;
+use crate::batch::{self, BatchParts};
 use crate::disk::{self, opened_for_direct_io, DiskRef};
 use crate::error::StorageError;
 
 /// Bytes before an entry's batch: crc (4), batch length (4), generation
 /// (4), position (8), topic id (16), partition (4).
 pub const ENTRY_HEADER_BYTES: usize = 40;
+/// Set in an entry's length field when its CRC covers the entry header and
+/// the batch's first 21 bytes only (up to and including the batch's own
+/// CRC-32C, which covers the rest): the batch was checked against its CRC
+/// when it was produced, so the journal need not read its bytes a second
+/// time. Entries without it (written before this format) have one CRC
+/// over the whole entry, and are still read.
+const BATCH_CRC_ENTRY: u32 = 1 << 31;
 const CHECKPOINT_SLOT_BYTES: usize = 36;
 const CHECKPOINT_MAGIC: u32 = 0x534c_4a31; // "SLJ1"
 const FILE_SUFFIX: &str = ".journal";
@@ -373,18 +380,24 @@ impl Journal {
         })?;
         let mut pending = lock(&self.pending);
         let position = pending.base + pending.bytes.len() as u64;
+        if batch.header.len() < batch::HEADER_SIZE {
+            return Err(StorageError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a batch shorter than its header",
+            )));
+        }
+        debug_assert!(
+            batch::crc_matches(batch),
+            "a batch reaches the journal only with a valid CRC"
+        );
         let mut header = [0u8; ENTRY_HEADER_BYTES];
-        header[4..8].copy_from_slice(&length.to_be_bytes());
+        header[4..8].copy_from_slice(&(length | BATCH_CRC_ENTRY).to_be_bytes());
         header[8..12].copy_from_slice(&self.generation.to_be_bytes());
         header[12..20].copy_from_slice(&position.to_be_bytes());
         header[20..36].copy_from_slice(topic_id);
         header[36..40].copy_from_slice(&partition.to_be_bytes());
-        let crc = batch
-            .slices()
-            .iter()
-            .fold(crc32c::crc32c(&header[4..]), |crc, piece| {
-                crc32c::crc32c_append(crc, piece)
-            });
+        let head = &batch.header[..batch::CRC_COVERS_FROM];
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), head);
         header[0..4].copy_from_slice(&crc.to_be_bytes());
         pending.bytes.extend_from_slice(&header);
         for piece in batch.slices() {
@@ -794,7 +807,8 @@ impl Reader<'_> {
         };
         let mut position_bytes = [0u8; 8];
         position_bytes.copy_from_slice(&header[12..20]);
-        let length = u32_at(4);
+        let batch_crc_entry = u32_at(4) & BATCH_CRC_ENTRY != 0;
+        let length = u32_at(4) & !BATCH_CRC_ENTRY;
         let expected_generation = generation;
         let generation = u32_at(8);
         let valid_frame = u64::from_be_bytes(position_bytes) == position
@@ -814,8 +828,13 @@ impl Reader<'_> {
         if !self.read_at(body_at, batch)? {
             return Ok(None);
         }
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), batch);
-        if crc != u32_at(0) {
+        let covered = if batch_crc_entry {
+            &batch[..batch::CRC_COVERS_FROM]
+        } else {
+            &batch[..]
+        };
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[4..]), covered);
+        if crc != u32_at(0) || (batch_crc_entry && !batch::crc_matches(BatchParts::whole(batch))) {
             return Ok(None);
         }
         let mut topic_id = [0u8; 16];
@@ -854,7 +873,30 @@ mod tests {
     }
 
     fn entry(n: u8) -> Vec<u8> {
-        vec![n; 700]
+        batch_of(n, 700)
+    }
+
+    /// `size` bytes of `n` with a valid batch CRC: the journal takes
+    /// only batches that passed their producer's checks.
+    fn batch_of(n: u8, size: usize) -> Vec<u8> {
+        let mut batch = vec![n; size];
+        let crc = crc32c::crc32c(&batch[batch::CRC_COVERS_FROM..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    /// Flips one byte of the journal at `position`.
+    fn tear(dir: &Path, position: u64) {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(file_path(dir, position / FILE_BYTES))
+            .expect("file");
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, position % FILE_BYTES)
+            .expect("read");
+        file.write_all_at(&[!byte[0]], position % FILE_BYTES)
+            .expect("tear");
     }
 
     #[test]
@@ -883,7 +925,7 @@ mod tests {
         let (journal, _) = open(tmp.path());
         let mut expected = Vec::new();
         for n in 0..40u8 {
-            let batch = vec![n; 61 + 37 * usize::from(n)];
+            let batch = batch_of(n, 61 + 37 * usize::from(n));
             journal
                 .append(&[7; 16], i32::from(n), BatchParts::whole(&batch))
                 .expect("append");
@@ -919,7 +961,7 @@ mod tests {
             let mut flushed = Vec::new();
             let mut appended = Vec::new();
             for n in 0..24u8 {
-                let batch = vec![n; 61 + 53 * usize::from(n)];
+                let batch = batch_of(n, 61 + 53 * usize::from(n));
                 journal
                     .append(&[7; 16], i32::from(n), BatchParts::whole(&batch))
                     .expect("append");
@@ -957,7 +999,7 @@ mod tests {
         // checkpoint falls.
         let sizes = [1325, 1325, 1326, 700, 3316, 700];
         for (n, size) in sizes.into_iter().enumerate() {
-            let batch = vec![n as u8; size];
+            let batch = batch_of(n as u8, size);
             ends.push(
                 journal
                     .append(&[7; 16], 0, BatchParts::whole(&batch))
@@ -968,14 +1010,7 @@ mod tests {
         journal.flush().expect("flush");
         drop(journal);
         // Tear the fourth entry (one byte of its batch).
-        let torn_at = ends[2] + ENTRY_HEADER_BYTES as u64 + 10;
-        let file = OpenOptions::new()
-            .write(true)
-            .open(file_path(tmp.path(), torn_at / FILE_BYTES))
-            .expect("file");
-        file.write_all_at(&[0xff], torn_at % FILE_BYTES)
-            .expect("tear");
-        drop(file);
+        tear(tmp.path(), ends[2] + ENTRY_HEADER_BYTES as u64 + 10);
         let (journal, replayed) = open(tmp.path());
         assert_eq!(replayed.len(), 3);
         // The new start writes one entry the size of the torn one.
@@ -993,5 +1028,77 @@ mod tests {
         drop(journal);
         let (_, replayed) = open(tmp.path());
         assert!(replayed.is_empty(), "an earlier start's entry was replayed");
+    }
+
+    /// A byte torn anywhere in an entry ends the journal there: in the
+    /// entry's header, in the part of the batch the entry's CRC covers, or
+    /// in the records, which only the batch's own CRC covers.
+    #[test]
+    fn a_byte_torn_anywhere_in_an_entry_ends_the_journal_there() {
+        for torn in [2, ENTRY_HEADER_BYTES + 17, ENTRY_HEADER_BYTES + 600] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let (journal, _) = open(tmp.path());
+            let ends: Vec<u64> = (0..3u8)
+                .map(|n| {
+                    journal
+                        .append(&[7; 16], i32::from(n), BatchParts::whole(&entry(n)))
+                        .expect("append")
+                })
+                .collect();
+            journal.flush().expect("flush");
+            drop(journal);
+            tear(tmp.path(), ends[0] + torn as u64);
+            let (_, replayed) = open(tmp.path());
+            assert_eq!(replayed, vec![(0, entry(0))], "torn at byte {torn}");
+        }
+    }
+
+    /// Entries written before the journal leaned on the batch's CRC (one
+    /// CRC over the whole entry, no flag) are still replayed after an
+    /// upgrade, and a torn one still ends the journal.
+    #[test]
+    fn entries_with_one_crc_over_the_whole_entry_are_still_read() {
+        for tear_records in [false, true] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let (journal, _) = open(tmp.path());
+            let mut starts = vec![journal.appended_end()];
+            for n in 0..3u8 {
+                starts.push(
+                    journal
+                        .append(&[7; 16], i32::from(n), BatchParts::whole(&entry(n)))
+                        .expect("append"),
+                );
+            }
+            journal.flush().expect("flush");
+            drop(journal);
+            // Rewrite every entry as the earlier format wrote it.
+            for window in starts.windows(2) {
+                let (at, end) = (window[0], window[1]);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(file_path(tmp.path(), at / FILE_BYTES))
+                    .expect("file");
+                let mut bytes = vec![0u8; (end - at) as usize];
+                file.read_exact_at(&mut bytes, at % FILE_BYTES)
+                    .expect("read");
+                let length = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+                assert_ne!(length & BATCH_CRC_ENTRY, 0, "written in the new format");
+                bytes[4..8].copy_from_slice(&(length & !BATCH_CRC_ENTRY).to_be_bytes());
+                let crc = crc32c::crc32c(&bytes[4..]);
+                bytes[0..4].copy_from_slice(&crc.to_be_bytes());
+                file.write_all_at(&bytes, at % FILE_BYTES).expect("write");
+            }
+            if tear_records {
+                tear(tmp.path(), starts[1] + ENTRY_HEADER_BYTES as u64 + 600);
+            }
+            let (_, replayed) = open(tmp.path());
+            let expected: Vec<(i32, Vec<u8>)> = if tear_records {
+                vec![(0, entry(0))]
+            } else {
+                (0..3u8).map(|n| (i32::from(n), entry(n))).collect()
+            };
+            assert_eq!(replayed, expected, "torn: {tear_records}");
+        }
     }
 }
