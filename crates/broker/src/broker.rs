@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::checkpoint::Checkpoints;
+use crate::segment_writeback::SegmentWriteback;
 use crate::config::{BrokerConfig, FsyncPolicy, FsyncScope};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
@@ -51,6 +52,8 @@ pub struct Broker {
     journal_rounds: Option<Arc<JournalRounds>>,
     /// Checkpoints: recovery points, and the journal's forgetting.
     checkpoints: Arc<Checkpoints>,
+    /// Paced segment writeback (`segment_writeback_bytes`).
+    writeback: Option<Arc<SegmentWriteback>>,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: crate::fetch_sessions::FetchSessions,
     /// Held open with an exclusive lock so that a second broker cannot use
@@ -88,10 +91,13 @@ impl Broker {
         let journal = open_journal(&config, &disk)?;
         let uses_journal =
             config.fsync == FsyncPolicy::Always && config.fsync_scope == FsyncScope::Journal;
+        let writeback = (config.fsync != FsyncPolicy::Never && config.segment_writeback_bytes > 0)
+            .then(|| Arc::new(SegmentWriteback::new(config.segment_writeback_bytes)));
         let home = LogHome {
             disk: disk.clone(),
             data_dir: &config.data_dir,
             journal: journal.clone().filter(|_| uses_journal),
+            writeback: writeback.clone(),
         };
         let partitions = open_partitions(&config, &home, &state, &points)?;
         let checkpoints = Arc::new(
@@ -164,6 +170,7 @@ impl Broker {
             sync_rounds: Arc::new(sync_rounds),
             journal_rounds,
             checkpoints,
+            writeback,
             fetch_sessions,
             _dir_lock: dir_lock,
         };
@@ -177,6 +184,7 @@ impl Broker {
             disk: self.disk.clone(),
             data_dir: &self.config.data_dir,
             journal: self.journal_rounds.as_ref().map(|r| Arc::clone(&r.journal)),
+            writeback: self.writeback.clone(),
         }
     }
 

@@ -1,7 +1,7 @@
-//! Checkpoints of the data directory: the segments that grew are synced
-//! one at a time, then one sync of the filesystem makes every index and
-//! producer snapshot written so far durable too, and then two records say
-//! so. The recovery points (`sluice_storage::
+//! Checkpoints of the data directory: the segments that grew are written
+//! out one at a time, then one sync of the filesystem makes them and every
+//! index and producer snapshot written so far durable, and then two
+//! records say so. The recovery points (`sluice_storage::
 //! recovery_points`) let a restart validate only what each active segment
 //! gained since; the journal's checkpoint lets it forget (and a restart
 //! skip) every entry before the position noted. Run in the background
@@ -81,11 +81,13 @@ impl Checkpoints {
         if !force && !journal_due && *last == points {
             return Ok(());
         }
-        // The segments that grew, one fdatasync at a time: a single syncfs
-        // would put all of their writeback on the disk at once, and the
-        // journal's rounds (and everything else) would queue behind it.
-        // The syncfs after them finds little left: indexes, snapshots,
-        // directories.
+        // The segments that grew are written out one at a time (most of
+        // their bytes are on the disk already: `segment_writeback`), and
+        // then one syncfs makes them durable, with indexes, snapshots and
+        // directories, in one flush of the disk's cache. A syncfs alone
+        // would put every segment's writeback on the disk at once, and an
+        // fdatasync per segment would flush the cache once per segment;
+        // the journal's rounds queue behind either.
         let before: HashMap<&PartitionKey, &RecoveryPoint> =
             last.iter().map(|(k, p)| (k, p)).collect();
         let grown: Vec<&&PartitionRef> = captured
@@ -98,9 +100,9 @@ impl Checkpoints {
         let result = grown
             .into_iter()
             .try_for_each(|partition| {
-                // Taken under the log's lock, synced without it.
+                // Taken under the log's lock, written out without it.
                 let point = partition.log().segment_sync_point();
-                point.map_or(Ok(()), |p| p.sync())
+                point.map_or(Ok(()), |p| p.write_out())
             })
             .and_then(|()| self.disk.sync_filesystem(&self.handle, &self.data_dir))
             .and_then(|()| self.points.write(&points))

@@ -114,6 +114,13 @@ pub struct BrokerConfig {
     /// the segments synced, after which a restart validates only what each
     /// partition gained since, and the journal forgets what came before.
     pub checkpoint_interval_ms: u64,
+    /// Under `always` and `interval`: bytes a partition's active segment
+    /// gains before their writeback to the disk is started (without
+    /// waiting, and without making them durable), so that segments reach
+    /// the disk steadily instead of all at the next checkpoint or fsync,
+    /// where the journal's flush would wait behind them. 0 leaves the
+    /// writeback to the kernel.
+    pub segment_writeback_bytes: u64,
     /// Default segment.bytes: a segment file is rolled before this size.
     pub segment_bytes: u64,
     /// Default segment.ms: a segment is rolled when its first batch is this old.
@@ -262,6 +269,7 @@ impl Default for BrokerConfig {
             journal_file_bytes: 64 * 1024 * 1024,
             journal_checkpoint_bytes: 16 * 1024 * 1024,
             checkpoint_interval_ms: 2000,
+            segment_writeback_bytes: 256 * 1024,
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             retention_ms: 7 * 24 * 60 * 60 * 1000,

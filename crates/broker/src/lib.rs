@@ -24,6 +24,7 @@ pub mod partition;
 pub mod producer_ids;
 pub mod record_batch;
 pub mod rounds;
+pub mod segment_writeback;
 pub mod server;
 pub mod sync_rounds;
 pub mod topic_config;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{BrokerError, Result};
 use crate::fetch_watchers::FetchWatchers;
+use crate::segment_writeback::SegmentWriteback;
 use crate::topic_config::TopicSettings;
 
 pub struct Partition {
@@ -40,6 +41,8 @@ pub struct Partition {
     journal_marks: Mutex<VecDeque<(i64, u64)>>,
     /// Fetches waiting for this partition's high watermark to move.
     fetch_watchers: FetchWatchers,
+    /// Starts the segment's writeback as it grows (`segment_writeback`).
+    writeback: Option<Arc<SegmentWriteback>>,
 }
 
 /// Which partition: its topic's name and id, and its index.
@@ -57,6 +60,8 @@ pub struct LogHome<'a> {
     pub disk: DiskRef,
     pub data_dir: &'a Path,
     pub journal: Option<Arc<Journal>>,
+    /// Paced segment writeback, if the fsync policy syncs at all.
+    pub writeback: Option<Arc<SegmentWriteback>>,
 }
 
 /// Directory of a partition's log: `<data_dir>/<topic>-<partition>`.
@@ -94,6 +99,7 @@ impl Partition {
             journal: home.journal.clone(),
             journal_marks: Mutex::new(VecDeque::new()),
             fetch_watchers: FetchWatchers::default(),
+            writeback: home.writeback.clone(),
         })
     }
 
@@ -172,6 +178,11 @@ impl Partition {
             return Err(BrokerError::Storage(why));
         }
         let info = log.append(batch, self.leader_epoch, append_time, now_ms)?;
+        if let Some(writeback) = &self.writeback {
+            if let Some(range) = log.writeback_due(writeback.min_bytes) {
+                writeback.submit(range);
+            }
+        }
         if let (Some(journal), false) = (&self.journal, info.duplicate) {
             match journal.append(self.topic_id.as_bytes(), self.index, batch.parts()) {
                 Ok(end) => self.marks().push_back((info.last_offset + 1, end)),

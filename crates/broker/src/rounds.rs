@@ -88,6 +88,12 @@ impl<R: Round> Rounds<R> {
         }
     }
 
+    /// Asks for a round without waiting for it (work handed over, not
+    /// awaited).
+    pub fn kick(&self) -> Result<()> {
+        self.want_round()
+    }
+
     fn want_round(&self) -> Result<()> {
         let mut control = self.shared.control();
         if let Some(why) = &control.failed {

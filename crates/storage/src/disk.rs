@@ -53,6 +53,33 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn open_direct(&self, options: &OpenOptions, path: &Path) -> io::Result<File> {
         open_with_direct_io(options, path)
     }
+    /// Starts writing `len` bytes of `file` from `offset` back to the disk
+    /// and returns without waiting (sync_file_range with
+    /// SYNC_FILE_RANGE_WRITE). Makes nothing durable: no metadata is
+    /// written and the disk's cache is not flushed, so only a later fsync
+    /// counts. Its use is pacing: bytes that reach the disk as they are
+    /// written do not arrive all at once at the next fsync, where a
+    /// journal's flush would wait behind them.
+    fn start_writeback(&self, file: &File, offset: u64, len: u64) -> io::Result<()> {
+        sync_file_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    }
+    /// Writes every dirty page of `file` to the disk and waits for them
+    /// (sync_file_range over the whole file, waiting before and after).
+    /// Makes nothing durable either: the file's metadata is not written
+    /// and the disk's cache not flushed. A checkpoint writes each segment
+    /// out this way, one at a time, and then one syncfs makes them all
+    /// durable with one flush of the disk's cache, where an fdatasync per
+    /// segment would flush it once per segment.
+    fn write_out(&self, file: &File) -> io::Result<()> {
+        sync_file_range(
+            file,
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )
+    }
     /// Writes `bytes` at `offset` of a file opened with `open_direct`.
     /// Some filesystems accept the open and refuse the write (EINVAL).
     fn write_direct(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
@@ -64,6 +91,27 @@ pub trait Disk: Send + Sync + fmt::Debug {
 /// Whether `file` was opened for direct I/O.
 pub fn opened_for_direct_io(file: &File) -> bool {
     rustix::fs::fcntl_getfl(file).is_ok_and(|flags| flags.contains(rustix::fs::OFlags::DIRECT))
+}
+
+/// sync_file_range(2); a `len` of 0 means to the end of the file.
+fn sync_file_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a writeback range beyond the largest file offset",
+        ));
+    };
+    // SAFETY: sync_file_range reads no memory of ours; the descriptor is
+    // open for the whole call because `file` is borrowed.
+    let done = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, flags)
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn open_with_direct_io(options: &OpenOptions, path: &Path) -> io::Result<File> {

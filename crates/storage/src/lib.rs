@@ -25,5 +25,6 @@ pub use disk::{Disk, DiskRef, PowerLoss, RealDisk, SimDisk};
 pub use error::StorageError;
 pub use log::{
     AppendInfo, LogConfig, PartitionLog, RecoveryReport, ReplayOutcome, SealedRepair, SyncPoint,
+    WritebackRange,
 };
 pub use region::FileRegion;

@@ -119,6 +119,36 @@ impl SyncPoint {
     pub fn sync(&self) -> std::io::Result<()> {
         self.disk.sync_file(&self.file, &self.path)
     }
+
+    /// Writes the file's dirty pages to the disk and waits, without
+    /// making them durable (`Disk::write_out`): a sync of the filesystem
+    /// after it does.
+    pub fn write_out(&self) -> std::io::Result<()> {
+        self.disk.write_out(&self.file)
+    }
+}
+
+/// A range of a segment file whose writeback to the disk may start now:
+/// the bytes reach the disk steadily, as they are appended, instead of all
+/// at the next fsync. Makes nothing durable.
+#[derive(Debug)]
+pub struct WritebackRange {
+    file: Arc<File>,
+    disk: DiskRef,
+    from: u64,
+    len: u64,
+}
+
+impl WritebackRange {
+    /// Where it starts in the file and how long it is.
+    pub fn range(&self) -> (u64, u64) {
+        (self.from, self.len)
+    }
+
+    /// Starts the writeback; does not wait for it.
+    pub fn start(&self) -> std::io::Result<()> {
+        self.disk.start_writeback(&self.file, self.from, self.len)
+    }
 }
 
 /// The log of one partition. Not internally synchronized: the caller holds
@@ -562,6 +592,20 @@ impl PartitionLog {
             path: s.log_path().to_path_buf(),
             disk: self.disk.clone(),
             up_to: self.log_end_offset,
+        })
+    }
+
+    /// The active segment's bytes appended since the last call, once they
+    /// are at least `min_bytes` (see [`WritebackRange`]).
+    pub fn writeback_due(&mut self, min_bytes: u64) -> Option<WritebackRange> {
+        let disk = self.disk.clone();
+        let active = self.segments.values_mut().next_back()?;
+        let (from, len) = active.take_writeback(min_bytes)?;
+        Some(WritebackRange {
+            file: active.log_file(),
+            disk,
+            from,
+            len,
         })
     }
 

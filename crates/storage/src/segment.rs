@@ -71,6 +71,9 @@ pub struct Segment {
     /// from the file (the offset index only has an entry every
     /// `index_interval_bytes`). Emptied when the segment is sealed.
     recent: VecDeque<BatchSpan>,
+    /// Where the writeback last started by [`Segment::take_writeback`]
+    /// ended: the file before it has been handed to the disk.
+    writeback_from: u64,
     disk: DiskRef,
 }
 
@@ -86,6 +89,9 @@ struct BatchSpan {
 /// Batches remembered per active segment: enough for consumers a few
 /// requests behind the tail, 1.3 KiB per partition.
 const RECENT_BATCHES: usize = 32;
+
+/// The page-cache page: writeback is started in whole pages.
+const PAGE_BYTES: u64 = 4096;
 
 /// Whether a read that has taken `taken` bytes also takes the next batch
 /// (at `base_offset`, `size` bytes): not at or past `max_offset` (the high
@@ -233,6 +239,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             torn: false,
             recent: VecDeque::new(),
+            writeback_from: size,
             disk,
         })
     }
@@ -657,6 +664,20 @@ impl Segment {
         self.disk.sync_file(&self.log, &self.log_path)?;
         self.offset_index.sync()?;
         self.time_index.sync()
+    }
+
+    /// The whole pages appended since the last call, as (position,
+    /// length), once they are at least `min_bytes`: for the caller to start
+    /// their writeback (`Disk::start_writeback`). The page still being
+    /// filled waits for the next call.
+    pub fn take_writeback(&mut self, min_bytes: u64) -> Option<(u64, u64)> {
+        let from = self.writeback_from.min(self.size);
+        let to = self.size / PAGE_BYTES * PAGE_BYTES;
+        if to <= from || to - from < min_bytes {
+            return None;
+        }
+        self.writeback_from = to;
+        Some((from, to - from))
     }
 
     /// A handle to the log file, so that it can be fsynced without holding

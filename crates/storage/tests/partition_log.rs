@@ -492,6 +492,36 @@ fn sync_points_track_what_is_durable() {
     assert!(log.sync_point().is_none());
 }
 
+/// Writeback is handed out in whole pages once enough has gathered, each
+/// byte once, from where the last range ended; starting it changes nothing
+/// a reader sees.
+#[test]
+fn segment_writeback_is_handed_out_in_whole_pages_each_byte_once() {
+    const PAGE: u64 = 4096;
+    const MIN: u64 = 2 * PAGE;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default());
+    assert!(log.writeback_due(MIN).is_none(), "an empty segment");
+    let mut end = 0;
+    let mut ranges = 0;
+    while fs::metadata(active_segment_file(dir.path())).expect("file").len() < 16 * PAGE {
+        fill(&mut log, 1, 10);
+        let size = fs::metadata(active_segment_file(dir.path())).expect("file").len();
+        if let Some(range) = log.writeback_due(MIN) {
+            let (from, len) = range.range();
+            assert_eq!(from, end, "ranges follow each other");
+            assert_eq!(len % PAGE, 0, "whole pages");
+            assert!(len >= MIN && from + len <= size);
+            range.start().expect("start writeback");
+            end = from + len;
+            ranges += 1;
+        }
+        assert!(size - end < MIN + PAGE, "{} bytes waited", size - end);
+    }
+    assert!(ranges >= 6, "{ranges} ranges");
+    assert_eq!(read_all(&log).len() as i64, log.log_end_offset() / 10);
+}
+
 /// A fetch holds a region while retention may delete its segment: the
 /// region keeps the file open, so its bytes can still be sent whole.
 #[test]
