@@ -13,13 +13,13 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::checkpoint::Checkpoints;
-use crate::segment_writeback::SegmentWriteback;
 use crate::config::{BrokerConfig, FsyncPolicy, FsyncScope};
 use crate::error::{BrokerError, Result};
 use crate::group::GroupCoordinator;
 use crate::journal_rounds::JournalRounds;
 use crate::metadata::{ClusterState, MetadataCommand, MetadataStore, PartitionMeta, TopicMeta};
 use crate::partition::{partition_dir, LogHome, Partition, PartitionId, PartitionRef};
+use crate::segment_writeback::SegmentWriteback;
 use crate::topic_config;
 use sluice_storage::disk::{self, Disk, DiskRef, RealDisk};
 

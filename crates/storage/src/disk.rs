@@ -104,9 +104,7 @@ fn sync_file_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> i
     };
     // SAFETY: sync_file_range reads no memory of ours; the descriptor is
     // open for the whole call because `file` is borrowed.
-    let done = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, flags)
-    };
+    let done = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
     if done == 0 {
         Ok(())
     } else {

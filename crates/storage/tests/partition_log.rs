@@ -504,9 +504,15 @@ fn segment_writeback_is_handed_out_in_whole_pages_each_byte_once() {
     assert!(log.writeback_due(MIN).is_none(), "an empty segment");
     let mut end = 0;
     let mut ranges = 0;
-    while fs::metadata(active_segment_file(dir.path())).expect("file").len() < 16 * PAGE {
+    while fs::metadata(active_segment_file(dir.path()))
+        .expect("file")
+        .len()
+        < 16 * PAGE
+    {
         fill(&mut log, 1, 10);
-        let size = fs::metadata(active_segment_file(dir.path())).expect("file").len();
+        let size = fs::metadata(active_segment_file(dir.path()))
+            .expect("file")
+            .len();
         if let Some(range) = log.writeback_due(MIN) {
             let (from, len) = range.range();
             assert_eq!(from, end, "ranges follow each other");
