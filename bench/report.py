@@ -167,13 +167,13 @@ class Report:
         self.out()
 
     def e2e_table(self, level: str, workload: str = "e2e-50MBps-16p",
-                  records: str = "1 KiB records") -> None:
+                  records: str = "1 KiB records", partitions: int = 16) -> None:
         rows = [(b, self.find(b, level, workload)) for b in BROKERS]
         rows = [(b, r) for b, r in rows if r]
         if not rows:
             return
         rate = self.data["e2e_rate_mb_per_sec"]
-        self.out(f"#### Fixed rate: {rate} MB/s of {records}, 16 partitions, acks=all, "
+        self.out(f"#### Fixed rate: {rate} MB/s of {records}, {partitions:,} partitions, acks=all, "
                  "linger.ms=1")
         self.out()
         self.out("| broker | received | produce→consume p50 ms | p99 | p99.9 | max | "
@@ -455,6 +455,8 @@ class Report:
             self.e2e_table(level, "e2e-50MBps-16p-keyed-busy",
                            "keyed 1 KiB records (1,000 keys), with a process spinning on one "
                            "of the two cores beside the broker")
+            self.e2e_table(level, "e2e-50MBps-1000p-keyed",
+                           "keyed 1 KiB records (1,000 keys)", partitions=1000)
         self.out("## Consume")
         self.out()
         self.catch_up_table()

@@ -585,6 +585,9 @@ def run_level(brokers: list[Broker], mode: dict, results: list, summary: dict,
             if kafka:
                 w.end_to_end("e2e-50MBps-16p-keyed", 16, keys=1000)
                 w.end_to_end("e2e-50MBps-16p-keyed-busy", 16, keys=1000, busy_neighbour=True)
+                # Keyed over 1,000 partitions: every request writes to
+                # most of them, a record or two each.
+                w.end_to_end("e2e-50MBps-1000p-keyed", 1000, keys=1000)
             w.produce("1KiB-1000p-acksall", 1000, mode["records_1000p"], KIB, "all")
             if level == PAGE_CACHE:
                 w.produce("100B-16p-acksall", 16, mode["records_100b"], 100, "all")
