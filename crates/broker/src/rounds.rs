@@ -88,13 +88,9 @@ impl<R: Round> Rounds<R> {
         }
     }
 
-    /// Asks for a round without waiting for it (work handed over, not
-    /// awaited).
-    pub fn kick(&self) -> Result<()> {
-        self.want_round()
-    }
-
-    fn want_round(&self) -> Result<()> {
+    /// Asks for a round, starting the thread if need be; does not wait
+    /// for it.
+    pub fn want_round(&self) -> Result<()> {
         let mut control = self.shared.control();
         if let Some(why) = &control.failed {
             return Err(BrokerError::Storage(why.clone()));

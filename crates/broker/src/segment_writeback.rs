@@ -44,7 +44,7 @@ impl SegmentWriteback {
     /// Queues `range` for the writeback thread; does not wait.
     pub fn submit(&self, range: WritebackRange) {
         self.rounds.round().queued().push(range);
-        if let Err(e) = self.rounds.kick() {
+        if let Err(e) = self.rounds.want_round() {
             warn!(error = %e, "cannot start segment writeback");
         }
     }
